@@ -1,0 +1,285 @@
+"""Settings from ``ClerkSecurity(**options)``, ``app.config`` and the environment, checked once at init_app."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigurationError
+
+DEFAULT_API_URL = "https://api.clerk.com"
+DEFAULT_API_VERSION = "v1"
+#: The Backend API version Clerk's own SDK sends as ``Clerk-API-Version``.
+CLERK_API_VERSION_HEADER = "2026-05-12"
+
+_PK_RE = re.compile(r"pk_(test|live)_([A-Za-z0-9+/=_-]+)")
+_SK_RE = re.compile(r"(?:sk_)?(test|live)_([A-Za-z0-9]+)")
+_WHSEC_RE = re.compile(r"whsec_([A-Za-z0-9+/=]+)")
+
+
+def mask_secret(value: str | None) -> str:
+    """``sk_live_abcdef1234`` -> ``sk_live_****1234``: enough to recognise a key, never enough to use it."""
+    if not value:
+        return "<unset>"
+    prefix_match = re.match(r"(sk_test_|sk_live_|test_|live_|whsec_|ak_|pk_test_|pk_live_)", value)
+    prefix = prefix_match.group(1) if prefix_match else ""
+    tail = value[-4:] if len(value) - len(prefix) >= 12 else ""
+    return f"{prefix}****{tail}"
+
+
+def frontend_api_from_publishable_key(key: str) -> str:
+    """The Frontend API host a publishable key encodes (``pk_test_`` + base64 of ``host$``)."""
+    match = _PK_RE.fullmatch(key)
+    if not match:
+        raise ValueError("must look like pk_test_... or pk_live_...")
+    encoded = match.group(2)
+    try:
+        decoded = base64.b64decode(encoded + "=" * (-len(encoded) % 4), altchars=b"-_", validate=False)
+        text = decoded.decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError("is not base64 of '<frontend-api-host>$'") from exc
+    if not text.endswith("$") or text.endswith("$$") or "." not in text:
+        raise ValueError("does not decode to '<frontend-api-host>$'")
+    host = text[:-1]
+    if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]+)?", host):
+        raise ValueError("does not decode to a host name")
+    return host
+
+
+def instance_type(key: str) -> str:
+    """``test`` or ``live`` for a secret or publishable key."""
+    return "live" if "live_" in key[:8] else "test"
+
+
+def split_list(value: Any) -> tuple[str, ...]:
+    """A list from a Python sequence, a JSON array string or a comma-separated string."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            loaded = json.loads(text)
+            if not isinstance(loaded, list):
+                raise ValueError("must be a JSON list")
+            value = loaded
+        else:
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = tuple(value)
+        if not all(isinstance(item, str) for item in items):
+            raise ValueError("must be a list of strings")
+        return items
+    raise ValueError("must be a list of strings or a comma-separated string")
+
+
+@dataclass(frozen=True)
+class ClerkSettings:
+    """Every setting the extension reads, resolved and validated once per app."""
+
+    secret_key: str | None = None
+    publishable_key: str | None = None
+    jwt_key: str | None = None
+    authorized_parties: tuple[str, ...] = ()
+    api_url: str = DEFAULT_API_URL
+    api_version: str = DEFAULT_API_VERSION
+    clock_skew: float = 5.0
+    public_routes: tuple[Any, ...] = ()
+    sign_in_url: str | None = None
+    webhook_secret: str | None = None
+    machine_secret_key: str | None = None
+    ratelimit_storage_uri: str = "memory://"
+    frontend_api: str | None = None
+    http_timeout: float = 3.0
+    jwks_cache_ttl: float = 300.0
+    jwks_refetch_cooldown: float = 30.0
+    token_cache_size: int = 4096
+
+    @property
+    def secrets(self) -> dict[str, str]:
+        """Configured secrets by config key, for leak checks and masking."""
+        named = {
+            "CLERK_SECRET_KEY": self.secret_key,
+            "CLERK_WEBHOOK_SECRET": self.webhook_secret,
+            "CLERK_MACHINE_SECRET_KEY": self.machine_secret_key,
+        }
+        return {key: value for key, value in named.items() if value}
+
+
+class _Reader:
+    """Reads ``CLERK_*`` values: constructor options, then app.config, then the environment."""
+
+    def __init__(self, config: Mapping[str, Any], options: Mapping[str, Any]) -> None:
+        self._config = config
+        self._options = {f"CLERK_{name.upper()}": value for name, value in options.items()}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        for source in (self._options, self._config, os.environ):
+            value = source.get(key)
+            if value is not None and value != "":
+                return value
+        return default
+
+    def parse(self, key: str, convert: Callable[[Any], Any], default: Any, fix: str) -> Any:
+        raw = self.get(key)
+        if raw is None:
+            return default
+        try:
+            return convert(raw)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"{key} {exc}. Fix: {fix}") from None
+
+
+def _positive_float(value: Any) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be a positive number")
+    return number
+
+
+def _non_negative_float(value: Any) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise ValueError("must be zero or a positive number")
+    return number
+
+
+def _non_negative_int(value: Any) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must be zero or a positive whole number")
+    return number
+
+
+def _check_secret_key(value: str) -> str:
+    if not isinstance(value, str) or not _SK_RE.fullmatch(value):
+        raise ConfigurationError(
+            f"CLERK_SECRET_KEY is malformed ({mask_secret(str(value))}). Fix: copy the secret key "
+            "(sk_test_... or sk_live_...) from the API keys page of the Clerk Dashboard."
+        )
+    return value
+
+
+def _check_jwt_key(value: str) -> str:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    pem = value.replace("\\n", "\n").strip()
+    try:
+        key = load_pem_public_key(pem.encode())
+    except (ValueError, TypeError):
+        raise ConfigurationError(
+            "CLERK_JWT_KEY is not a PEM public key. Fix: paste the 'PEM Public Key' from the API keys page "
+            "of the Clerk Dashboard, including the BEGIN/END PUBLIC KEY lines."
+        ) from None
+    if not isinstance(key, RSAPublicKey):
+        raise ConfigurationError("CLERK_JWT_KEY must be an RSA public key. Fix: use Clerk's PEM public key.")
+    return pem
+
+
+def _check_webhook_secret(value: str) -> str:
+    match = _WHSEC_RE.fullmatch(value) if isinstance(value, str) else None
+    valid = False
+    if match:
+        try:
+            base64.b64decode(match.group(1), validate=True)
+            valid = True
+        except (binascii.Error, ValueError):
+            valid = False
+    if not valid:
+        raise ConfigurationError(
+            f"CLERK_WEBHOOK_SECRET is malformed ({mask_secret(str(value))}). Fix: copy the signing secret "
+            "(whsec_...) of your endpoint from the Webhooks page of the Clerk Dashboard."
+        )
+    return value
+
+
+def _check_url(key: str, value: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+        raise ConfigurationError(f"{key} must be an http(s) URL, got {value!r}. Fix: set it to e.g. https://...")
+    return value.rstrip("/")
+
+
+def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> ClerkSettings:
+    """Resolve and validate every setting; raises :class:`ConfigurationError` naming the key and the fix."""
+    read = _Reader(config, options)
+
+    secret_key = read.get("CLERK_SECRET_KEY")
+    jwt_key = read.get("CLERK_JWT_KEY")
+    if not secret_key and not jwt_key:
+        raise ConfigurationError(
+            "Neither CLERK_SECRET_KEY nor CLERK_JWT_KEY is set, so no token can be verified. Fix: set "
+            "CLERK_SECRET_KEY (sk_test_... / sk_live_...) from the Clerk Dashboard's API keys page, or "
+            "CLERK_JWT_KEY (its PEM public key) for networkless verification."
+        )
+    if secret_key:
+        secret_key = _check_secret_key(secret_key)
+    if jwt_key:
+        jwt_key = _check_jwt_key(jwt_key)
+
+    publishable_key = read.get("CLERK_PUBLISHABLE_KEY")
+    frontend_api = None
+    if publishable_key:
+        try:
+            frontend_api = frontend_api_from_publishable_key(publishable_key)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"CLERK_PUBLISHABLE_KEY {exc}. Fix: copy the publishable key (pk_test_... / pk_live_...) "
+                "from the API keys page of the Clerk Dashboard."
+            ) from None
+        if secret_key and instance_type(secret_key) != instance_type(publishable_key):
+            raise ConfigurationError(
+                f"CLERK_PUBLISHABLE_KEY is a {instance_type(publishable_key)} key but CLERK_SECRET_KEY "
+                f"({mask_secret(secret_key)}) is a {instance_type(secret_key)} key. Fix: take both keys "
+                "from the same Clerk instance."
+            )
+
+    webhook_secret = read.get("CLERK_WEBHOOK_SECRET")
+    if webhook_secret:
+        webhook_secret = _check_webhook_secret(webhook_secret)
+
+    sign_in_url = read.get("CLERK_SIGN_IN_URL")
+    if sign_in_url is not None and not (
+        isinstance(sign_in_url, str) and (sign_in_url.startswith("/") or sign_in_url.startswith("http"))
+    ):
+        raise ConfigurationError("CLERK_SIGN_IN_URL must be a path ('/sign-in') or an absolute http(s) URL.")
+
+    public_routes = read.get("CLERK_PUBLIC_ROUTES", ())
+    if isinstance(public_routes, str):
+        public_routes = read.parse(
+            "CLERK_PUBLIC_ROUTES", split_list, (), "use a comma-separated list like '/,/sign-in(.*)'"
+        )
+
+    return ClerkSettings(
+        secret_key=secret_key,
+        publishable_key=publishable_key,
+        jwt_key=jwt_key,
+        authorized_parties=read.parse(
+            "CLERK_AUTHORIZED_PARTIES",
+            split_list,
+            (),
+            "use a comma-separated list of origins like 'https://app.example.com,http://localhost:3000'",
+        ),
+        api_url=_check_url("CLERK_API_URL", str(read.get("CLERK_API_URL", DEFAULT_API_URL))),
+        api_version=str(read.get("CLERK_API_VERSION", DEFAULT_API_VERSION)),
+        clock_skew=read.parse("CLERK_CLOCK_SKEW", _non_negative_float, 5.0, "use seconds, e.g. 5"),
+        public_routes=tuple(public_routes),
+        sign_in_url=sign_in_url,
+        webhook_secret=webhook_secret,
+        machine_secret_key=read.get("CLERK_MACHINE_SECRET_KEY"),
+        ratelimit_storage_uri=str(read.get("CLERK_RATELIMIT_STORAGE_URI", "memory://")),
+        frontend_api=frontend_api,
+        http_timeout=read.parse("CLERK_HTTP_TIMEOUT", _positive_float, 3.0, "use seconds, e.g. 3"),
+        jwks_cache_ttl=read.parse("CLERK_JWKS_CACHE_TTL", _positive_float, 300.0, "use seconds, e.g. 300"),
+        jwks_refetch_cooldown=read.parse(
+            "CLERK_JWKS_REFETCH_COOLDOWN", _non_negative_float, 30.0, "use seconds, e.g. 30"
+        ),
+        token_cache_size=read.parse(
+            "CLERK_TOKEN_CACHE_SIZE", _non_negative_int, 4096, "use a whole number; 0 turns the cache off"
+        ),
+    )

@@ -1,0 +1,229 @@
+"""Offline demo: ``python -m flask_clerk_security.demo`` serves an example app on 127.0.0.1 and walks through
+its protections with real HTTP, one line per step. Exits 1 if any step misbehaves.
+
+Nothing here talks to Clerk: tokens come from the test kit's issuer and the Backend API is its stand-in.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from flask import Flask
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from . import ClerkSecurity, current_auth
+from .testing import BackendAPIStandIn, ClerkTestIssuer
+
+ORIGIN = "http://localhost:5000"
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+class DemoFailure(Exception):
+    """A step saw something other than what the protection promises."""
+
+
+@dataclass
+class Demo:
+    """What a step needs: the running app's URL, the issuer, the Backend API stand-in and an HTTP session."""
+
+    base_url: str
+    issuer: ClerkTestIssuer
+    backend_api: BackendAPIStandIn
+    http: requests.Session = field(default_factory=requests.Session)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.get(self.base_url + path, allow_redirects=False, timeout=10, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.post(self.base_url + path, allow_redirects=False, timeout=10, **kwargs)
+
+
+Step = Callable[[Demo], str]
+STEPS: list[tuple[str, Step]] = []
+
+
+def step(title: str) -> Callable[[Step], Step]:
+    """Register a demo step; it returns a short detail or raises :class:`DemoFailure`."""
+
+    def register(func: Step) -> Step:
+        STEPS.append((title, func))
+        return func
+
+    return register
+
+
+def expect(response: requests.Response, status: int) -> requests.Response:
+    if response.status_code != status:
+        raise DemoFailure(f"expected {status}, got {response.status_code}: {response.text[:120]}")
+    return response
+
+
+def create_demo_app(issuer: ClerkTestIssuer, backend_api: BackendAPIStandIn) -> Flask:
+    """The example app the demo drives: JWKS from the stand-in over HTTP, as in production."""
+    app = Flask("clerk_demo")
+    app.config.update(
+        CLERK_SECRET_KEY=issuer.secret_key,
+        CLERK_PUBLISHABLE_KEY=issuer.publishable_key,
+        CLERK_API_URL=backend_api.url,
+        CLERK_AUTHORIZED_PARTIES=[ORIGIN],
+        CLERK_SIGN_IN_URL="/sign-in",
+        CLERK_PUBLIC_ROUTES=["/sign-in(.*)"],
+    )
+    clerk = ClerkSecurity(app)
+
+    @app.get("/health")
+    @clerk.public
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/sign-in")
+    def sign_in() -> str:
+        return "<h1>Sign in</h1>"
+
+    @app.get("/api/me")
+    def me() -> dict[str, Any]:
+        return {"user_id": current_auth.user_id}
+
+    @app.post("/api/notes")
+    def add_note() -> dict[str, Any]:
+        return {"saved_by": current_auth.user_id}
+
+    @app.get("/dashboard")
+    def dashboard() -> str:
+        return f"<h1>Hello {current_auth.user_id}</h1>"
+
+    @app.get("/api/reports")
+    @clerk.require(permission="org:reports:read")
+    def reports() -> dict[str, Any]:
+        return {"org_id": current_auth.org_id}
+
+    @app.post("/api/transfer")
+    @clerk.require(reverification="strict")
+    def transfer() -> dict[str, bool]:
+        return {"transferred": True}
+
+    return app
+
+
+@step("public route answers without a token")
+def _public(demo: Demo) -> str:
+    expect(demo.get("/health"), 200)
+    return "GET /health -> 200"
+
+
+@step("protected route refuses a request without a token")
+def _no_token(demo: Demo) -> str:
+    response = expect(demo.get("/api/me"), 401)
+    if response.headers.get("WWW-Authenticate") != "Bearer" or response.json() != {"error": "unauthorized"}:
+        raise DemoFailure("401 without WWW-Authenticate: Bearer or with a revealing body")
+    return "GET /api/me -> 401 {\"error\": \"unauthorized\"}"
+
+
+@step("valid session token is accepted (JWKS fetched once over HTTP)")
+def _valid(demo: Demo) -> str:
+    for _ in range(3):
+        response = expect(demo.get("/api/me", headers=demo.issuer.auth_header(azp=ORIGIN)), 200)
+    if response.json() != {"user_id": "user_123"}:
+        raise DemoFailure(f"unexpected body {response.json()}")
+    fetches = demo.backend_api.count("GET", "/v1/jwks")
+    if fetches != 1:
+        raise DemoFailure(f"expected one JWKS fetch, saw {fetches}")
+    return "3 requests -> 200, 1 JWKS fetch"
+
+
+@step("expired, forged and foreign-origin tokens are refused")
+def _refused(demo: Demo) -> str:
+    forged = ClerkTestIssuer(kid=demo.issuer.kid)
+    cases = {
+        "expired": demo.issuer.session_token(azp=ORIGIN, lifetime=-60),
+        "forged": forged.session_token(azp=ORIGIN),
+        "foreign azp": demo.issuer.session_token(azp="https://evil.example"),
+        "garbage": "not-a-token",
+    }
+    reasons = []
+    for name, token in cases.items():
+        response = expect(demo.get("/api/me", headers={"Authorization": f"Bearer {token}"}), 401)
+        reasons.append(f"{name}: {response.headers.get('x-clerk-auth-reason')}")
+    return "401 each; " + ", ".join(reasons)
+
+
+@step("missing permission is 403, granted permission is 200")
+def _permission(demo: Demo) -> str:
+    expect(demo.get("/api/reports", headers=demo.issuer.auth_header(azp=ORIGIN)), 403)
+    org = {"id": "org_1", "slug": "acme", "role": "member", "permissions": {"reports": ["read"]}}
+    expect(demo.get("/api/reports", headers=demo.issuer.auth_header(azp=ORIGIN, org=org)), 200)
+    return "has(permission='org:reports:read'): no -> 403, yes -> 200"
+
+
+@step("stale second factor gets Clerk's reverification error; fresh passes")
+def _reverification(demo: Demo) -> str:
+    stale = expect(demo.post("/api/transfer", headers=demo.issuer.auth_header(azp=ORIGIN, fva=[5, 45])), 403)
+    reason = stale.json().get("clerk_error", {}).get("reason")
+    if reason != "reverification-error":
+        raise DemoFailure(f"expected Clerk's reverification-error body, got {stale.text[:120]}")
+    expect(demo.post("/api/transfer", headers=demo.issuer.auth_header(azp=ORIGIN, fva=[5, 2])), 200)
+    return "fva=[5,45] -> 403 reverification-error, fva=[5,2] -> 200"
+
+
+@step("cookie session write from another site is refused (CSRF)")
+def _csrf(demo: Demo) -> str:
+    token = demo.issuer.session_token(azp=ORIGIN)
+    uat = str(demo.issuer.session_claims()["iat"] - 5)
+    cookies = {"__session": token, "__client_uat": uat}
+    expect(demo.post("/api/notes", cookies=cookies, headers={"Origin": "https://evil.example"}), 403)
+    expect(demo.post("/api/notes", cookies=cookies, headers={"Origin": ORIGIN}), 200)
+    return "Origin evil.example -> 403, own origin -> 200"
+
+
+@step("signed-out page request redirects to sign-in")
+def _page(demo: Demo) -> str:
+    response = expect(demo.get("/dashboard", headers={"Accept": "text/html", "Sec-Fetch-Dest": "document"}), 307)
+    location = response.headers["Location"]
+    if not location.startswith("/sign-in?redirect_url="):
+        raise DemoFailure(f"unexpected Location {location}")
+    return f"GET /dashboard -> 307 {location[:60]}"
+
+
+@contextmanager
+def running_demo() -> Iterator[Demo]:
+    """Start the stand-in and the demo app on 127.0.0.1 (free ports), stop both afterwards."""
+    issuer = ClerkTestIssuer()
+    with BackendAPIStandIn(issuer) as backend_api:
+        app = create_demo_app(issuer, backend_api)
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield Demo(f"http://127.0.0.1:{server.server_port}", issuer, backend_api)
+        finally:
+            server.shutdown()
+
+
+def main() -> int:
+    failures = 0
+    with running_demo() as demo:
+        print(f"flask-clerk-security demo: app on {demo.base_url}, Backend API stand-in on {demo.backend_api.url}")
+        for title, func in STEPS:
+            try:
+                detail = func(demo)
+            except (DemoFailure, requests.RequestException) as exc:
+                failures += 1
+                print(f"FAIL  {title}: {exc}")
+            else:
+                print(f"ok    {title}: {detail}")
+    print(f"{len(STEPS) - failures} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Exceptions: configuration errors, token errors and the HTTP answers the extension gives."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from werkzeug.exceptions import Forbidden, HTTPException, Unauthorized
+
+
+class ConfigurationError(RuntimeError):
+    """Raised by ``init_app`` when configuration is missing or malformed; names the key and the fix."""
+
+
+class TokenVerificationError(Exception):
+    """A token was refused. ``reason`` is Clerk's TokenVerificationErrorReason string."""
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        super().__init__(message or reason)
+        self.reason = reason
+        self.message = message or reason
+
+
+class _JSONError(HTTPException):
+    """An HTTP error whose body is a short JSON document."""
+
+    payload: Mapping[str, Any] = {}
+
+    def get_body(self, environ: Any = None, scope: Any = None) -> str:
+        return json.dumps(self.payload, separators=(",", ":"))
+
+    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+        return [("Content-Type", "application/json"), ("Cache-Control", "no-store")]
+
+
+class AuthenticationRequired(_JSONError, Unauthorized):
+    """401: no valid credentials. The reason is logged, never sent."""
+
+    payload: Mapping[str, Any] = {"error": "unauthorized"}
+
+    def __init__(self, reason: str | None = None) -> None:
+        super().__init__()
+        self.reason = reason
+
+    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+        headers = super().get_headers(environ, scope)
+        headers.append(("WWW-Authenticate", "Bearer"))
+        headers.append(("x-clerk-auth-status", "signed-out"))
+        if self.reason:
+            headers.append(("x-clerk-auth-reason", self.reason))
+        return headers
+
+
+class PermissionDenied(_JSONError, Forbidden):
+    """403: signed in, but not allowed."""
+
+    payload: Mapping[str, Any] = {"error": "forbidden"}
+
+
+class CSRFRejected(PermissionDenied):
+    """403: a cookie-authenticated unsafe request came from another origin."""
+
+
+class ReverificationRequired(PermissionDenied):
+    """403 with Clerk's ``reverification-error`` body, which Clerk's ``useReverification`` recognises."""
+
+    def __init__(self, config: str | Mapping[str, Any] | None) -> None:
+        super().__init__()
+        metadata = {} if config is None else {"reverification": config}
+        self.payload = {
+            "clerk_error": {"type": "forbidden", "reason": "reverification-error", "metadata": metadata}
+        }
+
+
+class AuthUnavailable(_JSONError):
+    """503: keys could not be loaded (cold start while Clerk's Backend API is down). Fails closed."""
+
+    code = 503
+    description = "Authentication is temporarily unavailable."
+    payload: Mapping[str, Any] = {"error": "auth_unavailable"}
+
+    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+        return [*super().get_headers(environ, scope), ("Retry-After", "5")]
+

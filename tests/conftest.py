@@ -1,0 +1,52 @@
+"""Shared fixtures: app factories over the test kit's issuer (the kit's own fixtures come from its plugin)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from flask_clerk_security import ClerkSecurity, current_auth
+from flask_clerk_security.testing import ClerkTestIssuer
+
+AppFactory = Callable[..., tuple[Flask, ClerkSecurity]]
+
+
+@pytest.fixture
+def app_factory(clerk_issuer: ClerkTestIssuer) -> AppFactory:
+    """Build a ClerkSecurity app verifying the issuer's tokens; config and extension options are overridable."""
+
+    def build(config: dict[str, Any] | None = None, **options: Any) -> tuple[Flask, ClerkSecurity]:
+        app = Flask("clerk_test_app")
+        app.config.update(TESTING=True, **clerk_issuer.config)
+        app.config.update(config or {})
+        clerk = ClerkSecurity(app, **options)
+
+        @app.get("/api/me")
+        def me() -> dict[str, Any]:
+            return {"user_id": current_auth.user_id, "org_id": current_auth.org_id}
+
+        @app.post("/api/me")
+        def update_me() -> dict[str, Any]:
+            return {"updated": current_auth.user_id}
+
+        @app.get("/health")
+        @clerk.public
+        def health() -> dict[str, str]:
+            return {"status": "ok"}
+
+        return app, clerk
+
+    return build
+
+
+@pytest.fixture
+def app(app_factory: AppFactory) -> Flask:
+    return app_factory()[0]
+
+
+@pytest.fixture
+def client(app: Flask) -> Any:
+    return app.test_client()
