@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Request
@@ -18,6 +19,10 @@ logger = logging.getLogger("flask_clerk_security")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 CSRF_REASON = "csrf-origin-mismatch"
+TOKEN_TYPE_MISMATCH = "token-type-mismatch"
+_SESSION_CATEGORIES = frozenset({"cl_B7d4PD111AAA", "cl_I7d4PD111III"})
+_OAUTH_JWT_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+_SENTINEL = object()
 
 
 class AuthReason:
@@ -44,6 +49,17 @@ def token_from_authorization(value: str | None) -> str | None:
     if not token:
         return scheme or None
     return token if scheme == "Bearer" else None
+
+
+def is_session_jwt(header: dict[str, Any], payload: dict[str, Any]) -> bool:
+    """False for machine JWTs (OAuth ``at+jwt``, M2M ``sub: mch_...``) and non-session ``cat`` categories."""
+    sub = payload.get("sub")
+    cat = header.get("cat", _SENTINEL)
+    return not (
+        header.get("typ") in _OAUTH_JWT_TYPES
+        or (isinstance(sub, str) and sub.startswith("mch_"))
+        or (cat is not _SENTINEL and cat not in _SESSION_CATEGORIES)
+    )
 
 
 def is_page_request(request: Request) -> bool:
@@ -98,19 +114,26 @@ class RequestAuthenticator:
         if client_uat <= 0:
             return Auth.signed_out(AuthReason.SESSION_TOKEN_WITHOUT_CLIENT_UAT)
         try:
-            _, payload, _, _ = decode_unverified(session)
+            header, payload, _, _ = decode_unverified(session)
         except TokenVerificationError as exc:
             return Auth.signed_out(exc.reason)
+        if not is_session_jwt(header, payload):
+            return Auth.signed_out(TOKEN_TYPE_MISMATCH)
         iat = payload.get("iat")
         if isinstance(iat, (int, float)) and not isinstance(iat, bool) and iat < client_uat:
             return Auth.signed_out(AuthReason.SESSION_TOKEN_IAT_BEFORE_CLIENT_UAT)
-        auth = self._verify(session)
+        auth = self._verify(session, checked=True)
         if auth.is_authenticated and request.method not in SAFE_METHODS and not self._same_origin(request):
             return Auth.signed_out(CSRF_REASON)
         return auth
 
-    def _verify(self, token: str) -> Auth:
+    def _verify(self, token: str, *, checked: bool = False) -> Auth:
+        """Verify a session token; ``checked`` when its type was already looked at (cookie path)."""
         try:
+            if not checked:
+                header, payload, _, _ = decode_unverified(token)
+                if not is_session_jwt(header, payload):
+                    return Auth.signed_out(TOKEN_TYPE_MISMATCH)
             return Auth.from_claims(self.verifier.verify(token))
         except TokenVerificationError as exc:
             return Auth.signed_out(exc.reason)

@@ -149,6 +149,10 @@ class TokenVerifier:
         hash_type = _HASHES.get(alg) if isinstance(alg, str) else None
         if hash_type is None:
             raise TokenVerificationError(Reason.TOKEN_INVALID_ALGORITHM, "Invalid JWT algorithm.")
+        if alg != "RS256":
+            # Clerk imports every key as an RS256 key (PEM and JWKS alike), so WebCrypto refuses it for
+            # RS384/RS512 and verifyJwt answers token-verification-failed. Same decision here.
+            raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, f"Error verifying JWT signature ({alg}).")
         try:
             key.verify(signature, signing_input, padding.PKCS1v15(), hash_type())
         except InvalidSignature:

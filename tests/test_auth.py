@@ -1,0 +1,145 @@
+"""Auth: Clerk's claim decoding (v1, v2 bitmasks), has() and reverification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flask_clerk_security import Auth, TokenVerificationError
+from flask_clerk_security.auth import org_permissions_v2, reverification_passes
+from flask_clerk_security.testing import ClerkTestIssuer
+
+ORG = {"id": "org_1", "slug": "acme", "role": "admin", "permissions": {"memberships": ["read", "manage"]}}
+
+
+def auth(issuer: ClerkTestIssuer, **options: Any) -> Auth:
+    return Auth.from_claims(issuer.session_claims(**options))
+
+
+def test_protocol_example_bitmask() -> None:
+    assert org_permissions_v2("o:impersonation,o:memberships", "read,manage", "1,3") == [
+        "org:impersonation:read",
+        "org:memberships:read",
+        "org:memberships:manage",
+    ]
+
+
+def test_bitmask_edge_cases() -> None:
+    big = str((1 << 70) | 1)
+    names = ",".join(f"p{i}" for i in range(71))
+    assert org_permissions_v2("o:f", names, big) == ["org:f:p0", "org:f:p70"]
+    assert org_permissions_v2("o:f,o:g", "read", "x,1") == ["org:g:read"]
+    assert org_permissions_v2("u:f,o:g", "read", "1") == ["org:g:read"]
+    assert org_permissions_v2("o:f", "", "1") == []
+    assert org_permissions_v2("o:f,o:g,o:h", "read", "1") == ["org:f:read"]
+
+
+def test_v2_and_v1_decode_the_same(clerk_issuer: ClerkTestIssuer) -> None:
+    v2, v1 = auth(clerk_issuer, org=ORG), auth(clerk_issuer, org=ORG, version=1)
+    for decoded in (v2, v1):
+        assert decoded.is_authenticated
+        assert (decoded.user_id, decoded.session_id, decoded.org_id, decoded.org_slug) == (
+            "user_123",
+            "sess_123",
+            "org_1",
+            "acme",
+        )
+        assert decoded.org_role == "org:admin"
+        assert decoded.org_permissions == ["org:memberships:read", "org:memberships:manage"]
+
+
+def test_pending_session_is_signed_out(clerk_issuer: ClerkTestIssuer) -> None:
+    pending = auth(clerk_issuer, status="pending", org=ORG)
+    assert not pending.is_authenticated
+    assert pending.user_id is None
+    assert not pending.has(role="admin")
+
+
+def test_role_and_permission(clerk_issuer: ClerkTestIssuer) -> None:
+    member = auth(clerk_issuer, org=ORG)
+    assert member.has(role="admin") and member.has(role="org:admin")
+    assert member.has(permission="org:memberships:manage") and member.has(permission="memberships:manage")
+    assert not member.has(role="member")
+    assert member.has(role="admin", permission="org:memberships:read")
+    assert not member.has(role="admin", permission="org:billing:manage")
+    assert not auth(clerk_issuer).has(role="admin"), "no active organization"
+
+
+def test_has_nothing_asked_is_false(clerk_issuer: ClerkTestIssuer) -> None:
+    assert not auth(clerk_issuer, org=ORG).has()
+    assert not Auth.signed_out("session-token-and-uat-missing").has(role="admin")
+
+
+def test_features_and_plans_with_scopes(clerk_issuer: ClerkTestIssuer) -> None:
+    subject = auth(clerk_issuer, features=["u:ai", "o:sso", "ou:export"], plan="u:pro")
+    assert subject.has(feature="ai") and subject.has(feature="user:ai") and subject.has(feature="u:ai")
+    assert not subject.has(feature="org:ai")
+    assert subject.has(feature="organization:sso") and not subject.has(feature="user:sso")
+    assert subject.has(feature="o:export") and subject.has(feature="u:export")
+    assert not subject.has(feature="team:ai"), "unknown scope fails"
+    assert subject.has(plan="pro") and subject.has(plan="user:pro") and not subject.has(plan="org:pro")
+    assert subject.has(feature="ai", plan="pro") and not subject.has(feature="ai", plan="enterprise")
+    assert not auth(clerk_issuer).has(feature="ai"), "no fea claim"
+
+
+def test_malformed_feature_claim_is_refused_at_decode(clerk_issuer: ClerkTestIssuer) -> None:
+    claims = clerk_issuer.session_claims(org={"id": "org_1", "role": "admin"})
+    claims["fea"] = "nocolon"
+    with pytest.raises(TokenVerificationError):
+        Auth.from_claims(claims)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"sub": "u", "v": 2, "o": "org_1"}, {"sub": "u", "org_permissions": "org:a:b"}, {"sub": "u", "sid": 5}],
+)
+def test_claims_of_the_wrong_type_raise_token_invalid(claims: dict[str, Any]) -> None:
+    with pytest.raises(TokenVerificationError) as info:
+        Auth.from_claims(claims)
+    assert info.value.reason == "token-invalid"
+
+
+@pytest.mark.parametrize(
+    ("fva", "config", "expected"),
+    [
+        ([0, 0], "strict", True),
+        ([5, 9], "strict", True),
+        ([5, 10], "strict", False),
+        ([5, -1], "strict", True),
+        ([15, -1], "strict", False),
+        ([-1, 5], "strict", True),
+        ([-1, -1], "lax", False),
+        ([5, 5], "strict_mfa", True),
+        ([11, 5], "strict_mfa", False),
+        ([-1, 5], "strict_mfa", False),
+        ([30, 59], "moderate", True),
+        ([1439, -1], "lax", True),
+        ([20, 1], {"level": "first_factor", "after_minutes": 15}, False),
+        ([20, 1], {"level": "second_factor", "afterMinutes": 15}, True),
+        ([5, 5], {"level": "multi_factor", "after_minutes": 0}, False),
+        ([5, 5], "unknown", False),
+        (None, "strict", False),
+        ([5], "strict", False),
+        (["5", 5], "strict", False),
+        ([-2, 5], "strict", False),
+        ([True, 0], "strict", False),
+    ],
+)
+def test_reverification(fva: Any, config: Any, expected: bool) -> None:
+    assert reverification_passes(fva, config) is expected
+
+
+def test_reverification_through_has_uses_fva_not_iat(clerk_issuer: ClerkTestIssuer) -> None:
+    fresh_token_stale_factor = auth(clerk_issuer, fva=[120, 90])
+    assert not fresh_token_stale_factor.has(reverification="strict")
+    assert auth(clerk_issuer, fva=[120, 2]).has(reverification="strict")
+    old_token_fresh_factor = auth(clerk_issuer, fva=[1, 1], issued_at=0, lifetime=10**10)
+    assert old_token_fresh_factor.has(reverification="strict")
+
+
+def test_reverification_combined_with_role(clerk_issuer: ClerkTestIssuer) -> None:
+    subject = auth(clerk_issuer, org=ORG, fva=[1, 1])
+    assert subject.has(role="admin", reverification="strict")
+    assert not subject.has(role="member", reverification="strict")
+    assert not auth(clerk_issuer, org=ORG, fva=[100, 100]).has(role="admin", reverification="strict")

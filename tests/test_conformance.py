@@ -1,0 +1,229 @@
+"""Conformance: our token verification, claim decoding and has() against Clerk's own @clerk/backend.
+
+The cases (tests/conformance/cases.py) are signed by our test issuer, run once through
+tests/conformance/clerk_backend.mjs (Clerk's real code, pinned in tests/conformance/package.json) and through
+our Python API; every case must give the same answer: accept/reject, reason string, decoded auth fields, and
+every has() query.
+
+Needs node and `npm ci --prefix tests/conformance`. Locally the test skips without them; with CI set it fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flask_clerk_security import Auth, TokenVerificationError, verify_token
+from flask_clerk_security.testing import ClerkTestIssuer
+
+CONFORMANCE_DIR = Path(__file__).resolve().parent / "conformance"
+NODE_SCRIPT = CONFORMANCE_DIR / "clerk_backend.mjs"
+NODE_TIMEOUT_S = 120
+
+# Clerk's camelCase auth fields -> our snake_case attributes.
+AUTH_FIELDS = {
+    "userId": "user_id",
+    "sessionId": "session_id",
+    "sessionStatus": "session_status",
+    "orgId": "org_id",
+    "orgRole": "org_role",
+    "orgSlug": "org_slug",
+    "orgPermissions": "org_permissions",
+    "factorVerificationAge": "factor_verification_age",
+    "actor": "actor",
+    "isAuthenticated": "is_authenticated",
+}
+
+
+# Where we decide differently from @clerk/backend on purpose. Each entry pins what Clerk does today and what we
+# do instead, so the test fails if either side changes. Keep this list short and explained.
+INTENDED_DIFFERENCES: dict[str, tuple[str, str]] = {
+    # Clerk's loadClerkJwkFromPem slices the PEM assuming a 2048-bit key, so a 4096-bit CLERK_JWT_KEY
+    # yields a wrong modulus and every token fails. Clerk never issues such keys; we verify them correctly.
+    "jwt_key_rsa4096": ("rejects token-invalid-signature", "accepts"),
+    # Clerk signs the request in with userId "" (isAuthenticated true, every has() false). A session
+    # without a user is signed out here, so require() can never let it through.
+    "sub_empty_string": ("signed in with userId ''", "signed out"),
+}
+
+
+def _check_intended_difference(case_id: str, clerk: dict[str, Any], ours: dict[str, Any]) -> None:
+    if case_id == "jwt_key_rsa4096":
+        assert clerk == {**clerk, "ok": False, "reason": "token-invalid-signature"}
+        assert ours["ok"] and ours["auth"]["isAuthenticated"] is True
+    elif case_id == "sub_empty_string":
+        assert clerk["ok"] and clerk["auth"]["isAuthenticated"] is True and clerk["auth"]["userId"] == ""
+        assert not any(clerk["has"])
+        assert ours["ok"] and ours["auth"]["isAuthenticated"] is False and not any(ours["has"])
+
+
+def _load_cases_module() -> Any:
+    spec = importlib.util.spec_from_file_location("clerk_conformance_cases", CONFORMANCE_DIR / "cases.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look the module up while building the class
+    spec.loader.exec_module(module)
+    return module
+
+
+cases_module = _load_cases_module()
+
+# Case ids for parametrisation. The tokens themselves are rebuilt in the fixture, right before they are used,
+# because they carry times relative to "now".
+CASE_IDS: list[str] = [c.id for c in cases_module.build_cases(ClerkTestIssuer())]
+
+
+def _skip_or_fail(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so the conformance suite must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+# --------------------------------------------------------------------------------------------- our side
+def _to_python_query(query: dict[str, Any]) -> dict[str, Any]:
+    kwargs = dict(query)
+    rev = kwargs.get("reverification")
+    if isinstance(rev, dict):
+        kwargs["reverification"] = {
+            ("after_minutes" if k == "afterMinutes" else k): v for k, v in rev.items()
+        }
+    return kwargs
+
+
+def _plain(value: Any) -> Any:
+    """Normalise our values to what JSON from node looks like (tuples -> lists)."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _run_ours(case: Any, pem: str) -> dict[str, Any]:
+    try:
+        claims = verify_token(
+            case.token,
+            jwt_key=pem,
+            authorized_parties=case.authorized_parties,
+            clock_skew=case.clock_skew_ms / 1000,
+        )
+    except TokenVerificationError as err:
+        return {"ok": False, "reason": err.reason}
+    except Exception as err:  # anything else is a mismatch worth seeing, not a crash of the whole module
+        return {"ok": False, "reason": f"non-clerk-error: {type(err).__name__}: {err}"}
+
+    out: dict[str, Any] = {"ok": True, "payloadSub": claims.get("sub")}
+    try:
+        if case.treat_pending_as_signed_out:
+            auth = Auth.from_claims(claims)
+        else:
+            try:
+                auth = Auth.from_claims(claims, treat_pending_as_signed_out=False)
+            except TypeError:
+                out["unsupported"] = "Auth.from_claims has no treat_pending_as_signed_out option"
+                return out
+    except Exception as err:
+        out["authError"] = f"{type(err).__name__}: {err}"
+        return out
+
+    out["auth"] = {camel: _plain(getattr(auth, snake)) for camel, snake in AUTH_FIELDS.items()}
+    answers: list[Any] = []
+    for query in case.has:
+        try:
+            answers.append(auth.has(**_to_python_query(query)))
+        except Exception as err:
+            answers.append({"error": f"{type(err).__name__}: {err}"})
+    out["has"] = answers
+    return out
+
+
+# --------------------------------------------------------------------------------------------- fixture
+@pytest.fixture(scope="module")
+def conformance() -> dict[str, tuple[Any, dict[str, Any], dict[str, Any]]]:
+    node = shutil.which("node")
+    if node is None:
+        _skip_or_fail("node is not installed; the conformance suite runs Clerk's @clerk/backend under node")
+    if not (CONFORMANCE_DIR / "node_modules" / "@clerk" / "backend").is_dir():
+        _skip_or_fail("tests/conformance/node_modules is missing; run `npm ci --prefix tests/conformance`")
+
+    issuer = ClerkTestIssuer()
+    cases = cases_module.build_cases(issuer)
+    assert [c.id for c in cases] == CASE_IDS
+    payload = json.dumps([c.to_node(issuer.public_pem) for c in cases])
+    proc = subprocess.run(
+        [str(node), str(NODE_SCRIPT)],
+        input=payload,
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT_S,
+        cwd=CONFORMANCE_DIR,
+        env={**os.environ, "CLERK_TELEMETRY_DISABLED": "1"},
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"clerk_backend.mjs exited {proc.returncode}:\n{proc.stderr}", pytrace=False)
+    clerk_results = {r["id"]: r for r in json.loads(proc.stdout)}
+    # Run our side straight after node, so time-relative cases see (almost) the same clock.
+    ours = {c.id: _run_ours(c, c.jwt_key or issuer.public_pem) for c in cases}
+    return {c.id: (c, clerk_results[c.id], ours[c.id]) for c in cases}
+
+
+# --------------------------------------------------------------------------------------------- the test
+@pytest.mark.parametrize("case_id", CASE_IDS)
+def test_matches_clerk_backend(
+    conformance: dict[str, tuple[Any, dict[str, Any], dict[str, Any]]], case_id: str
+) -> None:
+    case, clerk, ours = conformance[case_id]
+    assert "harnessError" not in clerk, clerk["harnessError"]
+    assert "harnessWarning" not in clerk, clerk["harnessWarning"]
+    if case_id in INTENDED_DIFFERENCES:
+        _check_intended_difference(case_id, clerk, ours)
+        return
+
+    if not clerk["ok"]:
+        assert ours == {"ok": False, "reason": clerk["reason"]}, (
+            f"Clerk rejects with {clerk['reason']!r}; ours: {ours}"
+        )
+        return
+
+    assert ours["ok"], (
+        f"Clerk accepts (sub={clerk['payloadSub']!r}); ours rejects with {ours.get('reason')!r}"
+    )
+    assert ours["payloadSub"] == clerk["payloadSub"]
+    if "unsupported" in ours:
+        pytest.skip(ours["unsupported"])
+
+    if "authError" in clerk:
+        # Clerk throws while decoding these claims (the request never becomes signed in). We accept raising,
+        # or a signed-out Auth; a signed-in Auth built from the same claims would diverge.
+        if "authError" not in ours:
+            assert ours["auth"]["isAuthenticated"] is False, (
+                f"Clerk cannot build an auth object ({clerk['authError']}); ours is signed in: {ours['auth']}"
+            )
+        return
+
+    assert "authError" not in ours, f"ours raised building Auth: {ours['authError']}; Clerk: {clerk['auth']}"
+    assert ours["auth"] == clerk["auth"], _diff_auth(clerk["auth"], ours["auth"])
+    mismatched = [
+        f"  has({q}) Clerk={c!r} ours={o!r}"
+        for q, c, o in zip(case.has, clerk["has"], ours["has"], strict=True)
+        if c != o
+    ]
+    assert not mismatched, f"{len(mismatched)}/{len(case.has)} has() answers differ:\n" + "\n".join(
+        mismatched
+    )
+
+
+def _diff_auth(clerk: dict[str, Any], ours: dict[str, Any]) -> str:
+    lines = [
+        f"  {k}: Clerk={clerk.get(k)!r} ours={ours.get(k)!r}" for k in clerk if clerk.get(k) != ours.get(k)
+    ]
+    return "auth fields differ:\n" + "\n".join(lines)
