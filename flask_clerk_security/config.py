@@ -156,6 +156,14 @@ def _non_negative_int(value: Any) -> int:
     return number
 
 
+def _origins(value: Any) -> tuple[str, ...]:
+    origins = split_list(value)
+    for origin in origins:
+        if not re.fullmatch(r"[a-z][a-z0-9+.-]*://[^\s/?#]+", origin):
+            raise ValueError(f"has {origin!r}, which is not an origin (scheme://host[:port], no path)")
+    return origins
+
+
 def _check_secret_key(value: str) -> str:
     if not isinstance(value, str) or not _SK_RE.fullmatch(value):
         raise ConfigurationError(
@@ -261,7 +269,7 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         jwt_key=jwt_key,
         authorized_parties=read.parse(
             "CLERK_AUTHORIZED_PARTIES",
-            split_list,
+            _origins,
             (),
             "use a comma-separated list of origins like 'https://app.example.com,http://localhost:3000'",
         ),

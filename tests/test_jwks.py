@@ -1,0 +1,135 @@
+"""JWKS from the Backend API stand-in over real HTTP: caching, single flight, bounded refetch, outages."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from flask_clerk_security import ClerkSecurity, current_auth
+from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer
+
+
+def remote_app(stand_in: BackendAPIStandIn, **config: Any) -> Flask:
+    app = Flask("jwks_app")
+    app.config.update(
+        TESTING=True,
+        CLERK_SECRET_KEY=stand_in.issuer.secret_key,
+        CLERK_API_URL=stand_in.url,
+        **config,
+    )
+    ClerkSecurity(app)
+    app.add_url_rule("/me", "me", lambda: {"user": current_auth.user_id})
+    return app
+
+
+def test_keys_are_fetched_once_with_the_secret_key(
+    clerk_backend_api: BackendAPIStandIn, clerk_issuer: ClerkTestIssuer
+) -> None:
+    client = remote_app(clerk_backend_api).test_client()
+    for _ in range(20):
+        assert client.get("/me", headers=clerk_issuer.auth_header()).status_code == 200
+    assert clerk_backend_api.count("GET", "/v1/jwks") == 1
+    call = clerk_backend_api.calls[0]
+    assert call.headers["Authorization"] == f"Bearer {clerk_issuer.secret_key}"
+    assert call.headers["Clerk-API-Version"]
+
+
+def test_apps_with_the_same_instance_share_one_cache(
+    clerk_backend_api: BackendAPIStandIn, clerk_issuer: ClerkTestIssuer
+) -> None:
+    for _ in range(3):
+        remote_app(clerk_backend_api).test_client().get("/me", headers=clerk_issuer.auth_header())
+    assert clerk_backend_api.count("GET", "/v1/jwks") == 1
+
+
+def test_forged_kids_cost_a_handful_of_fetches(
+    clerk_backend_api: BackendAPIStandIn, clerk_issuer: ClerkTestIssuer
+) -> None:
+    client = remote_app(clerk_backend_api).test_client()
+    client.get("/me", headers=clerk_issuer.auth_header())
+    for index in range(500):
+        forged = ClerkTestIssuer(kid=f"ins_forged_{index}", private_key=clerk_issuer.private_key)
+        response = client.get("/me", headers=forged.auth_header())
+        assert response.status_code == 401
+        assert response.headers["x-clerk-auth-reason"] == "jwk-kid-mismatch"
+    assert clerk_backend_api.count("GET", "/v1/jwks") <= 2
+
+
+def test_new_kid_after_rotation_is_picked_up(
+    clerk_backend_api: BackendAPIStandIn, clerk_issuer: ClerkTestIssuer
+) -> None:
+    client = remote_app(clerk_backend_api, CLERK_JWKS_REFETCH_COOLDOWN=0).test_client()
+    assert client.get("/me", headers=clerk_issuer.auth_header()).status_code == 200
+    rotated = ClerkTestIssuer(kid="ins_rotated")
+    clerk_backend_api.routes[("GET", "/v1/jwks")] = lambda _: (200, {"keys": [clerk_issuer.jwk, rotated.jwk]})
+    assert client.get("/me", headers=rotated.auth_header()).status_code == 200
+    assert clerk_backend_api.count("GET", "/v1/jwks") == 2
+
+
+def test_cached_keys_keep_serving_while_the_backend_api_is_down(
+    clerk_backend_api: BackendAPIStandIn, clerk_issuer: ClerkTestIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = remote_app(clerk_backend_api, CLERK_JWKS_CACHE_TTL=0.05, CLERK_JWKS_REFETCH_COOLDOWN=0).test_client()
+    assert client.get("/me", headers=clerk_issuer.auth_header()).status_code == 200
+    clerk_backend_api.fail_status = 503
+    time.sleep(0.1)
+    with caplog.at_level(logging.WARNING, logger="flask_clerk_security"):
+        assert client.get("/me", headers=clerk_issuer.auth_header()).status_code == 200
+    assert clerk_backend_api.count("GET", "/v1/jwks") == 2
+    assert "serving 1 cached key" in caplog.text
+
+
+@pytest.mark.parametrize("failure", ["status", "hang", "wrong_key"])
+def test_cold_start_against_a_broken_backend_api_fails_closed_in_time(
+    clerk_backend_api: BackendAPIStandIn, clerk_issuer: ClerkTestIssuer, failure: str
+) -> None:
+    if failure == "status":
+        clerk_backend_api.fail_status = 500
+    elif failure == "hang":
+        clerk_backend_api.hang = True
+    else:
+        clerk_backend_api.secret_key = "sk_test_someoneelse"
+    client = remote_app(clerk_backend_api, CLERK_HTTP_TIMEOUT=0.5).test_client()
+    started = time.monotonic()
+    response = client.get("/me", headers=clerk_issuer.auth_header())
+    elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    assert response.get_json() == {"error": "auth_unavailable"}
+    assert elapsed < 3.0, f"took {elapsed:.2f}s with a 0.5 s budget"
+    # Within the failure backoff, further requests fail fast without another call.
+    assert client.get("/me", headers=clerk_issuer.auth_header()).status_code == 503
+    assert clerk_backend_api.count("GET", "/v1/jwks") == 1
+
+
+def test_cold_start_fetches_once_across_threads(
+    clerk_backend_api: BackendAPIStandIn, clerk_issuer: ClerkTestIssuer
+) -> None:
+    clerk_backend_api.delay = 0.2
+    app = remote_app(clerk_backend_api)
+    statuses: list[int] = []
+    header = clerk_issuer.auth_header()
+
+    def call() -> None:
+        statuses.append(app.test_client().get("/me", headers=header).status_code)
+
+    threads = [threading.Thread(target=call) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert statuses == [200] * 16
+    assert clerk_backend_api.count("GET", "/v1/jwks") == 1
+
+
+def test_malformed_jwks_is_not_trusted(clerk_backend_api: BackendAPIStandIn, clerk_issuer: ClerkTestIssuer) -> None:
+    clerk_backend_api.routes[("GET", "/v1/jwks")] = lambda _: (
+        200,
+        {"keys": [{"kty": "RSA", "kid": clerk_issuer.kid, "n": "!"}]},
+    )
+    response = remote_app(clerk_backend_api).test_client().get("/me", headers=clerk_issuer.auth_header())
+    assert response.status_code == 503

@@ -1,0 +1,179 @@
+"""@clerk.require: signed in, has() dimensions, reverification body, async views, loud misuse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from flask_clerk_security import ClerkSecurity, current_auth
+from flask_clerk_security.testing import ClerkTestIssuer
+
+from .conftest import AppFactory
+
+ORG = {"id": "org_1", "slug": "acme", "role": "admin", "permissions": {"reports": ["read"]}}
+
+
+@pytest.fixture
+def guarded(app_factory: AppFactory) -> tuple[Flask, ClerkSecurity]:
+    app, clerk = app_factory(public_routes=["/open(.*)"])
+
+    @app.get("/open/bare")
+    @clerk.require
+    def bare() -> dict[str, Any]:
+        return {"user": current_auth.user_id}
+
+    @app.get("/open/called")
+    @clerk.require()
+    def called() -> dict[str, Any]:
+        return {"user": current_auth.user_id}
+
+    @app.get("/reports")
+    @clerk.require(permission="org:reports:read")
+    def reports() -> dict[str, Any]:
+        return {"org": current_auth.org_id}
+
+    @app.get("/admin")
+    @clerk.require(role="admin", permission="reports:read")
+    def admin() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/ai")
+    @clerk.require(feature="user:ai", plan="pro")
+    def ai() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.post("/transfer")
+    @clerk.require(reverification="strict")
+    def transfer() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.post("/custom")
+    @clerk.require(reverification={"level": "first_factor", "after_minutes": 30})
+    def custom() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.post("/admin-transfer")
+    @clerk.require(role="admin", reverification="strict_mfa")
+    def admin_transfer() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/async")
+    @clerk.require(permission="org:reports:read")
+    async def async_view() -> dict[str, Any]:
+        return {"org": current_auth.org_id}
+
+    return app, clerk
+
+
+def test_bare_and_called_require_even_on_public_routes(
+    guarded: tuple[Flask, ClerkSecurity], clerk_issuer: ClerkTestIssuer
+) -> None:
+    client = guarded[0].test_client()
+    for path in ("/open/bare", "/open/called"):
+        assert client.get(path).status_code == 401
+        assert client.get(path, headers=clerk_issuer.auth_header()).get_json() == {"user": "user_123"}
+
+
+def test_permission(guarded: tuple[Flask, ClerkSecurity], clerk_issuer: ClerkTestIssuer) -> None:
+    client = guarded[0].test_client()
+    denied = client.get("/reports", headers=clerk_issuer.auth_header())
+    assert denied.status_code == 403
+    assert denied.get_json() == {"error": "forbidden"}
+    assert client.get("/reports", headers=clerk_issuer.auth_header(org=ORG)).get_json() == {"org": "org_1"}
+    assert client.get("/reports").status_code == 401
+
+
+def test_role_and_permission_are_both_needed(
+    guarded: tuple[Flask, ClerkSecurity], clerk_issuer: ClerkTestIssuer
+) -> None:
+    client = guarded[0].test_client()
+    assert client.get("/admin", headers=clerk_issuer.auth_header(org=ORG)).status_code == 200
+    member = {**ORG, "role": "member"}
+    assert client.get("/admin", headers=clerk_issuer.auth_header(org=member)).status_code == 403
+    no_perm = {**ORG, "permissions": {}}
+    assert client.get("/admin", headers=clerk_issuer.auth_header(org=no_perm)).status_code == 403
+
+
+def test_feature_and_plan(guarded: tuple[Flask, ClerkSecurity], clerk_issuer: ClerkTestIssuer) -> None:
+    client = guarded[0].test_client()
+    assert client.get("/ai", headers=clerk_issuer.auth_header(features=["u:ai"], plan="u:pro")).status_code == 200
+    assert client.get("/ai", headers=clerk_issuer.auth_header(features=["o:ai"], plan="u:pro")).status_code == 403
+    assert client.get("/ai", headers=clerk_issuer.auth_header(features=["u:ai"])).status_code == 403
+
+
+def test_stale_session_gets_clerks_reverification_body(
+    guarded: tuple[Flask, ClerkSecurity], clerk_issuer: ClerkTestIssuer
+) -> None:
+    client = guarded[0].test_client()
+    stale = client.post("/transfer", headers=clerk_issuer.auth_header(fva=[3, 11]))
+    assert stale.status_code == 403
+    assert stale.get_json() == {
+        "clerk_error": {"type": "forbidden", "reason": "reverification-error", "metadata": {"reverification": "strict"}}
+    }
+    assert client.post("/transfer", headers=clerk_issuer.auth_header(fva=[3, 9])).status_code == 200
+
+
+def test_custom_level_echoes_clerks_camel_case(
+    guarded: tuple[Flask, ClerkSecurity], clerk_issuer: ClerkTestIssuer
+) -> None:
+    client = guarded[0].test_client()
+    stale = client.post("/custom", headers=clerk_issuer.auth_header(fva=[45, -1]))
+    assert stale.get_json()["clerk_error"]["metadata"] == {
+        "reverification": {"level": "first_factor", "afterMinutes": 30}
+    }
+    assert client.post("/custom", headers=clerk_issuer.auth_header(fva=[29, -1])).status_code == 200
+
+
+def test_freshness_ignores_token_age(guarded: tuple[Flask, ClerkSecurity], clerk_issuer: ClerkTestIssuer) -> None:
+    """A token refreshed a second ago says nothing about when the user last proved a factor."""
+    client = guarded[0].test_client()
+    just_refreshed = clerk_issuer.auth_header(fva=[600, 600], lifetime=60)
+    assert client.post("/transfer", headers=just_refreshed).status_code == 403
+
+
+def test_authorization_is_checked_before_reverification(
+    guarded: tuple[Flask, ClerkSecurity], clerk_issuer: ClerkTestIssuer
+) -> None:
+    client = guarded[0].test_client()
+    member = {**ORG, "role": "member"}
+    response = client.post("/admin-transfer", headers=clerk_issuer.auth_header(org=member, fva=[100, 100]))
+    assert response.get_json() == {"error": "forbidden"}
+    stale_admin = client.post("/admin-transfer", headers=clerk_issuer.auth_header(org=ORG, fva=[100, 100]))
+    assert stale_admin.get_json()["clerk_error"]["reason"] == "reverification-error"
+    assert client.post("/admin-transfer", headers=clerk_issuer.auth_header(org=ORG, fva=[1, 1])).status_code == 200
+
+
+def test_async_view(guarded: tuple[Flask, ClerkSecurity], clerk_issuer: ClerkTestIssuer) -> None:
+    client = guarded[0].test_client()
+    assert client.get("/async", headers=clerk_issuer.auth_header()).status_code == 403
+    assert client.get("/async", headers=clerk_issuer.auth_header(org=ORG)).get_json() == {"org": "org_1"}
+
+
+def test_errors_can_be_customised_with_errorhandler(
+    guarded: tuple[Flask, ClerkSecurity], clerk_issuer: ClerkTestIssuer
+) -> None:
+    app = guarded[0]
+
+    @app.errorhandler(403)
+    def forbidden(error: Exception) -> tuple[dict[str, str], int]:
+        return {"message": "nope"}, 403
+
+    assert app.test_client().get("/reports", headers=clerk_issuer.auth_header()).get_json() == {"message": "nope"}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"reverification": "sometimes"},
+        {"reverification": {"level": "third_factor", "after_minutes": 5}},
+        {"reverification": {"level": "first_factor", "after_minutes": 0}},
+        {"role": ""},
+        {"permission": 5},
+    ],
+)
+def test_misuse_fails_at_decoration_time(kwargs: dict[str, Any]) -> None:
+    clerk = ClerkSecurity()
+    with pytest.raises((TypeError, ValueError)):
+        clerk.require(**kwargs)
