@@ -23,6 +23,10 @@ TOKEN_TYPE_MISMATCH = "token-type-mismatch"
 _SESSION_CATEGORIES = frozenset({"cl_B7d4PD111AAA", "cl_I7d4PD111III"})
 _OAUTH_JWT_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 _SENTINEL = object()
+_TIME_REASONS = {
+    "token-not-active-yet": "session-token-nbf",
+    "token-iat-in-the-future": "session-token-iat-in-the-future",
+}
 
 
 class AuthReason:
@@ -32,6 +36,18 @@ class AuthReason:
     SESSION_TOKEN_WITHOUT_CLIENT_UAT = "session-token-but-no-client-uat"
     CLIENT_UAT_WITHOUT_SESSION_TOKEN = "client-uat-but-no-session-token"
     SESSION_TOKEN_IAT_BEFORE_CLIENT_UAT = "session-token-iat-before-client-uat"
+
+
+def request_reason(token_reason: str, method: str) -> str:
+    """Clerk's ``convertTokenVerificationErrorReasonToAuthErrorReason`` for a token refused on a request.
+
+    This package never refreshes expired tokens through the ``__refresh`` cookie, so an expired token's reason
+    is always one of Clerk's not-eligible-for-refresh variants.
+    """
+    if token_reason == "token-expired":
+        refresh = "non-eligible-non-get" if method != "GET" else "non-eligible-no-refresh-cookie"
+        return f"session-token-expired-refresh-{refresh}"
+    return _TIME_REASONS.get(token_reason, token_reason)
 
 
 def cookie_suffix(publishable_key: str) -> str:
@@ -93,7 +109,7 @@ class RequestAuthenticator:
     def authenticate(self, request: Request) -> Auth:
         header_token = token_from_authorization(request.headers.get("Authorization"))
         if header_token:
-            return self._verify(header_token)
+            return self._verify(header_token, request.method)
         return self._authenticate_cookie(request)
 
     def cookie(self, request: Request, name: str) -> str | None:
@@ -122,12 +138,12 @@ class RequestAuthenticator:
         iat = payload.get("iat")
         if isinstance(iat, (int, float)) and not isinstance(iat, bool) and iat < client_uat:
             return Auth.signed_out(AuthReason.SESSION_TOKEN_IAT_BEFORE_CLIENT_UAT)
-        auth = self._verify(session, checked=True)
+        auth = self._verify(session, request.method, checked=True)
         if auth.is_authenticated and request.method not in SAFE_METHODS and not self._same_origin(request):
             return Auth.signed_out(CSRF_REASON)
         return auth
 
-    def _verify(self, token: str, *, checked: bool = False) -> Auth:
+    def _verify(self, token: str, method: str, *, checked: bool = False) -> Auth:
         """Verify a session token; ``checked`` when its type was already looked at (cookie path)."""
         try:
             if not checked:
@@ -136,7 +152,7 @@ class RequestAuthenticator:
                     return Auth.signed_out(TOKEN_TYPE_MISMATCH)
             return Auth.from_claims(self.verifier.verify(token))
         except TokenVerificationError as exc:
-            return Auth.signed_out(exc.reason)
+            return Auth.signed_out(request_reason(exc.reason, method))
 
     def _same_origin(self, request: Request) -> bool:
         """Cookie-authenticated writes must come from this origin or an authorized party (CSRF defence)."""

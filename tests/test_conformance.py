@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 
-from flask_clerk_security import Auth, TokenVerificationError, verify_token
+from flask import Flask
+
+from flask_clerk_security import Auth, ClerkSecurity, TokenVerificationError, get_auth, verify_token
 from flask_clerk_security.testing import ClerkTestIssuer
 
 CONFORMANCE_DIR = Path(__file__).resolve().parent / "conformance"
@@ -173,7 +175,24 @@ def conformance() -> dict[str, tuple[Any, dict[str, Any], dict[str, Any]]]:
     clerk_results = {r["id"]: r for r in json.loads(proc.stdout)}
     # Run our side straight after node, so time-relative cases see (almost) the same clock.
     ours = {c.id: _run_ours(c, c.jwt_key or issuer.public_pem) for c in cases}
+    for c in cases:
+        ours[c.id]["request"] = _request_outcome(c, c.jwt_key or issuer.public_pem)
     return {c.id: (c, clerk_results[c.id], ours[c.id]) for c in cases}
+
+
+def _request_outcome(case: Any, pem: str) -> dict[str, Any]:
+    """What a Flask app protected by this package makes of ``Authorization: Bearer <token>``."""
+    app = Flask("conformance")
+    app.config.update(
+        TESTING=True,
+        CLERK_JWT_KEY=pem,
+        CLERK_AUTHORIZED_PARTIES=case.authorized_parties or [],
+        CLERK_CLOCK_SKEW=case.clock_skew_ms / 1000,
+    )
+    ClerkSecurity(app, public_routes=["/api/conformance"])
+    with app.test_request_context("/api/conformance", headers={"Authorization": f"Bearer {case.token}"}):
+        auth = get_auth()
+        return {"signedIn": auth.is_authenticated, "reason": auth.reason}
 
 
 # --------------------------------------------------------------------------------------------- the test
@@ -182,6 +201,7 @@ def test_matches_clerk_backend(
     conformance: dict[str, tuple[Any, dict[str, Any], dict[str, Any]]], case_id: str
 ) -> None:
     case, clerk, ours = conformance[case_id]
+    ours = {key: value for key, value in ours.items() if key != "request"}
     assert "harnessError" not in clerk, clerk["harnessError"]
     assert "harnessWarning" not in clerk, clerk["harnessWarning"]
     if case_id in INTENDED_DIFFERENCES:
@@ -220,6 +240,29 @@ def test_matches_clerk_backend(
     assert not mismatched, f"{len(mismatched)}/{len(case.has)} has() answers differ:\n" + "\n".join(
         mismatched
     )
+
+
+@pytest.mark.parametrize("case_id", CASE_IDS)
+def test_request_outcome_matches_authenticate_request(
+    conformance: dict[str, tuple[Any, dict[str, Any], dict[str, Any]]], case_id: str
+) -> None:
+    """Clerk's authenticateRequest (Bearer header, API request) and our before_request agree on the outcome."""
+    case, clerk, ours = conformance[case_id]
+    if case_id in INTENDED_DIFFERENCES:
+        return
+    request = clerk["request"]
+    if request["status"] == "signed-out":
+        assert ours["request"] == {"signedIn": False, "reason": request["reason"]}
+        return
+    assert request["status"] == "signed-in", request
+    if "authError" in clerk:
+        # Clerk signs the request in but then cannot build its auth object; we refuse the claims.
+        assert ours["request"] == {"signedIn": False, "reason": "token-invalid"}
+    elif not case.treat_pending_as_signed_out:
+        # The request path uses Clerk's default (pending sessions are signed out).
+        assert ours["request"] == {"signedIn": False, "reason": "session-pending"}
+    else:
+        assert ours["request"]["signedIn"] == clerk["auth"]["isAuthenticated"]
 
 
 def _diff_auth(clerk: dict[str, Any], ours: dict[str, Any]) -> str:
