@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from flask import Flask
 
 from flask_clerk_security import Auth, ClerkSecurity, TokenVerificationError, get_auth, verify_token
