@@ -99,6 +99,7 @@ class ClerkSettings:
     jwks_cache_ttl: float = 300.0
     jwks_refetch_cooldown: float = 30.0
     token_cache_size: int = 4096
+    max_body_bytes: int = 1024 * 1024
 
     @property
     def secrets(self) -> dict[str, str]:
@@ -153,6 +154,13 @@ def _non_negative_int(value: Any) -> int:
     number = int(value)
     if number < 0:
         raise ValueError("must be zero or a positive whole number")
+    return number
+
+
+def _positive_int(value: Any) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be a positive whole number")
     return number
 
 
@@ -281,5 +289,8 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         ),
         token_cache_size=read.parse(
             "CLERK_TOKEN_CACHE_SIZE", _non_negative_int, 4096, "use a whole number; 0 turns the cache off"
+        ),
+        max_body_bytes=read.parse(
+            "CLERK_MAX_BODY_BYTES", _positive_int, 1024 * 1024, "use a byte count, e.g. 1048576 for 1 MiB"
         ),
     )
