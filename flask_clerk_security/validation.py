@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import types
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal, TypeVar, Union, cast, get_args, get_origin
 
@@ -33,7 +34,7 @@ MAX_REPORTED_ERRORS = 50
 MAX_LOC_CHARS = 64
 #: A message is replaced by this when it repeats a submitted string (a validator's ``f"bad {value}"``).
 GENERIC_MESSAGE = "Invalid value"
-#: Input strings shorter than this are not looked for in messages ("a" occurs in most sentences).
+#: In pydantic's own messages, input strings shorter than this are not looked for ("a" is in most sentences).
 _MIN_ECHO_CHARS = 3
 _MAX_ECHO_LEAVES = 10_000
 _SEQUENCE_ORIGINS = (list, set, frozenset, tuple)
@@ -84,10 +85,6 @@ def parse_body(model: type[BaseModel]) -> BaseModel:
         raise UnsupportedContentType()
     data = read_body(body_limit())
     if not data.lstrip(_JSON_WHITESPACE).startswith(b"{"):
-        try:
-            pydantic_core.from_json(data)
-        except ValueError:
-            raise MalformedJSON("body is not valid JSON") from None
         raise MalformedJSON("body must be a JSON object")
     try:
         return model.model_validate_json(data)
@@ -144,12 +141,19 @@ def _string_leaves(value: Any) -> Iterator[str]:
             stack.extend(item)
 
 
-def _echoes(value: Any, message: str) -> bool:
+def _normal(text: str) -> str:
+    """Text as a comparison sees it: models often strip, case-fold or NFKC-normalise a value before complaining."""
+    return unicodedata.normalize("NFKC", text).strip().casefold()
+
+
+def _echoes(value: Any, message: str, min_chars: int) -> bool:
     """Whether ``message`` repeats a submitted string (or the input is too large to tell)."""
+    normal_message = _normal(message)
     for count, leaf in enumerate(_string_leaves(value)):
         if count >= _MAX_ECHO_LEAVES:
             return True
-        if len(leaf) >= _MIN_ECHO_CHARS and leaf in message:
+        normal_leaf = _normal(leaf)
+        if len(normal_leaf) >= min_chars and normal_leaf in normal_message:
             return True
     return False
 
@@ -158,19 +162,21 @@ def safe_message(error: Mapping[str, Any]) -> str:
     """pydantic's message without anything taken from the input.
 
     Parser details (``Input should be a valid UUID, invalid character: found `<` at 1``) are cut after the fixed
-    part, a discriminator's tag is dropped, and any message that still repeats a submitted string becomes
-    :data:`GENERIC_MESSAGE`. Messages of the app's own validators are kept otherwise.
+    part and a discriminator's tag is dropped. A message of the app's own validators (``value_error``,
+    ``assertion_error``, custom types) that contains any submitted string, however short, becomes
+    :data:`GENERIC_MESSAGE`; so does a built-in message that still contains one of 3 characters or more.
     """
     kind = str(error["type"])
+    from_app = kind in _DEVELOPER_TYPES or kind not in _CORE_TYPES
     message = str(error["msg"])
     ctx = error.get("ctx") or {}
     if kind == "union_tag_invalid":
         message = f"Input tag does not match any of the expected tags: {ctx.get('expected_tags', '')}"
-    elif kind in _CORE_TYPES and kind not in _DEVELOPER_TYPES and isinstance(ctx.get("error"), str):
+    elif not from_app and isinstance(ctx.get("error"), str):
         cut = message.find(ctx["error"])
         if cut > 0:
             message = message[:cut].rstrip(" ,:")
-    if _echoes(error.get("input"), message):
+    if _echoes(error.get("input"), message, 1 if from_app else _MIN_ECHO_CHARS):
         return GENERIC_MESSAGE
     return message
 
