@@ -66,16 +66,16 @@ def read_body(limit: int) -> bytes:
     size = 0
     try:
         stream = request.stream
-        while True:
+        while size <= limit:
             chunk = stream.read(min(_READ_CHUNK, limit + 1 - size))
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge(limit)
     except RequestEntityTooLarge:  # werkzeug's own MAX_CONTENT_LENGTH guard on a streamed body
-        raise BodyTooLarge(limit) from None
+        size = limit + 1
+    if size > limit:
+        raise BodyTooLarge(limit)
     return b"".join(chunks)
 
 
