@@ -99,6 +99,7 @@ class ClerkSettings:
     jwks_cache_ttl: float = 300.0
     jwks_refetch_cooldown: float = 30.0
     token_cache_size: int = 4096
+    max_body_bytes: int = 1024 * 1024
 
     @property
     def secrets(self) -> dict[str, str]:
@@ -162,6 +163,13 @@ def _origins(value: Any) -> tuple[str, ...]:
         if not re.fullmatch(r"[a-z][a-z0-9+.-]*://[^\s/?#]+", origin):
             raise ValueError(f"has {origin!r}, which is not an origin (scheme://host[:port], no path)")
     return origins
+
+
+def _positive_int(value: Any) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be a positive whole number")
+    return number
 
 
 def _check_secret_key(value: str) -> str:
@@ -289,5 +297,8 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         ),
         token_cache_size=read.parse(
             "CLERK_TOKEN_CACHE_SIZE", _non_negative_int, 4096, "use a whole number; 0 turns the cache off"
+        ),
+        max_body_bytes=read.parse(
+            "CLERK_MAX_BODY_BYTES", _positive_int, 1024 * 1024, "use a byte count, e.g. 1048576 for 1 MiB"
         ),
     )

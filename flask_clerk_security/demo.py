@@ -11,10 +11,11 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import requests
 from flask import Flask
+from pydantic import BaseModel, StringConstraints
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from . import ClerkSecurity, current_auth
@@ -26,6 +27,13 @@ ORIGIN = "http://localhost:5000"
 class _QuietHandler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
+
+
+class NoteIn(BaseModel):
+    """The demo's validated request body."""
+
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    visibility: Literal["private", "team"] = "private"
 
 
 class DemoFailure(Exception):
@@ -112,6 +120,11 @@ def create_demo_app(issuer: ClerkTestIssuer, backend_api: BackendAPIStandIn) -> 
     def transfer() -> dict[str, bool]:
         return {"transferred": True}
 
+    @app.post("/api/validated-notes")
+    @clerk.validate(body=NoteIn)
+    def add_validated_note(body: NoteIn) -> dict[str, Any]:
+        return {"title": body.title, "visibility": body.visibility}
+
     return app
 
 
@@ -192,6 +205,24 @@ def _page(demo: Demo) -> str:
     if not location.startswith("/sign-in?redirect_url="):
         raise DemoFailure(f"unexpected Location {location}")
     return f"GET /dashboard -> 307 {location[:60]}"
+
+
+@step("malformed input refused before the view (415, 400, 422, 413)")
+def _malformed_input(demo: Demo) -> str:
+    headers = demo.issuer.auth_header(azp=ORIGIN)
+    json_headers = {**headers, "Content-Type": "application/json"}
+    expect(demo.post("/api/validated-notes", headers=headers, data="title=hi"), 415)
+    expect(demo.post("/api/validated-notes", headers=json_headers, data='{"title": '), 400)
+    markup = "<script>alert(1)</script>"
+    refused = expect(demo.post("/api/validated-notes", headers=headers, json={"title": "", "visibility": markup}), 422)
+    if "script" in refused.text:
+        raise DemoFailure("the 422 echoed the submitted value")
+    fields = [".".join(map(str, error["loc"])) for error in refused.json()["errors"]]
+    expect(demo.post("/api/validated-notes", headers=json_headers, data=b'{"title": "' + b"x" * (1 << 20) + b'"}'), 413)
+    saved = expect(demo.post("/api/validated-notes", headers=headers, json={"title": "  Hello  "}), 200)
+    if saved.json() != {"title": "Hello", "visibility": "private"}:
+        raise DemoFailure(f"unexpected body {saved.json()}")
+    return f"form -> 415, broken JSON -> 400, 422 on {', '.join(fields)} (value not echoed), 1 MiB -> 413, valid -> 200"
 
 
 @contextmanager

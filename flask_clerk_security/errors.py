@@ -6,7 +6,15 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from werkzeug.exceptions import Forbidden, HTTPException, Unauthorized
+from werkzeug.exceptions import (
+    BadRequest,
+    Forbidden,
+    HTTPException,
+    RequestEntityTooLarge,
+    Unauthorized,
+    UnprocessableEntity,
+    UnsupportedMediaType,
+)
 
 
 class ConfigurationError(RuntimeError):
@@ -83,3 +91,34 @@ class AuthUnavailable(_JSONError):
     def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
         return [*super().get_headers(environ, scope), ("Retry-After", "5")]
 
+
+
+class UnsupportedContentType(_JSONError, UnsupportedMediaType):
+    """415: a validated body must be ``application/json`` or ``application/*+json``."""
+
+    payload: Mapping[str, Any] = {"error": "unsupported_media_type"}
+
+
+class MalformedJSON(_JSONError, BadRequest):
+    """400: the body is not JSON, or not a JSON object. ``detail`` is fixed text, never the input."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__()
+        self.payload = {"error": "malformed_json", "detail": detail}
+
+
+class BodyTooLarge(_JSONError, RequestEntityTooLarge):
+    """413: the body is larger than ``CLERK_MAX_BODY_BYTES`` (or Flask's ``MAX_CONTENT_LENGTH``)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__()
+        self.payload = {"error": "payload_too_large", "max_bytes": max_bytes}
+
+
+class ValidationFailed(_JSONError, UnprocessableEntity):
+    """422: the model refused the input. ``errors`` is ``[{loc, msg, type}]`` without the submitted values."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.errors = errors
+        self.payload = {"error": "validation_failed", "errors": errors}

@@ -1,4 +1,4 @@
-"""``ClerkSecurity``: per-app state, default-deny protection, ``require()`` and ``public``."""
+"""``ClerkSecurity``: per-app state, default-deny protection, ``require()``, ``public`` and ``validate()``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import inspect
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 from urllib.parse import urlencode
 
 from flask import Flask, current_app, g, has_request_context, redirect, request
@@ -27,6 +27,9 @@ from .errors import (
 from .jwks import KeySource, PemKeySource, remote_key_source
 from .routes import RouteMatcher
 from .tokens import TokenVerifier
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 logger = logging.getLogger("flask_clerk_security")
 
@@ -235,3 +238,16 @@ class ClerkSecurity:
             return cast(F, wrapper)
 
         return decorator
+
+    @staticmethod
+    def validate(
+        *, body: type[BaseModel] | None = None, query: type[BaseModel] | None = None
+    ) -> Callable[[F], F]:
+        """Parse the JSON body and/or query string into pydantic models passed to the view as ``body=``/``query=``.
+
+        415 not JSON, 413 over ``CLERK_MAX_BODY_BYTES``, 400 not a JSON object, 422 ``[{loc, msg, type}]``.
+        See :mod:`flask_clerk_security.validation`.
+        """
+        from .validation import validate  # validation reads this module's state: import it when used
+
+        return validate(body=body, query=query)
