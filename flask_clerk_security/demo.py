@@ -78,6 +78,7 @@ def create_demo_app(issuer: ClerkTestIssuer, backend_api: BackendAPIStandIn) -> 
         CLERK_AUTHORIZED_PARTIES=[ORIGIN],
         CLERK_SIGN_IN_URL="/sign-in",
         CLERK_PUBLIC_ROUTES=["/sign-in(.*)"],
+        CLERK_FORCE_HTTPS=False,  # served on plain-HTTP loopback; production keeps the HTTPS redirect
     )
     clerk = ClerkSecurity(app)
 
@@ -111,6 +112,11 @@ def create_demo_app(issuer: ClerkTestIssuer, backend_api: BackendAPIStandIn) -> 
     @clerk.require(reverification="strict")
     def transfer() -> dict[str, bool]:
         return {"transferred": True}
+
+    # Security headers and leak guard (docs/security-headers.md).
+    @app.get("/api/debug-config")
+    def leaky_debug_config() -> dict[str, Any]:
+        return {"secret_key": app.config["CLERK_SECRET_KEY"]}  # the mistake the leak guard catches
 
     return app
 
@@ -192,6 +198,42 @@ def _page(demo: Demo) -> str:
     if not location.startswith("/sign-in?redirect_url="):
         raise DemoFailure(f"unexpected Location {location}")
     return f"GET /dashboard -> 307 {location[:60]}"
+
+
+# Security headers and leak guard (docs/security-headers.md).
+@step("responses carry the security headers and a CSP that allows Clerk's Frontend API")
+def _headers(demo: Demo) -> str:
+    # X-Forwarded-Proto as a TLS-terminating proxy sends it: HSTS is only sent on HTTPS.
+    response = expect(demo.get("/health", headers={"X-Forwarded-Proto": "https"}), 200)
+    wanted = {
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "strict-origin-when-cross-origin",
+    }
+    for name, value in wanted.items():
+        if response.headers.get(name) != value:
+            raise DemoFailure(f"{name}: expected {value!r}, got {response.headers.get(name)!r}")
+    csp = response.headers.get("Content-Security-Policy", "")
+    hsts = response.headers.get("Strict-Transport-Security", "")
+    fapi = f"https://{demo.issuer.frontend_api}"
+    directives = {part.split()[0]: part.split()[1:] for part in csp.split("; ") if part}
+    if fapi not in directives.get("script-src", []) or fapi not in directives.get("connect-src", []):
+        raise DemoFailure(f"CSP lacks the Frontend API host {fapi}: {csp}")
+    if directives.get("frame-ancestors") != ["'none'"] or not hsts.startswith("max-age="):
+        raise DemoFailure(f"frame-ancestors or HSTS missing: {csp} / {hsts!r}")
+    for name in (*wanted, "Strict-Transport-Security"):
+        print(f"        {name}: {response.headers[name]}")
+    for part in csp.split("; "):
+        print(f"        CSP {part[:100]}")
+    return f"X-Frame-Options DENY, nosniff, HSTS, CSP script-src/connect-src include {fapi}"
+
+
+@step("a response that would leak the secret key becomes a generic 500")
+def _leak_guard(demo: Demo) -> str:
+    response = expect(demo.get("/api/debug-config", headers=demo.issuer.auth_header(azp=ORIGIN)), 500)
+    if demo.issuer.secret_key[8:] in response.text or response.json() != {"error": "internal_error"}:
+        raise DemoFailure(f"the secret or a revealing body went out: {response.text[:60]}")
+    return 'GET /api/debug-config -> 500 {"error": "internal_error"}; critical audit record names CLERK_SECRET_KEY'
 
 
 @contextmanager
