@@ -8,7 +8,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigurationError
@@ -100,6 +100,18 @@ class ClerkSettings:
     jwks_refetch_cooldown: float = 30.0
     token_cache_size: int = 4096
     max_body_bytes: int = 1024 * 1024
+    # Security headers, leak guard and audit log (docs/security-headers.md).
+    proxy_url: str | None = None
+    domain: str | None = None
+    csp_directives: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    csp_strict: bool = False
+    csp_report_only: bool = False
+    csp_report_uri: str | None = None
+    force_https: bool | None = None
+    security_headers: bool = True
+    talisman_options: Mapping[str, Any] = field(default_factory=dict)
+    leak_guard: bool = True
+    audit_log: bool = True
 
     @property
     def secrets(self) -> dict[str, str]:
@@ -170,6 +182,15 @@ def _positive_int(value: Any) -> int:
     if number <= 0:
         raise ValueError("must be a positive whole number")
     return number
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
 
 
 def _check_secret_key(value: str) -> str:
@@ -219,6 +240,55 @@ def _check_url(key: str, value: str) -> str:
     if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
         raise ConfigurationError(f"{key} must be an http(s) URL, got {value!r}. Fix: set it to e.g. https://...")
     return value.rstrip("/")
+
+
+def _header_settings(read: _Reader) -> dict[str, Any]:
+    """The ``ClerkSettings`` fields of :mod:`.headers`, :mod:`.leakguard` and :mod:`.audit`."""
+    from .headers import check_talisman_options, parse_csp_directives
+
+    proxy_url = read.get("CLERK_PROXY_URL")
+    if proxy_url is not None and not (
+        isinstance(proxy_url, str) and re.fullmatch(r"/\S*|https?://[^\s/?#]+(/\S*)?", proxy_url)
+    ):
+        raise ConfigurationError(
+            f"CLERK_PROXY_URL must be an absolute http(s) URL or a path, got {proxy_url!r}. "
+            "Fix: set it to your Frontend API proxy, e.g. https://app.example.com/__clerk."
+        )
+    domain = read.get("CLERK_DOMAIN")
+    if domain is not None:
+        host = re.sub(r"^https?://", "", str(domain)).rstrip("/")
+        if not re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:[0-9]+)?", host):
+            raise ConfigurationError(
+                f"CLERK_DOMAIN must be a host name, got {domain!r}. Fix: set it to your satellite's domain, "
+                "e.g. satellite.example.com."
+            )
+        domain = host
+    report_uri = read.get("CLERK_CSP_REPORT_URI")
+    if report_uri is not None and not (
+        isinstance(report_uri, str) and re.fullmatch(r"(/|https?://)[^\s;,]*", report_uri)
+    ):
+        raise ConfigurationError(
+            f"CLERK_CSP_REPORT_URI must be a path or an http(s) URL, got {report_uri!r}. Fix: e.g. /csp-report."
+        )
+    report_only = read.parse("CLERK_CSP_REPORT_ONLY", _boolean, False, "use true or false")
+    if report_only and not report_uri:
+        raise ConfigurationError(
+            "CLERK_CSP_REPORT_ONLY is on but CLERK_CSP_REPORT_URI is unset, so violations would go nowhere. "
+            "Fix: set CLERK_CSP_REPORT_URI to an endpoint that accepts CSP reports."
+        )
+    return {
+        "proxy_url": proxy_url.rstrip("/") if isinstance(proxy_url, str) else None,
+        "domain": domain,
+        "csp_directives": parse_csp_directives(read.get("CLERK_CSP_DIRECTIVES")),
+        "csp_strict": read.parse("CLERK_CSP_STRICT", _boolean, False, "use true or false"),
+        "csp_report_only": report_only,
+        "csp_report_uri": report_uri,
+        "force_https": read.parse("CLERK_FORCE_HTTPS", _boolean, None, "use true or false"),
+        "security_headers": read.parse("CLERK_SECURITY_HEADERS", _boolean, True, "use true or false"),
+        "talisman_options": check_talisman_options(read.get("CLERK_TALISMAN_OPTIONS")),
+        "leak_guard": read.parse("CLERK_LEAK_GUARD", _boolean, True, "use true or false"),
+        "audit_log": read.parse("CLERK_AUDIT_LOG", _boolean, True, "use true or false"),
+    }
 
 
 def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> ClerkSettings:
@@ -301,4 +371,5 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         max_body_bytes=read.parse(
             "CLERK_MAX_BODY_BYTES", _positive_int, 1024 * 1024, "use a byte count, e.g. 1048576 for 1 MiB"
         ),
+        **_header_settings(read),
     )

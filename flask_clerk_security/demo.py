@@ -86,6 +86,7 @@ def create_demo_app(issuer: ClerkTestIssuer, backend_api: BackendAPIStandIn) -> 
         CLERK_AUTHORIZED_PARTIES=[ORIGIN],
         CLERK_SIGN_IN_URL="/sign-in",
         CLERK_PUBLIC_ROUTES=["/sign-in(.*)"],
+        CLERK_FORCE_HTTPS=False,  # served on plain-HTTP loopback; production keeps the HTTPS redirect
     )
     clerk = ClerkSecurity(app)
 
@@ -124,6 +125,10 @@ def create_demo_app(issuer: ClerkTestIssuer, backend_api: BackendAPIStandIn) -> 
     @clerk.validate(body=NoteIn)
     def add_validated_note(body: NoteIn) -> dict[str, Any]:
         return {"title": body.title, "visibility": body.visibility}
+    # Security headers and leak guard (docs/security-headers.md).
+    @app.get("/api/debug-config")
+    def leaky_debug_config() -> dict[str, Any]:
+        return {"secret_key": app.config["CLERK_SECRET_KEY"]}  # the mistake the leak guard catches
 
     return app
 
@@ -223,6 +228,40 @@ def _malformed_input(demo: Demo) -> str:
     if saved.json() != {"title": "Hello", "visibility": "private"}:
         raise DemoFailure(f"unexpected body {saved.json()}")
     return f"form -> 415, broken JSON -> 400, 422 on {', '.join(fields)} (value not echoed), 1 MiB -> 413, valid -> 200"
+# Security headers and leak guard (docs/security-headers.md).
+@step("responses carry the security headers and a CSP that allows Clerk's Frontend API")
+def _headers(demo: Demo) -> str:
+    # X-Forwarded-Proto as a TLS-terminating proxy sends it: HSTS is only sent on HTTPS.
+    response = expect(demo.get("/health", headers={"X-Forwarded-Proto": "https"}), 200)
+    wanted = {
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "strict-origin-when-cross-origin",
+    }
+    for name, value in wanted.items():
+        if response.headers.get(name) != value:
+            raise DemoFailure(f"{name}: expected {value!r}, got {response.headers.get(name)!r}")
+    csp = response.headers.get("Content-Security-Policy", "")
+    hsts = response.headers.get("Strict-Transport-Security", "")
+    fapi = f"https://{demo.issuer.frontend_api}"
+    directives = {part.split()[0]: part.split()[1:] for part in csp.split("; ") if part}
+    if fapi not in directives.get("script-src", []) or fapi not in directives.get("connect-src", []):
+        raise DemoFailure(f"CSP lacks the Frontend API host {fapi}: {csp}")
+    if directives.get("frame-ancestors") != ["'none'"] or not hsts.startswith("max-age="):
+        raise DemoFailure(f"frame-ancestors or HSTS missing: {csp} / {hsts!r}")
+    for name in (*wanted, "Strict-Transport-Security"):
+        print(f"        {name}: {response.headers[name]}")
+    for part in csp.split("; "):
+        print(f"        CSP {part[:100]}")
+    return f"X-Frame-Options DENY, nosniff, HSTS, CSP script-src/connect-src include {fapi}"
+
+
+@step("a response that would leak the secret key becomes a generic 500")
+def _leak_guard(demo: Demo) -> str:
+    response = expect(demo.get("/api/debug-config", headers=demo.issuer.auth_header(azp=ORIGIN)), 500)
+    if demo.issuer.secret_key[8:] in response.text or response.json() != {"error": "internal_error"}:
+        raise DemoFailure(f"the secret or a revealing body went out: {response.text[:60]}")
+    return 'GET /api/debug-config -> 500 {"error": "internal_error"}; critical audit record names CLERK_SECRET_KEY'
 
 
 @contextmanager

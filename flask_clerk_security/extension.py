@@ -14,6 +14,8 @@ from flask import Flask, current_app, g, has_request_context, redirect, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.local import LocalProxy
 
+from . import signals
+from .audit import connect_default_handler
 from .auth import Auth, reverification_config
 from .authenticate import CSRF_REASON, RequestAuthenticator, is_page_request
 from .config import ClerkSettings, load_settings
@@ -24,7 +26,9 @@ from .errors import (
     PermissionDenied,
     ReverificationRequired,
 )
+from .headers import install_talisman
 from .jwks import KeySource, PemKeySource, remote_key_source
+from .leakguard import LeakGuard
 from .routes import RouteMatcher
 from .tokens import TokenVerifier
 
@@ -47,6 +51,9 @@ class ClerkState:
     settings: ClerkSettings
     authenticator: RequestAuthenticator
     public_routes: RouteMatcher
+    #: This app's own Talisman and the CSP it sends (nonce left out); ``None``/"" with CLERK_SECURITY_HEADERS off.
+    talisman: Any = None
+    content_security_policy: str = ""
 
 
 def get_state(app: Flask | None = None) -> ClerkState:
@@ -78,8 +85,11 @@ current_auth: Auth = cast(Auth, LocalProxy(get_auth))
 
 def _signed_out_error(auth: Auth, settings: ClerkSettings) -> HTTPException:
     """401 for APIs, a sign-in redirect for pages, 403 for CSRF, 503 when keys cannot be loaded."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     if auth.reason == CSRF_REASON:
+        signals.csrf_rejected.send(app, origin=request.headers.get("Origin"), reason=auth.reason)
         return CSRFRejected()
+    signals.authentication_failed.send(app, reason=auth.reason)
     if auth.reason in _UNAVAILABLE_REASONS:
         logger.error("authentication unavailable: %s", auth.reason)
         return AuthUnavailable()
@@ -128,8 +138,14 @@ class ClerkSecurity:
     def init_app(self, app: Flask) -> None:
         """Validate configuration (raising :class:`ConfigurationError`) and install protection on ``app``."""
         settings = load_settings(app.config, self._options)
-        app.extensions[EXTENSION_KEY] = _build_state(settings)
+        state = app.extensions[EXTENSION_KEY] = _build_state(settings)
+        if settings.security_headers:  # before _protect, so plain-HTTP requests are redirected first
+            state.talisman, state.content_security_policy = install_talisman(app, settings)
         app.before_request(self._protect)
+        if settings.leak_guard:
+            LeakGuard(settings.secrets).install(app)
+        if settings.audit_log:
+            connect_default_handler(app)
         if not settings.authorized_parties:
             logger.warning(
                 "CLERK_AUTHORIZED_PARTIES is not set: tokens minted for any origin of this Clerk instance "
@@ -213,11 +229,18 @@ class ClerkSecurity:
             auth = get_auth()
             if not auth.is_authenticated:
                 raise _signed_out_error(auth, get_state().settings)
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
             if authorization and not auth.has(**authorization):
                 logger.info("forbidden: %s lacks %s (%s)", auth.user_id, authorization, request.path)
+                signals.authorization_denied.send(
+                    app, user_id=auth.user_id, session_id=auth.session_id, requirement=authorization
+                )
                 raise PermissionDenied()
             if reverification is not None and not auth.has(reverification=reverification):
                 logger.info("reverification required for %s (%s)", auth.user_id, request.path)
+                signals.reverification_required.send(
+                    app, user_id=auth.user_id, session_id=auth.session_id, level=reverification_body
+                )
                 raise ReverificationRequired(reverification_body)
 
         def decorator(func: F) -> F:

@@ -1,0 +1,215 @@
+"""Security headers: one Talisman per app and a Content-Security-Policy that lets Clerk's frontend work.
+
+The policy is built once at ``init_app`` from the publishable key (its Frontend API host), ``CLERK_PROXY_URL``
+or ``CLERK_DOMAIN``, Clerk's documented hosts and the user's ``CLERK_CSP_DIRECTIVES``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from flask import Flask
+from flask_talisman import Talisman
+
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .config import ClerkSettings
+
+#: Directive names a policy may carry (CSP Level 3 plus the reporting and Trusted Types directives).
+KNOWN_DIRECTIVES = frozenset(
+    {
+        "default-src", "script-src", "script-src-elem", "script-src-attr", "style-src", "style-src-elem",
+        "style-src-attr", "img-src", "font-src", "connect-src", "media-src", "object-src", "frame-src",
+        "child-src", "worker-src", "manifest-src", "fenced-frame-src", "base-uri", "form-action",
+        "frame-ancestors", "sandbox", "report-uri", "report-to", "upgrade-insecure-requests",
+        "block-all-mixed-content", "require-trusted-types-for", "trusted-types",
+    }
+)  # fmt: skip
+#: Keywords that must be single-quoted in a policy; users may write them bare.
+KEYWORDS = frozenset(
+    {
+        "self", "none", "unsafe-inline", "unsafe-eval", "strict-dynamic", "unsafe-hashes", "report-sample",
+        "wasm-unsafe-eval", "unsafe-allow-redirects", "inline-speculation-rules", "script",
+    }
+)  # fmt: skip
+_HASH_OR_NONCE = re.compile(r"(nonce-[A-Za-z0-9+/_=-]+|sha(256|384|512)-[A-Za-z0-9+/_=-]+)")
+_BARE_SOURCE = re.compile(r"[^\s;,'\"]+")
+#: Development and staging Frontend API hosts; Clerk ignores ``domain`` for them (``isDevOrStagingUrl``).
+_DEV_SUFFIXES = (
+    ".lcl.dev", ".lclstage.dev", ".stg.dev", ".stgstage.dev", ".dev.lclclerk.com", ".stg.lclclerk.com",
+    ".accounts.lclclerk.com", ".accountsstage.dev", ".accounts.dev",
+)  # fmt: skip
+
+CLERK_CHALLENGES = "https://challenges.cloudflare.com"
+CLERK_PROTECT = "https://*.protect.clerk.com"
+CLERK_IMAGES = "https://img.clerk.com"
+
+
+def _source(directive: str, token: str) -> str:
+    """One source expression, keywords quoted; raises ``ValueError`` on anything malformed."""
+    bare = token[1:-1] if len(token) > 2 and token[0] == token[-1] == "'" else token
+    if bare in KEYWORDS or _HASH_OR_NONCE.fullmatch(bare):
+        return f"'{bare}'"
+    if bare == token and _BARE_SOURCE.fullmatch(token):
+        return token
+    raise ValueError(f"{directive} has a malformed source {token!r}")
+
+
+def parse_csp_directives(raw: Any) -> dict[str, tuple[str, ...]]:
+    """``CLERK_CSP_DIRECTIVES`` (a mapping or a JSON object) as directive -> sources, keywords quoted.
+
+    A value is a space-separated string or a list of strings; an empty value adds a valueless directive
+    (``upgrade-insecure-requests``). Unknown names and malformed sources raise :class:`ConfigurationError`.
+    """
+    if raw is None or raw == "":
+        return {}
+    fix = "Fix: use a mapping like {'img-src': ['https://cdn.example.com'], 'connect-src': 'https://api.example.com'}."
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise ConfigurationError(f"CLERK_CSP_DIRECTIVES is not valid JSON. {fix}") from None
+    if not isinstance(raw, Mapping):
+        raise ConfigurationError(f"CLERK_CSP_DIRECTIVES must be a mapping of directive to sources. {fix}")
+    parsed: dict[str, tuple[str, ...]] = {}
+    for name, value in raw.items():
+        directive = str(name).strip().lower()
+        if directive not in KNOWN_DIRECTIVES:
+            raise ConfigurationError(f"CLERK_CSP_DIRECTIVES has an unknown directive {name!r}. {fix}")
+        if isinstance(value, str):
+            tokens: Iterable[Any] = value.split()
+        elif isinstance(value, (list, tuple)):
+            tokens = value
+        else:
+            raise ConfigurationError(f"CLERK_CSP_DIRECTIVES[{name!r}] must be a string or a list of strings. {fix}")
+        try:
+            parsed[directive] = tuple(_source(directive, _as_token(directive, token)) for token in tokens)
+        except ValueError as exc:
+            raise ConfigurationError(f"CLERK_CSP_DIRECTIVES {exc}. {fix}") from None
+    return parsed
+
+
+def _as_token(directive: str, token: Any) -> str:
+    if not isinstance(token, str) or not token.strip() or len(token.split()) != 1:
+        raise ValueError(f"{directive} has a malformed source {token!r}")
+    return token.strip()
+
+
+def frontend_api_source(settings: ClerkSettings) -> str | None:
+    """Where the browser loads Clerk from: the proxy, the satellite's ``clerk.`` host, or the key's host.
+
+    ``None`` when nothing is configured or the proxy is same-origin (a path, covered by ``'self'``).
+    Mirrors ``clerkJsScriptUrl`` in Clerk's ``@clerk/shared``.
+    """
+    if settings.proxy_url:
+        if settings.proxy_url.startswith("/"):
+            return None
+        parts = urlsplit(settings.proxy_url)
+        return f"{parts.scheme}://{parts.netloc}"
+    frontend_api = settings.frontend_api
+    if settings.domain and not (frontend_api or "").endswith(_DEV_SUFFIXES):
+        host = settings.domain if settings.domain.startswith("clerk.") else f"clerk.{settings.domain}"
+        return f"https://{host}"
+    return f"https://{frontend_api}" if frontend_api else None
+
+
+def build_csp(settings: ClerkSettings) -> dict[str, list[str]]:
+    """Clerk's documented directives plus the hardening defaults, merged with ``CLERK_CSP_DIRECTIVES``."""
+    fapi = [source] if (source := frontend_api_source(settings)) else []
+    script_src = ["'self'", *fapi, CLERK_CHALLENGES, CLERK_PROTECT]
+    if settings.csp_strict:
+        script_src.insert(0, "'strict-dynamic'")
+    policy: dict[str, list[str]] = {
+        "default-src": ["'self'"],
+        "script-src": script_src,
+        "connect-src": ["'self'", *fapi, f"{CLERK_PROTECT}:*"],
+        "img-src": ["'self'", CLERK_IMAGES],
+        "worker-src": ["'self'", "blob:"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "frame-src": ["'self'", CLERK_CHALLENGES, CLERK_PROTECT],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+    }
+    for directive, sources in settings.csp_directives.items():
+        merged = policy.setdefault(directive, [])
+        if sources and merged == ["'none'"]:
+            merged.clear()  # 'none' next to other sources would be ignored; the user's sources win
+        merged.extend(source for source in sources if source not in merged)
+    return policy
+
+
+def render_csp(policy: Mapping[str, Iterable[str]]) -> str:
+    """``default-src 'self'; script-src ...``: the header value without the per-request nonce."""
+    return "; ".join(" ".join([directive, *sources]) for directive, sources in policy.items())
+
+
+_TALISMAN_OPTIONS = frozenset(inspect.signature(Talisman.init_app).parameters) - {"self", "app"}
+
+
+def check_talisman_options(raw: Any) -> dict[str, Any]:
+    """``talisman_options=`` / ``CLERK_TALISMAN_OPTIONS``: keyword arguments of ``Talisman.init_app``."""
+    if raw is None or raw == "":
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raw = None
+    if not isinstance(raw, Mapping):
+        raise ConfigurationError(
+            "CLERK_TALISMAN_OPTIONS must be a mapping of Talisman options. Fix: pass "
+            "ClerkSecurity(app, talisman_options={'frame_options': 'SAMEORIGIN'})."
+        )
+    unknown = sorted(set(raw) - _TALISMAN_OPTIONS)
+    if unknown:
+        raise ConfigurationError(
+            f"CLERK_TALISMAN_OPTIONS has unknown option(s) {', '.join(map(repr, unknown))}. "
+            f"Fix: use Talisman.init_app's keyword arguments ({', '.join(sorted(_TALISMAN_OPTIONS))})."
+        )
+    return dict(raw)
+
+
+def install_talisman(app: Flask, settings: ClerkSettings) -> tuple[Talisman, str]:
+    """A Talisman for ``app`` alone (it keeps state on itself) and the CSP it sends, built once.
+
+    The nonce goes into ``script-src`` in every mode, so templates can always use ``csp_nonce()``.
+    HTTPS redirects are on unless ``CLERK_FORCE_HTTPS`` says otherwise or the app runs debug/testing.
+    """
+    policy = render_csp(build_csp(settings))
+    force_https = settings.force_https if settings.force_https is not None else not (app.debug or app.testing)
+    options: dict[str, Any] = {
+        "force_https": force_https,
+        "frame_options": "DENY",
+        "referrer_policy": "strict-origin-when-cross-origin",
+        "content_security_policy": policy,
+        "content_security_policy_nonce_in": ["script-src"],
+        "content_security_policy_report_uri": settings.csp_report_uri,
+        "content_security_policy_report_only": settings.csp_report_only,
+        # Talisman overwrites this config key; keep a stricter value the app already chose.
+        "session_cookie_samesite": app.config.get("SESSION_COOKIE_SAMESITE") or "Lax",
+    }
+    options.update(settings.talisman_options)
+    try:
+        talisman = Talisman(app, **options)
+    except ValueError as exc:
+        raise ConfigurationError(f"CLERK_TALISMAN_OPTIONS were refused by Talisman: {exc}") from None
+    return talisman, policy_text(options["content_security_policy"])
+
+
+def policy_text(policy: Any) -> str:
+    """A Talisman ``content_security_policy`` (string, mapping or nothing) as header text, nonce left out."""
+    if not policy:
+        return ""
+    if isinstance(policy, str):
+        return policy
+    return render_csp(
+        {name: [value] if isinstance(value, str) else list(value) for name, value in dict(policy).items()}
+    )

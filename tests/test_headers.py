@@ -1,0 +1,270 @@
+"""Security headers: per-app Talisman, the Clerk-aware CSP, strict and report-only modes, proxies."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from flask import Flask, render_template_string
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from flask_clerk_security import ClerkSecurity, ConfigurationError
+from flask_clerk_security.extension import get_state
+from flask_clerk_security.testing import ClerkTestIssuer
+
+from .conftest import AppFactory
+
+
+def directives(header: str) -> dict[str, list[str]]:
+    return {part.split()[0]: part.split()[1:] for part in header.split("; ") if part.strip()}
+
+
+def test_default_headers(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer) -> None:
+    app, _ = app_factory()
+    response = app.test_client().get("/health")
+    assert response.status_code == 200
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+    assert "Strict-Transport-Security" not in response.headers  # plain HTTP: HSTS means nothing there
+    csp = directives(response.headers["Content-Security-Policy"])
+    fapi = f"https://{clerk_issuer.frontend_api}"
+    assert csp["script-src"][:4] == ["'self'", fapi, "https://challenges.cloudflare.com", "https://*.protect.clerk.com"]
+    assert re.fullmatch(r"'nonce-[A-Za-z0-9_-]{32}'", csp["script-src"][-1])
+    assert csp["connect-src"] == ["'self'", fapi, "https://*.protect.clerk.com:*"]
+    assert csp["img-src"] == ["'self'", "https://img.clerk.com"]
+    assert csp["worker-src"] == ["'self'", "blob:"]
+    assert csp["style-src"] == ["'self'", "'unsafe-inline'"]
+    assert csp["frame-src"] == ["'self'", "https://challenges.cloudflare.com", "https://*.protect.clerk.com"]
+    assert csp["frame-ancestors"] == ["'none'"]
+    assert csp["form-action"] == ["'self'"]
+    assert csp["default-src"] == ["'self'"]
+    assert csp["object-src"] == ["'none'"]
+    assert csp["base-uri"] == ["'self'"]
+    assert "'strict-dynamic'" not in csp["script-src"]
+    assert get_state(app).content_security_policy.startswith("default-src 'self'; script-src 'self' https://")
+
+
+def test_headers_on_error_responses(app_factory: AppFactory) -> None:
+    response = app_factory()[0].test_client().get("/api/me")
+    assert response.status_code == 401
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "Content-Security-Policy" in response.headers
+
+
+def test_nonce_is_per_request_and_matches_template(app_factory: AppFactory) -> None:
+    app, clerk = app_factory()
+
+    @app.get("/page")
+    @clerk.public
+    def page() -> str:
+        return render_template_string('<script nonce="{{ csp_nonce() }}">1</script>')
+
+    client = app.test_client()
+    nonces = []
+    for _ in range(2):
+        response = client.get("/page")
+        nonce = re.search(r'nonce="([^"]+)"', response.text).group(1)  # type: ignore[union-attr]
+        assert f"'nonce-{nonce}'" in directives(response.headers["Content-Security-Policy"])["script-src"]
+        nonces.append(nonce)
+    assert nonces[0] != nonces[1]
+
+
+def test_strict_mode_and_report_uri(app_factory: AppFactory) -> None:
+    app, _ = app_factory({"CLERK_CSP_STRICT": "true", "CLERK_CSP_REPORT_URI": "/csp-report"})
+    response = app.test_client().get("/health")
+    csp = directives(response.headers["Content-Security-Policy"])
+    assert csp["script-src"][0] == "'strict-dynamic'"
+    assert csp["script-src"][-1].startswith("'nonce-")
+    assert csp["report-uri"] == ["/csp-report"]
+
+
+def test_report_only_mode(app_factory: AppFactory) -> None:
+    app, _ = app_factory({"CLERK_CSP_REPORT_ONLY": True, "CLERK_CSP_REPORT_URI": "https://r.example/csp"})
+    response = app.test_client().get("/health")
+    assert "Content-Security-Policy" not in response.headers
+    csp = directives(response.headers["Content-Security-Policy-Report-Only"])
+    assert csp["report-uri"] == ["https://r.example/csp"]
+    assert csp["frame-ancestors"] == ["'none'"]
+
+
+def test_report_only_needs_a_report_uri(app_factory: AppFactory) -> None:
+    with pytest.raises(ConfigurationError, match="CLERK_CSP_REPORT_URI"):
+        app_factory({"CLERK_CSP_REPORT_ONLY": "true"})
+
+
+def test_user_directives_merge_deduplicate_and_quote(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer) -> None:
+    fapi = f"https://{clerk_issuer.frontend_api}"
+    app, _ = app_factory({
+        "CLERK_CSP_DIRECTIVES": json.dumps({
+            "script-src": [fapi, "https://cdn.example.com", "unsafe-eval"],
+            "img-src": "data: https://img.clerk.com",
+            "frame-ancestors": "https://partner.example",
+            "upgrade-insecure-requests": [],
+        })
+    })  # fmt: skip
+    csp = directives(app.test_client().get("/health").headers["Content-Security-Policy"])
+    assert csp["script-src"].count(fapi) == 1
+    assert "https://cdn.example.com" in csp["script-src"]
+    assert "'unsafe-eval'" in csp["script-src"]
+    assert csp["img-src"] == ["'self'", "https://img.clerk.com", "data:"]
+    assert csp["frame-ancestors"] == ["https://partner.example"]  # 'none' would contradict the user's source
+    assert csp["upgrade-insecure-requests"] == []
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"scrpt-src": "'self'"}, "unknown directive 'scrpt-src'"),
+        ({"img-src": "'self"}, "malformed source"),
+        ({"img-src": ["https://a.example; script-src *"]}, "malformed source"),
+        ({"img-src": ["two words"]}, "malformed source"),
+        ({"img-src": 5}, "must be a string or a list"),
+        ({"img-src": ["'unsafe-everything'"]}, "malformed source"),
+        ("{not json", "not valid JSON"),
+        ('["img-src"]', "must be a mapping"),
+    ],
+)
+def test_malformed_directives_fail_at_init(app_factory: AppFactory, value: Any, message: str) -> None:
+    with pytest.raises(ConfigurationError, match="CLERK_CSP_DIRECTIVES") as info:
+        app_factory({"CLERK_CSP_DIRECTIVES": value})
+    assert message in str(info.value)
+
+
+def test_proxy_url_and_domain_change_the_host(clerk_issuer: ClerkTestIssuer, app_factory: AppFactory) -> None:
+    live = ClerkTestIssuer(frontend_api="clerk.primary.example", instance="live", private_key=clerk_issuer.private_key)
+    cases = [
+        ({"CLERK_PROXY_URL": "https://app.example.com/__clerk"}, "https://app.example.com"),
+        ({"CLERK_DOMAIN": "satellite.example"}, "https://clerk.satellite.example"),
+        ({"CLERK_DOMAIN": "https://clerk.satellite.example/"}, "https://clerk.satellite.example"),
+    ]
+    for config, host in cases:
+        app, _ = app_factory({**live.config, **config, "CLERK_AUTHORIZED_PARTIES": "https://app.example.com"})
+        csp = directives(app.test_client().get("/health").headers["Content-Security-Policy"])
+        assert host in csp["script-src"] and host in csp["connect-src"], config
+        assert "https://clerk.primary.example" not in csp["script-src"]
+    # A same-origin proxy path is covered by 'self'; development instances ignore CLERK_DOMAIN, as Clerk does.
+    app, _ = app_factory({"CLERK_PROXY_URL": "/__clerk"})
+    csp = directives(get_state(app).content_security_policy)
+    assert csp["connect-src"] == ["'self'", "https://*.protect.clerk.com:*"]
+    assert f"https://{clerk_issuer.frontend_api}" not in csp["script-src"]
+    dev = ClerkTestIssuer(frontend_api="happy-cat-1.clerk.accounts.dev", private_key=clerk_issuer.private_key)
+    app, _ = app_factory({**dev.config, "CLERK_DOMAIN": "satellite.example"})
+    assert "https://happy-cat-1.clerk.accounts.dev" in get_state(app).content_security_policy
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ({"CLERK_PROXY_URL": "ftp://x"}, "CLERK_PROXY_URL"),
+        ({"CLERK_DOMAIN": "not a host"}, "CLERK_DOMAIN"),
+        ({"CLERK_CSP_REPORT_URI": "javascript:alert(1)"}, "CLERK_CSP_REPORT_URI"),
+        ({"CLERK_FORCE_HTTPS": "maybe"}, "CLERK_FORCE_HTTPS"),
+        ({"CLERK_TALISMAN_OPTIONS": {"frame_option": "DENY"}}, "CLERK_TALISMAN_OPTIONS"),
+        ({"CLERK_TALISMAN_OPTIONS": "[1]"}, "CLERK_TALISMAN_OPTIONS"),
+    ],
+)
+def test_bad_header_settings_name_the_key(app_factory: AppFactory, config: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigurationError, match=key):
+        app_factory(config)
+
+
+def test_talisman_options_pass_through(app_factory: AppFactory) -> None:
+    app, _ = app_factory(
+        talisman_options={"frame_options": "SAMEORIGIN", "content_security_policy": {"default-src": "'self'"}}
+    )
+    response = app.test_client().get("/health")
+    assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert response.headers["Content-Security-Policy"] == "default-src 'self'"
+    assert get_state(app).content_security_policy == "default-src 'self'"
+
+
+def test_security_headers_can_be_turned_off(app_factory: AppFactory) -> None:
+    app, _ = app_factory({"CLERK_SECURITY_HEADERS": "false"})
+    response = app.test_client().get("/health")
+    assert "Content-Security-Policy" not in response.headers and "X-Frame-Options" not in response.headers
+    assert get_state(app).talisman is None
+
+
+def test_one_talisman_per_app(clerk_issuer: ClerkTestIssuer) -> None:
+    clerk = ClerkSecurity()
+    apps = []
+    for policy in ("https://one.example", "https://two.example"):
+        app = Flask(f"app_{policy[8:11]}")
+        app.config.update(TESTING=True, CLERK_CSP_DIRECTIVES={"img-src": [policy]}, **clerk_issuer.config)
+        clerk.init_app(app)
+        app.get("/")(clerk.public(lambda: "ok"))
+        apps.append(app)
+    states = [get_state(app) for app in apps]
+    assert states[0].talisman is not states[1].talisman
+    assert states[0].talisman.app is apps[0] and states[1].talisman.app is apps[1]
+    first, second = (app.test_client().get("/").headers["Content-Security-Policy"] for app in apps)
+    assert "https://one.example" in first and "https://two.example" not in first
+    assert "https://two.example" in second and "https://one.example" not in second
+
+
+def test_session_cookie_samesite_kept(app_factory: AppFactory) -> None:
+    app, _ = app_factory({"SESSION_COOKIE_SAMESITE": "Strict"})
+    assert app.config["SESSION_COOKIE_SAMESITE"] == "Strict"
+    assert app.config["SESSION_COOKIE_HTTPONLY"] is True
+    assert app_factory()[0].config["SESSION_COOKIE_SAMESITE"] == "Lax"
+
+
+# HTTPS redirect and proxies
+
+
+def production_app(clerk_issuer: ClerkTestIssuer, **config: Any) -> Flask:
+    """An app neither debug nor testing, so the HTTPS redirect is on by default."""
+    app = Flask("clerk_prod_app")
+    app.config.update(CLERK_AUTHORIZED_PARTIES="https://app.example.com", **clerk_issuer.config, **config)
+    clerk = ClerkSecurity(app)
+    app.get("/health")(clerk.public(lambda: "ok"))
+    return app
+
+
+def test_https_redirect_is_on_in_production_off_in_testing(
+    app_factory: AppFactory, clerk_issuer: ClerkTestIssuer
+) -> None:
+    response = production_app(clerk_issuer).test_client().get("/health?x=1")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "https://localhost/health?x=1"
+    # Redirect comes before authentication: a protected route is redirected too, not answered 401.
+    assert production_app(clerk_issuer).test_client().get("/api/anything").status_code == 302
+    assert app_factory()[0].test_client().get("/health").status_code == 200
+    assert production_app(clerk_issuer, CLERK_FORCE_HTTPS=False).test_client().get("/health").status_code == 200
+    forced, _ = app_factory({"CLERK_FORCE_HTTPS": "true"})
+    assert forced.test_client().get("/health").status_code == 302
+
+
+def test_https_request_gets_hsts(clerk_issuer: ClerkTestIssuer) -> None:
+    response = production_app(clerk_issuer).test_client().get("/health", base_url="https://app.example.com")
+    assert response.status_code == 200
+    assert response.headers["Strict-Transport-Security"] == "max-age=31556926; includeSubDomains"
+
+
+def test_behind_proxyfix(clerk_issuer: ClerkTestIssuer) -> None:
+    """Behind a TLS-terminating proxy: ProxyFix makes the redirect point at the public host, HSTS is sent."""
+    app = production_app(clerk_issuer)
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    client = app.test_client()
+    public = {"X-Forwarded-Host": "app.example.com", "X-Forwarded-For": "203.0.113.9"}
+
+    secure = client.get("/health", headers={**public, "X-Forwarded-Proto": "https"})
+    assert secure.status_code == 200
+    assert secure.headers["Strict-Transport-Security"].startswith("max-age=31556926")
+
+    plain = client.get("/health?next=1", headers={**public, "X-Forwarded-Proto": "http"})
+    assert plain.status_code == 302
+    assert plain.headers["Location"] == "https://app.example.com/health?next=1"
+    assert "Strict-Transport-Security" not in plain.headers
+
+
+def test_without_proxyfix_the_redirect_uses_the_internal_host(clerk_issuer: ClerkTestIssuer) -> None:
+    """Why the docs ask for ProxyFix: without it the redirect goes to the proxy's upstream host name."""
+    app = production_app(clerk_issuer)
+    response = app.test_client().get(
+        "/health", base_url="http://internal:8000", headers={"X-Forwarded-Host": "app.example.com"}
+    )
+    assert response.headers["Location"] == "https://internal:8000/health"

@@ -1,0 +1,217 @@
+"""Secret-leak guard and audit events (signals and the default structured-log handler)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from blinker import NamedSignal
+from flask import Flask, Response, redirect, send_file, stream_with_context
+
+from flask_clerk_security import signals
+from flask_clerk_security.leakguard import SecretLeakError
+from flask_clerk_security.testing import ClerkTestIssuer
+
+from .conftest import AppFactory
+
+WEBHOOK_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+MACHINE_SECRET = "ak_" + "machinesecret0123456789abcdef"
+
+
+@contextmanager
+def captured(signal: NamedSignal) -> Iterator[list[dict[str, Any]]]:
+    events: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **data: Any) -> None:
+        events.append({"sender": sender, **data})
+
+    with signal.connected_to(receiver):
+        yield events
+
+
+def leaky_app(
+    app_factory: AppFactory, clerk_issuer: ClerkTestIssuer, **config: Any
+) -> tuple[Flask, dict[str, str]]:
+    secrets = {
+        "CLERK_SECRET_KEY": clerk_issuer.secret_key,
+        "CLERK_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "CLERK_MACHINE_SECRET_KEY": MACHINE_SECRET,
+    }
+    app, clerk = app_factory({**secrets, **config})
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+
+    @app.get("/leak/<key>")
+    @clerk.public
+    def leak(key: str) -> dict[str, str]:
+        return {"value": secrets[key]}
+
+    @app.get("/leak-header")
+    @clerk.public
+    def leak_header() -> Response:
+        return redirect(f"/next?key={clerk_issuer.secret_key}")
+
+    @app.get("/leak-unprefixed")
+    @clerk.public
+    def leak_unprefixed() -> str:
+        return f"<p>{clerk_issuer.secret_key.removeprefix('sk_test_')}</p>"
+
+    @app.get("/stream")
+    @clerk.public
+    def stream() -> Response:
+        return Response(stream_with_context(iter([secrets["CLERK_SECRET_KEY"]])))
+
+    @app.get("/file")
+    @clerk.public
+    def file() -> Response:
+        return send_file(__file__)
+
+    @app.get("/clean")
+    @clerk.public
+    def clean() -> dict[str, str]:
+        return {"masked": "sk_test_****" + clerk_issuer.secret_key[-4:]}
+
+    return app, secrets
+
+
+@pytest.mark.parametrize("key", ["CLERK_SECRET_KEY", "CLERK_WEBHOOK_SECRET", "CLERK_MACHINE_SECRET_KEY"])
+def test_testing_mode_raises_naming_the_key(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer, key: str) -> None:
+    app, secrets = leaky_app(app_factory, clerk_issuer)
+    with captured(signals.secret_leak_blocked) as events, pytest.raises(SecretLeakError) as info:
+        app.test_client().get(f"/leak/{key}")
+    assert info.value.key == key
+    assert key in str(info.value) and secrets[key] not in str(info.value)
+    assert events == [{"sender": app, "key": key, "route": f"/leak/{key}", "method": "GET"}]
+
+
+def test_header_and_unprefixed_leaks(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer) -> None:
+    app, _ = leaky_app(app_factory, clerk_issuer)
+    with pytest.raises(SecretLeakError, match="header Location contains the value of CLERK_SECRET_KEY"):
+        app.test_client().get("/leak-header")
+    with pytest.raises(SecretLeakError, match="body contains the value of CLERK_SECRET_KEY"):
+        app.test_client().get("/leak-unprefixed")
+
+
+def test_production_replaces_the_response(
+    app_factory: AppFactory, clerk_issuer: ClerkTestIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, secrets = leaky_app(app_factory, clerk_issuer, TESTING=False)
+    with caplog.at_level(logging.INFO, logger="flask_clerk_security"):
+        response = app.test_client().get("/leak/CLERK_WEBHOOK_SECRET", base_url="https://localhost")
+    assert response.status_code == 500
+    assert response.get_json() == {"error": "internal_error"}
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Frame-Options"] == "DENY"  # headers still applied to the replacement
+    assert WEBHOOK_SECRET[6:] not in response.get_data(as_text=True)
+    [record] = [r for r in caplog.records if r.name == "flask_clerk_security.audit"]
+    assert record.levelno == logging.CRITICAL
+    assert record.clerk_audit["key"] == "CLERK_WEBHOOK_SECRET"  # type: ignore[attr-defined]
+    assert record.clerk_audit["event"] == "secret-leak-blocked"  # type: ignore[attr-defined]
+    for value in secrets.values():
+        assert value[6:] not in caplog.text
+
+
+def test_clean_streamed_and_passthrough_responses_pass(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer) -> None:
+    app, secrets = leaky_app(app_factory, clerk_issuer)
+    client = app.test_client()
+    assert client.get("/clean").status_code == 200
+    # Documented limitation: streamed and send_file responses are not buffered, so not checked.
+    assert client.get("/stream").get_data(as_text=True) == secrets["CLERK_SECRET_KEY"]
+    assert client.get("/file").status_code == 200
+
+
+def test_guard_can_be_turned_off(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer) -> None:
+    app, _ = leaky_app(app_factory, clerk_issuer, CLERK_LEAK_GUARD="false")
+    assert app.test_client().get("/leak/CLERK_SECRET_KEY").status_code == 200
+
+
+# Audit signals and the default handler
+
+
+def audit_records(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [r.clerk_audit for r in caplog.records if r.name == "flask_clerk_security.audit"]  # type: ignore[attr-defined]
+
+
+def test_authentication_failed(
+    app_factory: AppFactory, clerk_issuer: ClerkTestIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, _ = app_factory()
+    token = clerk_issuer.session_token(lifetime=-60)
+    with captured(signals.authentication_failed) as events, caplog.at_level(logging.INFO):
+        response = app.test_client().get("/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    reason = "session-token-expired-refresh-non-eligible-no-refresh-cookie"  # Clerk's request-level reason
+    assert events == [{"sender": app, "reason": reason}]
+    assert audit_records(caplog) == [
+        {"event": "authentication-failed", "method": "GET", "route": "/api/me", "reason": reason}
+    ]
+    assert token not in caplog.text and token.split(".")[2] not in caplog.text
+
+
+def test_authorization_denied_and_reverification(
+    app_factory: AppFactory, clerk_issuer: ClerkTestIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, clerk = app_factory()
+
+    @app.get("/admin")
+    @clerk.require(role="admin")
+    def admin() -> str:
+        return "ok"
+
+    @app.post("/transfer")
+    @clerk.require(reverification="strict")
+    def transfer() -> str:
+        return "ok"
+
+    client = app.test_client()
+    with (
+        captured(signals.authorization_denied) as denied,
+        captured(signals.reverification_required) as stale,
+        caplog.at_level(logging.INFO),
+    ):
+        assert client.get("/admin", headers=clerk_issuer.auth_header()).status_code == 403
+        assert client.post("/transfer", headers=clerk_issuer.auth_header(fva=[5, 45])).status_code == 403
+    who = {"sender": app, "user_id": "user_123", "session_id": "sess_123"}
+    assert denied == [{**who, "requirement": {"role": "admin"}}]
+    assert stale == [{**who, "level": "strict"}]
+    records = audit_records(caplog)
+    assert records[0]["event"] == "authorization-denied" and records[0]["user_id"] == "user_123"
+    assert records[0]["route"] == "/admin" and records[0]["session_id"] == "sess_123"
+    assert records[1] == {
+        "event": "reverification-required", "method": "POST", "route": "/transfer",
+        "user_id": "user_123", "session_id": "sess_123", "level": "strict",
+    }  # fmt: skip
+
+
+def test_csrf_rejected(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer) -> None:
+    app, _ = app_factory()
+    client = app.test_client()
+    client.set_cookie("__session", clerk_issuer.session_token())
+    client.set_cookie("__client_uat", str(clerk_issuer.session_claims()["iat"] - 5))
+    with captured(signals.csrf_rejected) as events, captured(signals.authentication_failed) as failures:
+        assert client.post("/api/me", headers={"Origin": "https://evil.example"}).status_code == 403
+    assert events == [{"sender": app, "origin": "https://evil.example", "reason": "csrf-origin-mismatch"}]
+    assert failures == []
+
+
+def test_default_handler_per_app_and_off_switch(
+    app_factory: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    quiet, _ = app_factory({"CLERK_AUDIT_LOG": "false"})
+    loud, _ = app_factory()
+    with caplog.at_level(logging.INFO):
+        quiet.test_client().get("/api/me")
+        assert audit_records(caplog) == []
+        loud.test_client().get("/api/me")
+    assert [r["reason"] for r in audit_records(caplog)] == ["session-token-and-uat-missing"]
+
+
+def test_handler_drops_fields_outside_the_allowlist(app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO), app.test_request_context("/x"):
+        signals.authentication_failed.send(app, reason="token-invalid", token="eyJ.secret.sig")
+    assert audit_records(caplog) == [
+        {"event": "authentication-failed", "method": "GET", "route": "/x", "reason": "token-invalid"}
+    ]
+    assert "eyJ.secret.sig" not in caplog.text
