@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 from urllib.parse import urlsplit
 
@@ -12,27 +10,16 @@ from flask import Request
 from .auth import Auth
 from .config import ClerkSettings
 from .errors import TokenVerificationError
-from .tokens import TokenVerifier, decode_unverified
+from .handshake import PageAuthenticator, cookie_suffix, remember
+from .handshake import PageReason as AuthReason
+from .tokens import TokenVerifier
 
 logger = logging.getLogger("flask_clerk_security")
 
+__all__ = ["AuthReason", "RequestAuthenticator", "cookie_suffix", "is_page_request", "token_from_authorization"]
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 CSRF_REASON = "csrf-origin-mismatch"
-
-
-class AuthReason:
-    """Clerk's AuthErrorReason values for cookie sessions."""
-
-    SESSION_TOKEN_AND_UAT_MISSING = "session-token-and-uat-missing"
-    SESSION_TOKEN_WITHOUT_CLIENT_UAT = "session-token-but-no-client-uat"
-    CLIENT_UAT_WITHOUT_SESSION_TOKEN = "client-uat-but-no-session-token"
-    SESSION_TOKEN_IAT_BEFORE_CLIENT_UAT = "session-token-iat-before-client-uat"
-
-
-def cookie_suffix(publishable_key: str) -> str:
-    """Clerk's ``getCookieSuffix``: the first 8 characters of base64url(SHA-1(publishable key))."""
-    digest = hashlib.sha1(publishable_key.encode(), usedforsecurity=False).digest()
-    return base64.b64encode(digest).decode().replace("+", "-").replace("/", "_")[:8]
 
 
 def token_from_authorization(value: str | None) -> str | None:
@@ -53,17 +40,7 @@ def is_page_request(request: Request) -> bool:
     dest = request.headers.get("Sec-Fetch-Dest")
     if dest:
         return dest in ("document", "iframe")
-    return "text/html" in request.headers.get("Accept", "")
-
-
-def _client_uat(value: str | None) -> int:
-    """``Number.parseInt(value) || 0``: leading digits count, anything else is 0."""
-    digits = ""
-    for char in (value or "").strip():
-        if not char.isdigit() or not char.isascii():
-            break
-        digits += char
-    return int(digits) if digits else 0
+    return request.headers.get("Accept", "").startswith("text/html")
 
 
 class RequestAuthenticator:
@@ -72,7 +49,7 @@ class RequestAuthenticator:
     def __init__(self, settings: ClerkSettings, verifier: TokenVerifier) -> None:
         self.settings = settings
         self.verifier = verifier
-        self.suffix = cookie_suffix(settings.publishable_key) if settings.publishable_key else None
+        self.pages = PageAuthenticator(settings, verifier)
 
     def authenticate(self, request: Request) -> Auth:
         header_token = token_from_authorization(request.headers.get("Authorization"))
@@ -80,31 +57,11 @@ class RequestAuthenticator:
             return self._verify(header_token)
         return self._authenticate_cookie(request)
 
-    def cookie(self, request: Request, name: str) -> str | None:
-        """The suffixed cookie when this instance has one, else the plain one."""
-        if self.suffix:
-            value = request.cookies.get(f"{name}_{self.suffix}")
-            if value is not None:
-                return value
-        return request.cookies.get(name)
-
     def _authenticate_cookie(self, request: Request) -> Auth:
-        session = self.cookie(request, "__session")
-        client_uat = _client_uat(self.cookie(request, "__client_uat"))
-        if not session:
-            if client_uat <= 0:
-                return Auth.signed_out(AuthReason.SESSION_TOKEN_AND_UAT_MISSING)
-            return Auth.signed_out(AuthReason.CLIENT_UAT_WITHOUT_SESSION_TOKEN)
-        if client_uat <= 0:
-            return Auth.signed_out(AuthReason.SESSION_TOKEN_WITHOUT_CLIENT_UAT)
-        try:
-            _, payload, _, _ = decode_unverified(session)
-        except TokenVerificationError as exc:
-            return Auth.signed_out(exc.reason)
-        iat = payload.get("iat")
-        if isinstance(iat, (int, float)) and not isinstance(iat, bool) and iat < client_uat:
-            return Auth.signed_out(AuthReason.SESSION_TOKEN_IAT_BEFORE_CLIENT_UAT)
-        auth = self._verify(session)
+        """Clerk's cookie path (suffixed cookies, client_uat rules, handshake); then the CSRF origin check."""
+        state = self.pages.authenticate(request)
+        remember(state)
+        auth = state.auth
         if auth.is_authenticated and request.method not in SAFE_METHODS and not self._same_origin(request):
             return Auth.signed_out(CSRF_REASON)
         return auth

@@ -95,6 +95,7 @@ class ClerkSettings:
     machine_secret_key: str | None = None
     ratelimit_storage_uri: str = "memory://"
     frontend_api: str | None = None
+    proxy_url: str | None = None
     http_timeout: float = 3.0
     jwks_cache_ttl: float = 300.0
     jwks_refetch_cooldown: float = 30.0
@@ -249,6 +250,10 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
     ):
         raise ConfigurationError("CLERK_SIGN_IN_URL must be a path ('/sign-in') or an absolute http(s) URL.")
 
+    proxy_url = read.get("CLERK_PROXY_URL")
+    if proxy_url is not None and not (isinstance(proxy_url, str) and proxy_url.startswith("/")):
+        proxy_url = _check_url("CLERK_PROXY_URL", str(proxy_url))
+
     public_routes = read.get("CLERK_PUBLIC_ROUTES", ())
     if isinstance(public_routes, str):
         public_routes = read.parse(
@@ -274,6 +279,7 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         machine_secret_key=read.get("CLERK_MACHINE_SECRET_KEY"),
         ratelimit_storage_uri=str(read.get("CLERK_RATELIMIT_STORAGE_URI", "memory://")),
         frontend_api=frontend_api,
+        proxy_url=proxy_url,
         http_timeout=read.parse("CLERK_HTTP_TIMEOUT", _positive_float, 3.0, "use seconds, e.g. 3"),
         jwks_cache_ttl=read.parse("CLERK_JWKS_CACHE_TTL", _positive_float, 300.0, "use seconds, e.g. 300"),
         jwks_refetch_cooldown=read.parse(
