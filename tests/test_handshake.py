@@ -107,7 +107,8 @@ def _query(location: str) -> dict[str, str]:
 
 
 def _set_cookies(response: Any) -> dict[str, str]:
-    return {c.split(";")[0].split("=")[0]: c.split(";")[0].split("=", 1)[1] for c in response.headers.getlist("Set-Cookie")}
+    pairs = (c.split(";")[0].split("=", 1) for c in response.headers.getlist("Set-Cookie"))
+    return {name: value for name, value in pairs}
 
 
 # --------------------------------------------------------------------------------------------- when
@@ -263,10 +264,11 @@ def test_handshake_return_signed_out_client_clears_cookies(live: Env) -> None:
 
 def test_nonce_is_exchanged_once_and_backend_failure_is_not_a_5xx(live: Env) -> None:
     app = live.app()
-    client, back = _walk(live, app, live.stale_cookies())
+    _, back = _walk(live, app, live.stale_cookies())
     assert back.status_code == 200
     replay = _client(app, {}).get(back.request.url, headers={"Accept": "application/json"})
     assert replay.status_code == 401
+    assert "__session" not in _set_cookies(replay)
     live.backend.fail_status = 500
     _, failed = _walk(live, app, live.stale_cookies())
     assert failed.status_code == 307
