@@ -127,7 +127,7 @@ class ClerkSecurity:
         settings = load_settings(app.config, self._options)
         app.extensions[EXTENSION_KEY] = _build_state(settings)
         app.before_request(self._protect)
-        app.after_request(handshake.apply_cookies)
+        app.after_request(handshake.apply_response_headers)
         if not settings.authorized_parties:
             logger.warning(
                 "CLERK_AUTHORIZED_PARTIES is not set: tokens minted for any origin of this Clerk instance "

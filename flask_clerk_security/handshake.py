@@ -611,19 +611,24 @@ def raise_for_redirect() -> None:
         return
     response = Response(status=307, headers={"Location": state.location, "Cache-Control": "no-store"})
     response.autocorrect_location_header = False
-    if state.status == HANDSHAKE_STATUS:
-        response.headers["x-clerk-auth-status"] = HANDSHAKE_STATUS
-        if state.reason:
-            response.headers["x-clerk-auth-reason"] = state.reason
     raise HTTPException(response=response)
 
 
-def apply_cookies(response: Response) -> Response:
-    """``after_request``: add the Set-Cookie directives the page state asked for (handshake, loop counter)."""
+def apply_response_headers(response: Response) -> Response:
+    """``after_request``: the headers Clerk's state asks for: Set-Cookie directives and its debug headers.
+
+    Signed-out and handshake states carry ``x-clerk-auth-status`` / ``x-clerk-auth-reason``, as Clerk's SDKs
+    copy ``requestState.headers`` onto the response; responses that set cookies are never cached.
+    """
     state: PageState | None = g.get(_G_STATE)
-    if state is not None:
-        for directive in state.cookies:
-            response.headers.add("Set-Cookie", directive)
-        if state.cookies:
-            response.headers["Cache-Control"] = "no-store"
+    if state is None:
+        return response
+    for directive in state.cookies:
+        response.headers.add("Set-Cookie", directive)
+    if state.cookies:
+        response.headers["Cache-Control"] = "no-store"
+    if state.status != SIGNED_IN:
+        response.headers["x-clerk-auth-status"] = state.status
+        if state.reason:
+            response.headers["x-clerk-auth-reason"] = state.reason
     return response

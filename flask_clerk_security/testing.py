@@ -245,7 +245,8 @@ class BackendAPIStandIn:
             time.sleep(self.delay)
         if self.fail_status is not None:
             return self.fail_status, {"errors": [{"code": "internal_error", "message": "stand-in failure"}]}
-        if request.headers.get("Authorization") != f"Bearer {self.secret_key}":
+        authorization = next((v for k, v in request.headers.items() if k.lower() == "authorization"), None)
+        if authorization != f"Bearer {self.secret_key}":
             return 401, {"errors": [{"code": "clerk_key_invalid", "message": "The secret key is invalid."}]}
         handler = self.routes.get((request.method, request.path))
         if handler is None:
