@@ -147,6 +147,21 @@ class ClerkTestIssuer:
         """A signed session token; takes the options of :meth:`session_claims`."""
         return self.sign(self.session_claims(**options))
 
+    def session_cookies(self, *, suffixed: bool = False, **options: Any) -> dict[str, str]:
+        """The cookies of a signed-in browser: ``__session``, ``__client_uat`` and, on a development instance
+        (``pk_test_``), the dev-browser token ``__clerk_db_jwt`` that Clerk requires there.
+
+        ``suffixed`` names them ``__session_<suffix>`` etc.; takes the options of :meth:`session_claims`.
+        """
+        claims = self.session_claims(**options)
+        cookies = {"__session": self.sign(claims), "__client_uat": str(int(claims["iat"]) - 30)}
+        if self.publishable_key.startswith("pk_test_"):
+            cookies["__clerk_db_jwt"] = "dvb_test_kit"
+        if suffixed:
+            suffix = cookie_suffix(self.publishable_key)
+            cookies = {f"{name}_{suffix}": value for name, value in cookies.items()}
+        return cookies
+
     def auth_header(self, **options: Any) -> dict[str, str]:
         """``{"Authorization": "Bearer <session token>"}`` for a test client."""
         return {"Authorization": f"Bearer {self.session_token(**options)}"}

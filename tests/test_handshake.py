@@ -372,3 +372,14 @@ def test_multi_domain_redirect_parameter_is_ignored(dev: Env) -> None:
     assert response.status_code == 200
     response = client.get("/dashboard?redirect_url=https://evil.example/", headers=DOC)
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("suffixed", [False, True])
+def test_kit_session_cookies_sign_in_on_a_development_instance(dev: Env, suffixed: bool) -> None:
+    cookies = dev.issuer.session_cookies(user_id="user_kit", suffixed=suffixed)
+    assert any(name.startswith("__clerk_db_jwt") for name in cookies)
+    response = _client(dev.app(), cookies).get("/dashboard", headers=DOC)
+    assert response.status_code == 200 and response.text == "<h1>Hello user_kit</h1>"
+    without_dev_browser = {k: v for k, v in cookies.items() if not k.startswith("__clerk_db_jwt")}
+    api = _client(dev.app(), without_dev_browser).get("/api/me")
+    assert api.status_code == 401 and api.headers["x-clerk-auth-reason"] == "dev-browser-missing"
