@@ -100,7 +100,7 @@ class ClerkSettings:
     jwks_refetch_cooldown: float = 30.0
     token_cache_size: int = 4096
     max_body_bytes: int = 1024 * 1024
-    # Security headers, leak guard and audit log (docs/security-headers.md).
+    # Proxy/satellite hosts (CSP, handshake); security headers, leak guard and audit log.
     proxy_url: str | None = None
     domain: str | None = None
     csp_directives: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from pydantic import BaseModel, StringConstraints
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from . import ClerkSecurity, current_auth
-from .testing import BackendAPIStandIn, ClerkTestIssuer
+from .testing import BackendAPIStandIn, ClerkTestIssuer, FrontendAPIStandIn
 
 ORIGIN = "http://localhost:5000"
 
@@ -47,6 +48,7 @@ class Demo:
     base_url: str
     issuer: ClerkTestIssuer
     backend_api: BackendAPIStandIn
+    frontend_api: FrontendAPIStandIn
     http: requests.Session = field(default_factory=requests.Session)
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
@@ -76,8 +78,11 @@ def expect(response: requests.Response, status: int) -> requests.Response:
     return response
 
 
-def create_demo_app(issuer: ClerkTestIssuer, backend_api: BackendAPIStandIn) -> Flask:
-    """The example app the demo drives: JWKS from the stand-in over HTTP, as in production."""
+def create_demo_app(
+    issuer: ClerkTestIssuer, backend_api: BackendAPIStandIn, frontend_api_url: str | None = None
+) -> Flask:
+    """The example app the demo drives: JWKS from the stand-in over HTTP, as in production; handshakes go to
+    ``frontend_api_url`` (a :class:`FrontendAPIStandIn`) when given."""
     app = Flask("clerk_demo")
     app.config.update(
         CLERK_SECRET_KEY=issuer.secret_key,
@@ -88,6 +93,8 @@ def create_demo_app(issuer: ClerkTestIssuer, backend_api: BackendAPIStandIn) -> 
         CLERK_PUBLIC_ROUTES=["/sign-in(.*)"],
         CLERK_FORCE_HTTPS=False,  # served on plain-HTTP loopback; production keeps the HTTPS redirect
     )
+    if frontend_api_url:
+        app.config["CLERK_PROXY_URL"] = frontend_api_url
     clerk = ClerkSecurity(app)
 
     @app.get("/health")
@@ -195,9 +202,7 @@ def _reverification(demo: Demo) -> str:
 
 @step("cookie session write from another site is refused (CSRF)")
 def _csrf(demo: Demo) -> str:
-    token = demo.issuer.session_token(azp=ORIGIN)
-    uat = str(demo.issuer.session_claims()["iat"] - 5)
-    cookies = {"__session": token, "__client_uat": uat}
+    cookies = demo.issuer.session_cookies(azp=ORIGIN)
     expect(demo.post("/api/notes", cookies=cookies, headers={"Origin": "https://evil.example"}), 403)
     expect(demo.post("/api/notes", cookies=cookies, headers={"Origin": ORIGIN}), 200)
     return "Origin evil.example -> 403, own origin -> 200"
@@ -205,7 +210,8 @@ def _csrf(demo: Demo) -> str:
 
 @step("signed-out page request redirects to sign-in")
 def _page(demo: Demo) -> str:
-    response = expect(demo.get("/dashboard", headers={"Accept": "text/html", "Sec-Fetch-Dest": "document"}), 307)
+    dev_browser = {"__clerk_db_jwt": demo.frontend_api.dev_browser_token}
+    response = expect(demo.get("/dashboard", headers=PAGE, cookies=dev_browser), 307)
     location = response.headers["Location"]
     if not location.startswith("/sign-in?redirect_url="):
         raise DemoFailure(f"unexpected Location {location}")
@@ -228,6 +234,8 @@ def _malformed_input(demo: Demo) -> str:
     if saved.json() != {"title": "Hello", "visibility": "private"}:
         raise DemoFailure(f"unexpected body {saved.json()}")
     return f"form -> 415, broken JSON -> 400, 422 on {', '.join(fields)} (value not echoed), 1 MiB -> 413, valid -> 200"
+
+
 # Security headers and leak guard (docs/security-headers.md).
 @step("responses carry the security headers and a CSP that allows Clerk's Frontend API")
 def _headers(demo: Demo) -> str:
@@ -243,7 +251,7 @@ def _headers(demo: Demo) -> str:
             raise DemoFailure(f"{name}: expected {value!r}, got {response.headers.get(name)!r}")
     csp = response.headers.get("Content-Security-Policy", "")
     hsts = response.headers.get("Strict-Transport-Security", "")
-    fapi = f"https://{demo.issuer.frontend_api}"
+    fapi = demo.frontend_api.url  # the app reaches its Frontend API through CLERK_PROXY_URL (the stand-in)
     directives = {part.split()[0]: part.split()[1:] for part in csp.split("; ") if part}
     if fapi not in directives.get("script-src", []) or fapi not in directives.get("connect-src", []):
         raise DemoFailure(f"CSP lacks the Frontend API host {fapi}: {csp}")
@@ -262,19 +270,40 @@ def _leak_guard(demo: Demo) -> str:
     if demo.issuer.secret_key[8:] in response.text or response.json() != {"error": "internal_error"}:
         raise DemoFailure(f"the secret or a revealing body went out: {response.text[:60]}")
     return 'GET /api/debug-config -> 500 {"error": "internal_error"}; critical audit record names CLERK_SECRET_KEY'
+PAGE = {"Accept": "text/html", "Sec-Fetch-Dest": "document"}
+
+
+@step("stale cookie session goes through Clerk's handshake and the page shows the user")
+def _handshake(demo: Demo) -> str:
+    now = int(time.time())
+    stale = demo.issuer.session_token(azp=ORIGIN, issued_at=now - 120)
+    browser = requests.Session()
+    for name, value in (
+        ("__session", stale),
+        ("__client_uat", str(now - 600)),
+        ("__clerk_db_jwt", demo.frontend_api.dev_browser_token),
+    ):
+        browser.cookies.set(name, value, domain="127.0.0.1", path="/")
+    response = browser.get(f"{demo.base_url}/dashboard", headers=PAGE, timeout=10)
+    hops = [r.headers["Location"].split("?")[0] for r in response.history]
+    if response.status_code != 200 or "Hello user_123" not in response.text:
+        raise DemoFailure(f"expected the page after the handshake, got {response.status_code} via {hops}")
+    if len(response.history) != 3 or not hops[0].endswith("/v1/client/handshake"):
+        raise DemoFailure(f"unexpected redirect chain {hops}")
+    return "GET /dashboard -> 307 Frontend API -> 307 back with handshake -> 307 clean URL -> 200"
 
 
 @contextmanager
 def running_demo() -> Iterator[Demo]:
     """Start the stand-in and the demo app on 127.0.0.1 (free ports), stop both afterwards."""
     issuer = ClerkTestIssuer()
-    with BackendAPIStandIn(issuer) as backend_api:
-        app = create_demo_app(issuer, backend_api)
+    with BackendAPIStandIn(issuer) as backend_api, FrontendAPIStandIn(issuer, backend_api=backend_api) as fapi:
+        app = create_demo_app(issuer, backend_api, fapi.url)
         server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         try:
-            yield Demo(f"http://127.0.0.1:{server.server_port}", issuer, backend_api)
+            yield Demo(f"http://127.0.0.1:{server.server_port}", issuer, backend_api, fapi)
         finally:
             server.shutdown()
 

@@ -8,13 +8,12 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
-from urllib.parse import urlencode
 
 from flask import Flask, current_app, g, has_request_context, redirect, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.local import LocalProxy
 
-from . import signals
+from . import handshake, signals
 from .audit import connect_default_handler
 from .auth import Auth, reverification_config
 from .authenticate import CSRF_REASON, RequestAuthenticator, is_page_request
@@ -84,7 +83,8 @@ current_auth: Auth = cast(Auth, LocalProxy(get_auth))
 
 
 def _signed_out_error(auth: Auth, settings: ClerkSettings) -> HTTPException:
-    """401 for APIs, a sign-in redirect for pages, 403 for CSRF, 503 when keys cannot be loaded."""
+    """401 for APIs, a sign-in redirect for pages (CLERK_SIGN_IN_URL or the Account Portal), 403 for CSRF,
+    503 when keys cannot be loaded."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if auth.reason == CSRF_REASON:
         signals.csrf_rejected.send(app, origin=request.headers.get("Origin"), reason=auth.reason)
@@ -93,9 +93,8 @@ def _signed_out_error(auth: Auth, settings: ClerkSettings) -> HTTPException:
     if auth.reason in _UNAVAILABLE_REASONS:
         logger.error("authentication unavailable: %s", auth.reason)
         return AuthUnavailable()
-    if settings.sign_in_url and is_page_request(request):
-        separator = "&" if "?" in settings.sign_in_url else "?"
-        target = f"{settings.sign_in_url}{separator}{urlencode({'redirect_url': request.url})}"
+    target = handshake.sign_in_url(settings, request) if is_page_request(request) else None
+    if target:
         return HTTPException(response=redirect(target, code=307))
     return AuthenticationRequired(auth.reason)
 
@@ -142,6 +141,7 @@ class ClerkSecurity:
         if settings.security_headers:  # before _protect, so plain-HTTP requests are redirected first
             state.talisman, state.content_security_policy = install_talisman(app, settings)
         app.before_request(self._protect)
+        app.after_request(handshake.apply_response_headers)
         if settings.leak_guard:
             LeakGuard(settings.secrets).install(app)
         if settings.audit_log:
@@ -157,6 +157,9 @@ class ClerkSecurity:
         if request.method == "OPTIONS" or request.endpoint is None:
             return
         state = get_state()
+        if request.endpoint != "static" and handshake.needs_early_auth(request):
+            get_auth()
+            handshake.raise_for_redirect()
         view = current_app.view_functions.get(request.endpoint)
         if request.endpoint == "static" or getattr(view, _PUBLIC_ATTR, False) or state.public_routes(request.path):
             return

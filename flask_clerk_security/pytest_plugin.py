@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .testing import BackendAPIStandIn, ClerkTestIssuer
+from .testing import BackendAPIStandIn, ClerkTestIssuer, FrontendAPIStandIn
 
 
 @pytest.fixture(scope="session")
@@ -19,4 +19,16 @@ def clerk_issuer() -> ClerkTestIssuer:
 def clerk_backend_api(clerk_issuer: ClerkTestIssuer) -> Iterator[BackendAPIStandIn]:
     """A Backend API stand-in serving the issuer's JWKS on 127.0.0.1, fresh for each test."""
     with BackendAPIStandIn(clerk_issuer) as stand_in:
+        yield stand_in
+
+
+@pytest.fixture
+def clerk_frontend_api(
+    clerk_issuer: ClerkTestIssuer, clerk_backend_api: BackendAPIStandIn
+) -> Iterator[FrontendAPIStandIn]:
+    """A Frontend API handshake stand-in on 127.0.0.1 (nonces go through ``clerk_backend_api``).
+
+    Point the app at both: ``CLERK_PROXY_URL=clerk_frontend_api.url``, ``CLERK_API_URL=clerk_backend_api.url``.
+    """
+    with FrontendAPIStandIn(clerk_issuer, backend_api=clerk_backend_api) as stand_in:
         yield stand_in

@@ -13,14 +13,16 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-__all__ = ["BackendAPIStandIn", "ClerkTestIssuer", "Handler", "StandInRequest"]
+from .handshake import cookie_suffix
+
+__all__ = ["BackendAPIStandIn", "ClerkTestIssuer", "FrontendAPIStandIn", "Handler", "StandInRequest"]
 
 
 def _publishable_key(frontend_api: str, instance: str) -> str:
@@ -145,6 +147,21 @@ class ClerkTestIssuer:
         """A signed session token; takes the options of :meth:`session_claims`."""
         return self.sign(self.session_claims(**options))
 
+    def session_cookies(self, *, suffixed: bool = False, **options: Any) -> dict[str, str]:
+        """The cookies of a signed-in browser: ``__session``, ``__client_uat`` and, on a development instance
+        (``pk_test_``), the dev-browser token ``__clerk_db_jwt`` that Clerk requires there.
+
+        ``suffixed`` names them ``__session_<suffix>`` etc.; takes the options of :meth:`session_claims`.
+        """
+        claims = self.session_claims(**options)
+        cookies = {"__session": self.sign(claims), "__client_uat": str(int(claims["iat"]) - 30)}
+        if self.publishable_key.startswith("pk_test_"):
+            cookies["__clerk_db_jwt"] = "dvb_test_kit"
+        if suffixed:
+            suffix = cookie_suffix(self.publishable_key)
+            cookies = {f"{name}_{suffix}": value for name, value in cookies.items()}
+        return cookies
+
     def auth_header(self, **options: Any) -> dict[str, str]:
         """``{"Authorization": "Bearer <session token>"}`` for a test client."""
         return {"Authorization": f"Bearer {self.session_token(**options)}"}
@@ -193,7 +210,12 @@ class BackendAPIStandIn:
         self.fail_status: int | None = None
         self.hang = False
         self.calls: list[StandInRequest] = []
-        self.routes: dict[tuple[str, str], Handler] = {("GET", "/v1/jwks"): lambda _: (200, self.issuer.jwks)}
+        #: Handshake payloads by nonce, filled by :class:`FrontendAPIStandIn`; each nonce answers once.
+        self.handshake_payloads: dict[str, list[str]] = {}
+        self.routes: dict[tuple[str, str], Handler] = {
+            ("GET", "/v1/jwks"): lambda _: (200, self.issuer.jwks),
+            ("GET", "/v1/clients/handshake_payload"): self._handshake_payload,
+        }
         self._stopped = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -222,6 +244,13 @@ class BackendAPIStandIn:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _handshake_payload(self, request: StandInRequest) -> tuple[int, Any]:
+        nonce = (request.query.get("nonce") or [""])[0]
+        directives = self.handshake_payloads.pop(nonce, None)
+        if directives is None:
+            return 404, {"errors": [{"code": "resource_not_found", "message": "unknown handshake nonce"}]}
+        return 200, {"object": "handshake_payload", "directives": directives}
+
     def _answer(self, request: StandInRequest) -> tuple[int, Any]:
         self.calls.append(request)
         if self.hang:
@@ -231,7 +260,8 @@ class BackendAPIStandIn:
             time.sleep(self.delay)
         if self.fail_status is not None:
             return self.fail_status, {"errors": [{"code": "internal_error", "message": "stand-in failure"}]}
-        if request.headers.get("Authorization") != f"Bearer {self.secret_key}":
+        authorization = next((v for k, v in request.headers.items() if k.lower() == "authorization"), None)
+        if authorization != f"Bearer {self.secret_key}":
             return 401, {"errors": [{"code": "clerk_key_invalid", "message": "The secret key is invalid."}]}
         handler = self.routes.get((request.method, request.path))
         if handler is None:
@@ -262,6 +292,117 @@ class BackendAPIStandIn:
                 self.wfile.write(data)
 
             do_GET = do_POST = do_DELETE = do_PATCH = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return _Handler
+
+
+class FrontendAPIStandIn:
+    """Clerk's Frontend API handshake endpoint on 127.0.0.1 over real HTTP: ``GET /v1/client/handshake``.
+
+    It plays the browser's Clerk client: ``signed_in_as`` (options of :meth:`ClerkTestIssuer.session_claims`,
+    or None for a signed-out client) decides the cookies it hands back. It redirects to ``redirect_url`` with a
+    ``__clerk_handshake_nonce`` (stored in ``backend_api.handshake_payloads`` for the Backend API's
+    ``/v1/clients/handshake_payload``) when asked for ``format=nonce`` and a Backend API stand-in is attached,
+    else with a ``__clerk_handshake`` token signed by the issuer. On a development instance (``pk_test_``) it
+    also issues the dev-browser token (``__clerk_db_jwt``), as Clerk's does. Point an app at it with
+    ``CLERK_PROXY_URL=stand_in.url``. ``calls`` records the query of every handshake request.
+    """
+
+    def __init__(self, issuer: ClerkTestIssuer, *, backend_api: BackendAPIStandIn | None = None) -> None:
+        self.issuer = issuer
+        self.backend_api = backend_api
+        self.signed_in_as: Mapping[str, Any] | None = {}
+        self.use_nonce = True
+        self.dev_browser_token = f"dvb_{secrets.token_hex(12)}"
+        self.calls: list[dict[str, str]] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def development(self) -> bool:
+        return self.issuer.publishable_key.startswith("pk_test_")
+
+    def start(self) -> FrontendAPIStandIn:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FrontendAPIStandIn:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def directives(self, *, suffixed: bool) -> list[str]:
+        """The Set-Cookie directives a handshake answers with for the current client state."""
+        names = ["__session", "__client_uat"]
+        if self.development:
+            names.append("__clerk_db_jwt")
+        suffix = cookie_suffix(self.issuer.publishable_key)
+        values: dict[str, str] = {"__clerk_db_jwt": self.dev_browser_token}
+        attributes: dict[str, str] = {}
+        if self.signed_in_as is None:
+            values.update(__session="", __client_uat="0")
+            attributes["__session"] = "; Max-Age=0"
+        else:
+            claims = self.issuer.session_claims(**self.signed_in_as)
+            values.update(__session=self.issuer.sign(claims), __client_uat=str(claims["iat"]))
+        out: list[str] = []
+        for name in names:
+            for cookie in ([f"{name}_{suffix}"] if suffixed else []) + [name]:
+                out.append(f"{cookie}={values[name]}; Path=/; SameSite=Lax{attributes.get(name, '')}")
+        return out
+
+    def _answer(self, query: dict[str, str]) -> tuple[int, dict[str, str]]:
+        self.calls.append(query)
+        redirect_url = query.get("redirect_url", "")
+        parts = urlsplit(redirect_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return 400, {}
+        if query.get("__clerk_db_jwt"):
+            self.dev_browser_token = query["__clerk_db_jwt"]
+        directives = self.directives(suffixed=query.get("suffixed_cookies") == "true")
+        params = parse_qsl(parts.query, keep_blank_values=True)
+        if self.use_nonce and query.get("format") == "nonce" and self.backend_api is not None:
+            nonce = secrets.token_urlsafe(24)
+            self.backend_api.handshake_payloads[nonce] = directives
+            params.append(("__clerk_handshake_nonce", nonce))
+        else:
+            now = int(time.time())
+            token = self.issuer.sign({"handshake": directives, "iat": now, "exp": now + 60, "nbf": now - 10})
+            params.append(("__clerk_handshake", token))
+        if self.development:
+            params.append(("__clerk_db_jwt", self.dev_browser_token))
+        location = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(params), ""))
+        return 307, {"Location": location, "Cache-Control": "no-store"}
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        stand_in = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                headers: dict[str, str] = {}
+                status = 404
+                if parts.path == "/v1/client/handshake":
+                    status, headers = stand_in._answer(dict(parse_qsl(parts.query, keep_blank_values=True)))
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

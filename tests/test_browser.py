@@ -68,7 +68,10 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def example_app(clerk_issuer: ClerkTestIssuer) -> Flask:
+def example_app() -> Flask:
+    # A production instance: a signed-out page visit with no Clerk cookies needs no handshake, so the page is
+    # served here instead of being redirected to the (unreachable) Frontend API of the test key.
+    clerk_issuer = ClerkTestIssuer(instance="live")
     """The example app (strict CSP, report endpoint) plus a page carrying an injected inline script."""
     example = load_example()
     app: Flask = example.create_app(

@@ -188,8 +188,8 @@ def test_authorization_denied_and_reverification(
 def test_csrf_rejected(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer) -> None:
     app, _ = app_factory()
     client = app.test_client()
-    client.set_cookie("__session", clerk_issuer.session_token())
-    client.set_cookie("__client_uat", str(clerk_issuer.session_claims()["iat"] - 5))
+    for name, value in clerk_issuer.session_cookies().items():
+        client.set_cookie(name, value)
     with captured(signals.csrf_rejected) as events, captured(signals.authentication_failed) as failures:
         assert client.post("/api/me", headers={"Origin": "https://evil.example"}).status_code == 403
     assert events == [{"sender": app, "origin": "https://evil.example", "reason": "csrf-origin-mismatch"}]
@@ -205,7 +205,7 @@ def test_default_handler_per_app_and_off_switch(
         quiet.test_client().get("/api/me")
         assert audit_records(caplog) == []
         loud.test_client().get("/api/me")
-    assert [r["reason"] for r in audit_records(caplog)] == ["session-token-and-uat-missing"]
+    assert [r["reason"] for r in audit_records(caplog)] == ["dev-browser-missing"]  # pk_test_: Clerk's dev flow
 
 
 def test_handler_drops_fields_outside_the_allowlist(app: Flask, caplog: pytest.LogCaptureFixture) -> None:

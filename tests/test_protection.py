@@ -21,7 +21,8 @@ def test_protected_route_needs_a_token(client: Any) -> None:
     assert response.status_code == 401
     assert response.get_json() == {"error": "unauthorized"}
     assert response.headers["WWW-Authenticate"] == "Bearer"
-    assert response.headers["x-clerk-auth-reason"] == "session-token-and-uat-missing"
+    # A development instance (pk_test_) first needs Clerk's dev-browser cookie, as in @clerk/backend.
+    assert response.headers["x-clerk-auth-reason"] == "dev-browser-missing"
 
 
 def test_bearer_token_is_accepted(client: Any, clerk_issuer: ClerkTestIssuer) -> None:
@@ -96,12 +97,9 @@ def test_public_route_still_sees_a_signed_in_user(client: Any, clerk_issuer: Cle
     }
 
 
-def session_cookies(issuer: ClerkTestIssuer, client: Any, suffix: str | None = None, **claims: Any) -> None:
-    token = issuer.session_token(**claims)
-    uat = str(int(time.time()) - 30)
-    name = f"_{suffix}" if suffix else ""
-    client.set_cookie(f"__session{name}", token)
-    client.set_cookie(f"__client_uat{name}", uat)
+def session_cookies(issuer: ClerkTestIssuer, client: Any, suffixed: bool = False, **claims: Any) -> None:
+    for name, value in issuer.session_cookies(suffixed=suffixed, **claims).items():
+        client.set_cookie(name, value)
 
 
 def test_cookie_session(client: Any, clerk_issuer: ClerkTestIssuer) -> None:
@@ -110,7 +108,7 @@ def test_cookie_session(client: Any, clerk_issuer: ClerkTestIssuer) -> None:
 
 
 def test_suffixed_cookies(client: Any, clerk_issuer: ClerkTestIssuer) -> None:
-    session_cookies(clerk_issuer, client, suffix=cookie_suffix(clerk_issuer.publishable_key), user_id="user_s")
+    session_cookies(clerk_issuer, client, suffixed=True, user_id="user_s")
     assert client.get("/api/me").get_json()["user_id"] == "user_s"
 
 
@@ -133,6 +131,7 @@ def test_cookie_suffix_matches_clerk() -> None:
 )
 def test_cookie_rules(client: Any, clerk_issuer: ClerkTestIssuer, cookies: dict[str, str], reason: str) -> None:
     token = clerk_issuer.session_token()
+    client.set_cookie("__clerk_db_jwt", "dvb_test")
     for name, value in cookies.items():
         value = value.replace("TOKEN", token).replace("FUTURE", str(int(time.time()) + 3600))
         client.set_cookie(name, value)
@@ -175,8 +174,14 @@ def test_bearer_writes_need_no_origin(client: Any, clerk_issuer: ClerkTestIssuer
     assert client.post("/api/me", headers=clerk_issuer.auth_header()).status_code == 200
 
 
-def test_page_request_redirects_to_sign_in(app_factory: AppFactory) -> None:
-    app, _ = app_factory({"CLERK_SIGN_IN_URL": "https://accounts.example.com/sign-in"})
+@pytest.fixture
+def live_config(clerk_issuer: ClerkTestIssuer) -> dict[str, str]:
+    """A production instance (no dev-browser handshake) with the same signing key."""
+    return ClerkTestIssuer(instance="live", private_key=clerk_issuer.private_key).config
+
+
+def test_page_request_redirects_to_sign_in(app_factory: AppFactory, live_config: dict[str, str]) -> None:
+    app, _ = app_factory({**live_config, "CLERK_SIGN_IN_URL": "https://accounts.example.com/sign-in"})
     client = app.test_client()
     page = client.get("/api/me?tab=2", headers={"Accept": "text/html,application/xhtml+xml"})
     assert page.status_code == 307
@@ -189,8 +194,21 @@ def test_page_request_redirects_to_sign_in(app_factory: AppFactory) -> None:
     assert fetch.status_code == 401
 
 
-def test_without_sign_in_url_pages_get_401(client: Any) -> None:
-    assert client.get("/api/me", headers={"Accept": "text/html", "Sec-Fetch-Dest": "document"}).status_code == 401
+def test_without_sign_in_url_pages_go_to_the_account_portal(
+    app_factory: AppFactory, live_config: dict[str, str]
+) -> None:
+    app, _ = app_factory(live_config)
+    page = app.test_client().get("/api/me", headers={"Accept": "text/html", "Sec-Fetch-Dest": "document"})
+    assert page.status_code == 307
+    assert page.headers["Location"].startswith("https://accounts.example.test/sign-in?redirect_url=")
+
+
+def test_without_publishable_key_pages_get_401(clerk_issuer: ClerkTestIssuer) -> None:
+    app = Flask("no_pk")
+    app.config.update(TESTING=True, CLERK_JWT_KEY=clerk_issuer.public_pem)
+    ClerkSecurity(app)
+    app.add_url_rule("/page", "page", lambda: "page")
+    assert app.test_client().get("/page", headers={"Accept": "text/html"}).status_code == 401
 
 
 def test_reason_is_logged_but_never_the_token(
@@ -260,6 +278,7 @@ def test_machine_and_template_jwts_are_not_sessions(
     assert response.headers["x-clerk-auth-reason"] == "token-type-mismatch"
     client.set_cookie("__session", token)
     client.set_cookie("__client_uat", "1")
+    client.set_cookie("__clerk_db_jwt", "dvb_test")
     assert client.get("/api/me").headers["x-clerk-auth-reason"] == "token-type-mismatch"
 
 

@@ -1,0 +1,385 @@
+"""Clerk's handshake for server-rendered pages: when it happens, the redirect, the return, the guards.
+
+The Frontend API and Backend API are the test kit's stand-ins over real HTTP on 127.0.0.1; the app is
+pointed at them with CLERK_PROXY_URL and CLERK_API_URL.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from flask import Flask
+
+from flask_clerk_security import ClerkSecurity, current_auth
+from flask_clerk_security.handshake import _same_origin_target, cookie_suffix, safe_directives
+from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer, FrontendAPIStandIn
+
+DOC = {"Sec-Fetch-Dest": "document", "Accept": "text/html,application/xhtml+xml"}
+
+
+@pytest.fixture(scope="module")
+def live_issuer() -> ClerkTestIssuer:
+    """A production instance (pk_live_): no dev-browser flow, handshake cookies only when stale."""
+    return ClerkTestIssuer(instance="live")
+
+
+@pytest.fixture(scope="module")
+def dev_issuer() -> ClerkTestIssuer:
+    return ClerkTestIssuer(instance="test")
+
+
+class Env:
+    def __init__(self, issuer: ClerkTestIssuer, backend: BackendAPIStandIn, fapi: FrontendAPIStandIn) -> None:
+        self.issuer = issuer
+        self.backend = backend
+        self.fapi = fapi
+
+    def app(self, **config: Any) -> Flask:
+        app = Flask("handshake_test")
+        app.config.update(
+            TESTING=True,
+            CLERK_SECRET_KEY=self.issuer.secret_key,
+            CLERK_PUBLISHABLE_KEY=self.issuer.publishable_key,
+            CLERK_API_URL=self.backend.url,
+            CLERK_PROXY_URL=self.fapi.url,
+            **config,
+        )
+        clerk = ClerkSecurity(app)
+
+        @app.get("/dashboard")
+        def dashboard() -> str:
+            return f"<h1>Hello {current_auth.user_id}</h1>"
+
+        @app.get("/api/me")
+        def me() -> dict[str, Any]:
+            return {"user_id": current_auth.user_id}
+
+        @app.get("/welcome")
+        @clerk.public
+        def welcome() -> str:
+            return f"<p>{current_auth.user_id or 'guest'}</p>"
+
+        @app.get("/<path:rest>")
+        def anything(rest: str) -> str:
+            return rest
+
+        return app
+
+    def stale_cookies(self, **claims: Any) -> dict[str, str]:
+        now = int(time.time())
+        token = self.issuer.session_token(issued_at=now - 120, lifetime=60, **claims)
+        return {"__session": token, "__client_uat": str(now - 300)}
+
+    def fresh_cookies(self, **claims: Any) -> dict[str, str]:
+        now = int(time.time())
+        return {"__session": self.issuer.session_token(**claims), "__client_uat": str(now - 300)}
+
+
+def _env(issuer: ClerkTestIssuer) -> Iterator[Env]:
+    with BackendAPIStandIn(issuer) as backend, FrontendAPIStandIn(issuer, backend_api=backend) as fapi:
+        yield Env(issuer, backend, fapi)
+
+
+@pytest.fixture
+def live(live_issuer: ClerkTestIssuer) -> Iterator[Env]:
+    yield from _env(live_issuer)
+
+
+@pytest.fixture
+def dev(dev_issuer: ClerkTestIssuer) -> Iterator[Env]:
+    yield from _env(dev_issuer)
+
+
+def _client(app: Flask, cookies: dict[str, str]) -> Any:
+    client = app.test_client()
+    for name, value in cookies.items():
+        client.set_cookie(name, value)
+    return client
+
+
+def _query(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query, keep_blank_values=True).items()}
+
+
+def _set_cookies(response: Any) -> dict[str, str]:
+    pairs = (c.split(";")[0].split("=", 1) for c in response.headers.getlist("Set-Cookie"))
+    return {name: value for name, value in pairs}
+
+
+# --------------------------------------------------------------------------------------------- when
+def test_stale_cookie_page_gets_handshake_redirect_with_clerks_parameters(live: Env) -> None:
+    cookies = live.stale_cookies()
+    response = _client(live.app(), cookies).get("/dashboard?tab=2", headers=DOC)
+    assert response.status_code == 307
+    location = response.headers["Location"]
+    assert location.startswith(f"{live.fapi.url}/v1/client/handshake?")
+    assert _query(location) == {
+        "redirect_url": "http://localhost/dashboard?tab=2",
+        "__clerk_api_version": "2026-05-12",
+        "suffixed_cookies": "false",
+        "__clerk_hs_reason": "session-token-expired-refresh-non-eligible-no-refresh-cookie",
+        "format": "nonce",
+        "__session": cookies["__session"],
+    }
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["x-clerk-auth-status"] == "handshake"
+    assert "__clerk_redirect_count=1; SameSite=Lax; HttpOnly; Max-Age=2" in response.headers.getlist("Set-Cookie")
+
+
+@pytest.mark.parametrize(
+    ("headers", "handshake"),
+    [
+        ({"Sec-Fetch-Dest": "document"}, True),
+        ({"Sec-Fetch-Dest": "iframe"}, True),
+        ({"Accept": "text/html"}, True),
+        ({"Accept": "application/json, text/html"}, False),
+        ({"Sec-Fetch-Dest": "empty", "Accept": "text/html"}, False),
+        ({"Accept": "application/json"}, False),
+        ({}, False),
+    ],
+)
+def test_only_page_navigations_hand_shake(live: Env, headers: dict[str, str], handshake: bool) -> None:
+    response = _client(live.app(), live.stale_cookies()).get("/api/me", headers=headers)
+    if handshake:
+        assert response.status_code == 307
+        assert response.headers["Location"].startswith(live.fapi.url)
+    else:
+        assert response.status_code == 401
+        assert response.get_json() == {"error": "unauthorized"}
+
+
+def test_post_navigation_never_hand_shakes(live: Env) -> None:
+    response = _client(live.app(), live.stale_cookies()).post(
+        "/dashboard", headers={**DOC, "Origin": "http://localhost"}
+    )
+    assert response.status_code in (401, 405)
+    assert "Location" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("cookies", "reason"),
+    [
+        (lambda e: {"__client_uat": str(int(time.time()))}, "client-uat-but-no-session-token"),
+        (lambda e: {"__session": e.issuer.session_token()}, "session-token-but-no-client-uat"),
+        (
+            lambda e: {"__session": e.issuer.session_token(), "__client_uat": str(int(time.time()) + 30)},
+            "session-token-iat-before-client-uat",
+        ),
+        (
+            lambda e: {
+                "__session": e.issuer.session_token(nbf=int(time.time()) + 60),
+                "__client_uat": str(int(time.time()) - 300),
+            },
+            "session-token-nbf",
+        ),
+    ],
+)
+def test_handshake_reasons(live: Env, cookies: Any, reason: str) -> None:
+    response = _client(live.app(), cookies(live)).get("/dashboard", headers=DOC)
+    assert response.status_code == 307
+    assert _query(response.headers["Location"])["__clerk_hs_reason"] == reason
+
+
+def test_signed_out_page_goes_to_account_portal_sign_in(live: Env) -> None:
+    response = live.app().test_client().get("/dashboard?x=1", headers=DOC)
+    assert response.status_code == 307
+    assert response.headers["Location"] == (
+        "https://accounts.example.test/sign-in?redirect_url=http%3A%2F%2Flocalhost%2Fdashboard%3Fx%3D1"
+    )
+
+
+def test_sign_in_url_setting_wins(live: Env) -> None:
+    response = live.app(CLERK_SIGN_IN_URL="/sign-in").test_client().get("/dashboard", headers=DOC)
+    assert response.headers["Location"] == "/sign-in?redirect_url=http%3A%2F%2Flocalhost%2Fdashboard"
+
+
+def test_redirect_loop_guard_stops_after_three(live: Env) -> None:
+    app = live.app()
+    client = _client(app, {**live.stale_cookies(), "__clerk_redirect_count": "2"})
+    third = client.get("/dashboard", headers=DOC)
+    assert third.status_code == 307 and third.headers["Location"].startswith(live.fapi.url)
+    assert "__clerk_redirect_count=3; SameSite=Lax; HttpOnly; Max-Age=2" in third.headers.getlist("Set-Cookie")
+    stopped = _client(app, {**live.stale_cookies(), "__clerk_redirect_count": "3"}).get("/dashboard", headers=DOC)
+    assert stopped.status_code == 307
+    assert stopped.headers["Location"].startswith("https://accounts.example.test/sign-in?")
+
+
+def test_public_page_hand_shakes_public_api_does_not(live: Env) -> None:
+    client = _client(live.app(), live.stale_cookies())
+    assert client.get("/welcome", headers=DOC).headers["Location"].startswith(live.fapi.url)
+    assert client.get("/welcome", headers={"Accept": "application/json"}).status_code == 200
+
+
+def test_fresh_cookie_is_served_without_handshake(live: Env) -> None:
+    response = _client(live.app(), live.fresh_cookies()).get("/dashboard", headers=DOC)
+    assert response.status_code == 200
+    assert response.text == "<h1>Hello user_123</h1>"
+    assert "Set-Cookie" not in response.headers
+
+
+def test_cross_site_referrer_hand_shakes_known_clerk_referrer_does_not(live: Env) -> None:
+    client = _client(live.app(), live.fresh_cookies())
+    foreign = client.get("/dashboard", headers={**DOC, "Referer": "https://news.example.org/item"})
+    assert _query(foreign.headers["Location"])["__clerk_hs_reason"] == "primary-domain-cross-origin-sync"
+    portal = client.get("/dashboard", headers={**DOC, "Referer": "https://accounts.example.test/sign-in"})
+    assert portal.status_code == 200
+
+
+# --------------------------------------------------------------------------------------------- return
+def _walk(env: Env, app: Flask, cookies: dict[str, str], path: str = "/dashboard") -> tuple[Any, Any]:
+    """Stale page -> Frontend API stand-in (real HTTP) -> back to the app; returns (client, response)."""
+    client = _client(app, cookies)
+    first = client.get(path, headers=DOC)
+    assert first.status_code == 307
+    hop = requests.get(first.headers["Location"], allow_redirects=False, timeout=5)
+    assert hop.status_code == 307
+    return client, client.get(hop.headers["Location"], headers=DOC)
+
+
+@pytest.mark.parametrize("use_nonce", [True, False], ids=["nonce", "token"])
+def test_handshake_return_signs_in_and_sets_cookies(live: Env, use_nonce: bool) -> None:
+    live.fapi.use_nonce = use_nonce
+    live.fapi.signed_in_as = {"user_id": "user_back"}
+    _, back = _walk(live, live.app(), live.stale_cookies())
+    assert back.status_code == 200
+    assert back.text == "<h1>Hello user_back</h1>"
+    cookies = _set_cookies(back)
+    assert cookies["__client_uat"] != "0" and cookies["__session"].count(".") == 2
+    assert back.headers["Cache-Control"] == "no-store"
+    assert live.backend.count("GET", "/v1/clients/handshake_payload") == (1 if use_nonce else 0)
+
+
+def test_handshake_return_signed_out_client_clears_cookies(live: Env) -> None:
+    live.fapi.signed_in_as = None
+    _, back = _walk(live, live.app(), live.stale_cookies())
+    assert back.status_code == 307
+    assert back.headers["Location"].startswith("https://accounts.example.test/sign-in?")
+    assert _set_cookies(back)["__client_uat"] == "0"
+
+
+def test_nonce_is_exchanged_once_and_backend_failure_is_not_a_5xx(live: Env) -> None:
+    app = live.app()
+    _, back = _walk(live, app, live.stale_cookies())
+    assert back.status_code == 200
+    replay = _client(app, {}).get(back.request.url, headers={"Accept": "application/json"})
+    assert replay.status_code == 401
+    assert "__session" not in _set_cookies(replay)
+    live.backend.fail_status = 500
+    _, failed = _walk(live, app, live.stale_cookies())
+    assert failed.status_code == 307
+    assert "__session" not in _set_cookies(failed)
+
+
+def test_development_instance_dev_browser_flow(dev: Env) -> None:
+    app = dev.app()
+    client = app.test_client()
+    first = client.get("/dashboard?tab=2", headers=DOC)
+    assert first.status_code == 307
+    assert _query(first.headers["Location"])["__clerk_hs_reason"] == "dev-browser-missing"
+    hop = requests.get(first.headers["Location"], allow_redirects=False, timeout=5)
+    assert "__clerk_db_jwt=" in hop.headers["Location"]
+    back = client.get(hop.headers["Location"], headers=DOC)
+    assert back.status_code == 307
+    assert back.headers["Location"] == "/dashboard?tab=2"
+    assert _set_cookies(back)["__clerk_db_jwt"] == dev.fapi.dev_browser_token
+    page = client.get("/dashboard?tab=2", headers=DOC)
+    assert page.status_code == 200 and page.text == "<h1>Hello user_123</h1>"
+
+
+def test_development_dev_browser_sync_from_query(dev: Env) -> None:
+    response = dev.app().test_client().get("/dashboard?__clerk_db_jwt=dvb_x&a=1", headers=DOC)
+    query = _query(response.headers["Location"])
+    assert query["__clerk_hs_reason"] == "dev-browser-sync"
+    assert query["__clerk_db_jwt"] == "dvb_x"
+    assert query["redirect_url"] == "http://localhost/dashboard?a=1"
+
+
+def test_suffixed_cookies_are_read_and_reported(live: Env) -> None:
+    suffix = cookie_suffix(live.issuer.publishable_key)
+    stale = live.stale_cookies()
+    client = _client(live.app(), {f"{k}_{suffix}": v for k, v in stale.items()})
+    response = client.get("/dashboard", headers=DOC)
+    assert _query(response.headers["Location"])["suffixed_cookies"] == "true"
+    fresh = {f"{k}_{suffix}": v for k, v in live.fresh_cookies(user_id="user_sfx").items()}
+    other = ClerkTestIssuer(frontend_api="clerk.other.test").session_token()
+    page = _client(live.app(), {**fresh, "__session": other, "__client_uat": "1"}).get("/dashboard", headers=DOC)
+    assert page.text == "<h1>Hello user_sfx</h1>"
+
+
+# --------------------------------------------------------------------------------------------- bad input
+def _handshake_return(env: Env, app: Flask, token: str, path: str = "/dashboard") -> Any:
+    return app.test_client().get(f"{path}?__clerk_handshake={token}", headers=DOC)
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["garbage", "a.b.c", "e30.e30.", "x" * 20000, "eyJhbGciOiJub25lIn0.eyJoYW5kc2hha2UiOlsiX19zZXNzaW9uPXgiXX0."],
+    ids=["garbage", "three-parts", "empty-objects", "huge", "alg-none"],
+)
+def test_malformed_handshake_tokens_set_nothing(live: Env, dev: Env, token: str) -> None:
+    for env in (live, dev):
+        response = _handshake_return(env, env.app(), token)
+        assert response.status_code < 500
+        assert not any(c.startswith("__session") for c in response.headers.getlist("Set-Cookie"))
+
+
+def test_forged_handshake_token_signs_nothing_in(live: Env, dev: Env) -> None:
+    for env in (live, dev):
+        forger = ClerkTestIssuer(kid=env.issuer.kid, frontend_api=env.issuer.frontend_api)
+        directives = [f"__session={env.issuer.session_token()}; Path=/", f"__client_uat={int(time.time())}; Path=/"]
+        response = _handshake_return(env, env.app(), forger.sign({"handshake": directives}))
+        assert response.status_code == 307
+        assert not response.headers["Location"].startswith(env.fapi.url)  # no new handshake either
+        assert response.headers.getlist("Set-Cookie") == []
+
+
+def test_directives_outside_clerks_namespace_are_dropped(live: Env) -> None:
+    session = live.issuer.session_token(user_id="user_ns")
+    directives = [
+        "sessionid=stolen; Path=/",
+        "evil__session=1",
+        "__session\r\nX-Injected: 1=1",
+        f"__session={session}; Path=/; SameSite=Lax",
+        f"__client_uat={int(time.time())}; Path=/",
+        "__clerk_db_jwt=dvb_1; Path=/",
+    ]
+    response = _handshake_return(live, live.app(), live.issuer.sign({"handshake": directives}))
+    assert response.status_code == 200 and response.text == "<h1>Hello user_ns</h1>"
+    assert set(_set_cookies(response)) == {"__session", "__client_uat", "__clerk_db_jwt"}
+    assert "X-Injected" not in response.headers
+    assert safe_directives("not a list") == [] and safe_directives([1, None, {"a": 1}]) == []
+
+
+def test_post_handshake_redirect_never_leaves_the_site(dev: Env) -> None:
+    directives = [f"__session={dev.issuer.session_token()}; Path=/", "__clerk_db_jwt=dvb_1; Path=/"]
+    token = dev.issuer.sign({"handshake": directives})
+    app = dev.app()
+    response = app.test_client().get(f"/evil.example/x?__clerk_handshake={token}", headers=DOC)
+    assert response.headers["Location"] == "/evil.example/x"
+    for raw in ("http://localhost//evil.example/x?a=1", "http://localhost/\\evil.example", "http://h/\\/evil"):
+        target = _same_origin_target(raw)
+        assert target.startswith("/") and not target.startswith(("//", "/\\"))
+
+
+def test_multi_domain_redirect_parameter_is_ignored(dev: Env) -> None:
+    client = _client(dev.app(), {"__clerk_db_jwt": "dvb_1", **dev.fresh_cookies()})
+    response = client.get("/dashboard?__clerk_redirect_url=https://evil.example/", headers=DOC)
+    assert response.status_code == 200
+    response = client.get("/dashboard?redirect_url=https://evil.example/", headers=DOC)
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("suffixed", [False, True])
+def test_kit_session_cookies_sign_in_on_a_development_instance(dev: Env, suffixed: bool) -> None:
+    cookies = dev.issuer.session_cookies(user_id="user_kit", suffixed=suffixed)
+    assert any(name.startswith("__clerk_db_jwt") for name in cookies)
+    response = _client(dev.app(), cookies).get("/dashboard", headers=DOC)
+    assert response.status_code == 200 and response.text == "<h1>Hello user_kit</h1>"
+    without_dev_browser = {k: v for k, v in cookies.items() if not k.startswith("__clerk_db_jwt")}
+    api = _client(dev.app(), without_dev_browser).get("/api/me")
+    assert api.status_code == 401 and api.headers["x-clerk-auth-reason"] == "dev-browser-missing"
