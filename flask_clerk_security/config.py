@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigurationError
+from .token_types import SESSION_TOKEN, AcceptsToken, parse_accepts_token
 
 DEFAULT_API_URL = "https://api.clerk.com"
 DEFAULT_API_VERSION = "v1"
@@ -99,6 +100,9 @@ class ClerkSettings:
     jwks_cache_ttl: float = 300.0
     jwks_refetch_cooldown: float = 30.0
     token_cache_size: int = 4096
+    accepts_token: AcceptsToken = SESSION_TOKEN
+    machine_token_cache_ttl: float = 0.0
+    machine_token_cache_uri: str = "memory://"
 
     @property
     def secrets(self) -> dict[str, str]:
@@ -282,4 +286,14 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         token_cache_size=read.parse(
             "CLERK_TOKEN_CACHE_SIZE", _non_negative_int, 4096, "use a whole number; 0 turns the cache off"
         ),
+        accepts_token=read.parse(
+            "CLERK_ACCEPTS_TOKEN",
+            parse_accepts_token,
+            SESSION_TOKEN,
+            "use 'session_token', 'api_key', 'm2m_token', 'oauth_token', a comma-separated list of them, or 'any'",
+        ),
+        machine_token_cache_ttl=read.parse(
+            "CLERK_MACHINE_TOKEN_CACHE_TTL", _non_negative_float, 0.0, "use seconds, e.g. 30; 0 turns the cache off"
+        ),
+        machine_token_cache_uri=str(read.get("CLERK_MACHINE_TOKEN_CACHE_URI", "memory://")),
     )
