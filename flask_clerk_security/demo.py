@@ -112,6 +112,11 @@ def create_demo_app(issuer: ClerkTestIssuer, backend_api: BackendAPIStandIn) -> 
     def transfer() -> dict[str, bool]:
         return {"transferred": True}
 
+    @app.get("/api/machine/reports")
+    @clerk.require(accepts_token="api_key", scopes=["reports:read"])
+    def machine_reports() -> dict[str, Any]:
+        return {"token_type": current_auth.token_type, "subject": current_auth.subject}
+
     return app
 
 
@@ -192,6 +197,22 @@ def _page(demo: Demo) -> str:
     if not location.startswith("/sign-in?redirect_url="):
         raise DemoFailure(f"unexpected Location {location}")
     return f"GET /dashboard -> 307 {location[:60]}"
+
+
+@step("API key accepted where api_key is, refused on session-only routes and without its scope")
+def _machine_token(demo: Demo) -> str:
+    key = demo.backend_api.mint_api_key(subject="org_1", scopes=["reports:read"], name="nightly export")
+    body = expect(demo.get("/api/machine/reports", headers={"Authorization": f"Bearer {key}"}), 200).json()
+    if body != {"token_type": "api_key", "subject": "org_1"}:
+        raise DemoFailure(f"unexpected body {body}")
+    refused = expect(demo.get("/api/me", headers={"Authorization": f"Bearer {key}"}), 401)
+    unscoped = demo.backend_api.mint_api_key(subject="org_1", scopes=["reports:write"])
+    expect(demo.get("/api/machine/reports", headers={"Authorization": f"Bearer {unscoped}"}), 403)
+    expect(demo.get("/api/machine/reports", headers=demo.issuer.auth_header(azp=ORIGIN)), 401)
+    return (
+        "ak_ on api_key route -> 200 (POST /api_keys/verify), on session route -> 401 "
+        f"({refused.headers.get('x-clerk-auth-reason')}), missing scope -> 403, session on api_key route -> 401"
+    )
 
 
 @contextmanager

@@ -97,32 +97,33 @@ def _is_m2m_payload(payload: Mapping[str, Any]) -> bool:
     return isinstance(sub, str) and sub.startswith(M2M_SUBJECT_PREFIX)
 
 
-def is_m2m_jwt(token: str) -> bool:
-    """A JWT whose ``sub`` starts with ``mch_``."""
+def _jwt_machine_type(token: str) -> str | None:
+    """The machine type of a JWT from one decode: M2M (``sub`` ``mch_...``) before OAuth (``typ: at+jwt``)."""
     decoded = _decoded(token)
-    return decoded is not None and _is_m2m_payload(decoded[1])
-
-
-def is_oauth_jwt(token: str) -> bool:
-    """A JWT whose header ``typ`` is ``at+jwt`` or ``application/at+jwt`` (RFC 9068)."""
-    decoded = _decoded(token)
-    return decoded is not None and decoded[0].get("typ") in OAUTH_ACCESS_TOKEN_TYPES
+    if decoded is None:
+        return None
+    if _is_m2m_payload(decoded[1]):
+        return M2M_TOKEN
+    return OAUTH_TOKEN if decoded[0].get("typ") in OAUTH_ACCESS_TOKEN_TYPES else None
 
 
 def is_machine_jwt(token: str) -> bool:
-    return is_oauth_jwt(token) or is_m2m_jwt(token)
+    return _jwt_machine_type(token) is not None
 
 
 def is_machine_token(token: str) -> bool:
     """Clerk's ``isMachineToken``: a machine prefix, or an OAuth / M2M JWT."""
-    return token.startswith((M2M_TOKEN_PREFIX, OAUTH_TOKEN_PREFIX, API_KEY_PREFIX)) or is_machine_jwt(token)
+    return machine_token_type(token) is not None
 
 
 def machine_token_type(token: str) -> str | None:
     """Clerk's ``getMachineTokenType`` (M2M first, then OAuth, then API key); ``None`` for other tokens."""
-    if token.startswith(M2M_TOKEN_PREFIX) or is_m2m_jwt(token):
+    if token.startswith(M2M_TOKEN_PREFIX):
         return M2M_TOKEN
-    if token.startswith(OAUTH_TOKEN_PREFIX) or is_oauth_jwt(token):
+    from_jwt = _jwt_machine_type(token)
+    if from_jwt is not None:
+        return from_jwt
+    if token.startswith(OAUTH_TOKEN_PREFIX):
         return OAUTH_TOKEN
     if token.startswith(API_KEY_PREFIX):
         return API_KEY
