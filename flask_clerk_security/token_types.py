@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 SESSION_TOKEN = "session_token"
@@ -21,10 +22,12 @@ AcceptsToken = str | frozenset[str]
 def parse_accepts_token(value: Any) -> AcceptsToken:
     """Validate ``accepts_token``: a type name, ``"any"``, or a non-empty list of type names.
 
-    A string with commas (``"session_token,api_key"``, as an environment variable holds it) is a list.
-    Raises :class:`ValueError` naming the allowed values, so misuse fails at decoration or init time.
+    A string with commas (``"session_token,api_key"``) or a JSON array, as an environment variable holds them,
+    is a list. Raises :class:`ValueError` naming the allowed values, so misuse fails at decoration or init time.
     """
-    if isinstance(value, str) and "," in value:
+    if isinstance(value, str) and value.strip().startswith("["):
+        value = json.loads(value)
+    elif isinstance(value, str) and "," in value:
         value = [part.strip() for part in value.split(",") if part.strip()]
     if isinstance(value, str):
         if value == ANY or value in TOKEN_TYPES:

@@ -280,6 +280,7 @@ def test_app_default_accepts_token(
     for app in (
         make_app(accepts_token=["session_token", "api_key"]),
         make_app({"CLERK_ACCEPTS_TOKEN": "session_token, api_key"}),
+        make_app({"CLERK_ACCEPTS_TOKEN": '["session_token", "api_key"]'}),
     ):
         client = app.test_client()
         assert client.get("/api/me", headers=bearer(key)).get_json()["user_id"] == "user_5"
@@ -295,8 +296,9 @@ def test_app_default_accepts_token(
 
 
 def test_misconfiguration_fails_loudly(make_app: MachineApp, clerk_issuer: ClerkTestIssuer) -> None:
-    with pytest.raises(ConfigurationError, match="CLERK_ACCEPTS_TOKEN"):
-        make_app({"CLERK_ACCEPTS_TOKEN": "apikey"})
+    for bad in ("apikey", "session_token,apikey", '{"api_key": 1}', "[]"):
+        with pytest.raises(ConfigurationError, match="CLERK_ACCEPTS_TOKEN"):
+            make_app({"CLERK_ACCEPTS_TOKEN": bad})
     with pytest.raises(ConfigurationError, match="CLERK_MACHINE_TOKEN_CACHE_URI"):
         make_app({"CLERK_MACHINE_TOKEN_CACHE_TTL": 5, "CLERK_MACHINE_TOKEN_CACHE_URI": "memcached://x"})
     with pytest.raises(ConfigurationError, match="CLERK_MACHINE_TOKEN_CACHE_TTL"):
