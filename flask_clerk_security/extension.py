@@ -60,7 +60,7 @@ class ClerkState:
     settings: ClerkSettings
     authenticator: RequestAuthenticator
     public_routes: RouteMatcher
-    machine: MachineVerifier | None = None
+    machine: MachineVerifier
 
 
 def get_state(app: Flask | None = None) -> ClerkState:
@@ -81,11 +81,8 @@ def get_auth() -> Auth:
     auth: Auth | None = g.get(_G_AUTH)
     if auth is None:
         state = get_state()
-        if state.machine is None:
-            auth = state.authenticator.authenticate(request)
-        else:
-            session = functools.partial(state.authenticator.authenticate, request)
-            auth = authenticate_request(request, _accepted_tokens(state), session, state.machine)
+        session = functools.partial(state.authenticator.authenticate, request)
+        auth = authenticate_request(request, _accepted_tokens(state), session, state.machine)
         setattr(g, _G_AUTH, auth)
         if auth.reason:
             logger.info("signed out: %s (%s %s)", auth.reason, request.method, request.path)
@@ -118,8 +115,7 @@ def _signed_out_error(auth: Auth, settings: ClerkSettings) -> HTTPException:
 
 def _accepts_sessions() -> bool:
     """Whether this endpoint takes session tokens (a sign-in redirect is pointless on machine-only routes)."""
-    accepts = _accepted_tokens(get_state())
-    return accepts == "any" or is_accepted(SESSION_TOKEN, accepts)
+    return is_accepted(SESSION_TOKEN, _accepted_tokens(get_state()))
 
 
 def _check_machine_keys(settings: ClerkSettings) -> None:
