@@ -155,7 +155,7 @@ class Auth:
 
     @property
     def is_authenticated(self) -> bool:
-        return self.reason is None and bool(self.user_id or self.id)
+        return self.reason is None and bool(self.user_id or self.id or self.subject)
 
     @classmethod
     def signed_out(cls, reason: str, token_type: str = "session_token") -> Auth:

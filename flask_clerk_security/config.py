@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigurationError
+from .token_types import SESSION_TOKEN, AcceptsToken, parse_accepts_token
 
 DEFAULT_API_URL = "https://api.clerk.com"
 DEFAULT_API_VERSION = "v1"
@@ -112,6 +113,9 @@ class ClerkSettings:
     talisman_options: Mapping[str, Any] = field(default_factory=dict)
     leak_guard: bool = True
     audit_log: bool = True
+    accepts_token: AcceptsToken = SESSION_TOKEN
+    machine_token_cache_ttl: float = 0.0
+    machine_token_cache_uri: str = "memory://"
 
     @property
     def secrets(self) -> dict[str, str]:
@@ -372,4 +376,14 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
             "CLERK_MAX_BODY_BYTES", _positive_int, 1024 * 1024, "use a byte count, e.g. 1048576 for 1 MiB"
         ),
         **_header_settings(read),
+        accepts_token=read.parse(
+            "CLERK_ACCEPTS_TOKEN",
+            parse_accepts_token,
+            SESSION_TOKEN,
+            "use 'session_token', 'api_key', 'm2m_token', 'oauth_token', a comma-separated list of them, or 'any'",
+        ),
+        machine_token_cache_ttl=read.parse(
+            "CLERK_MACHINE_TOKEN_CACHE_TTL", _non_negative_float, 0.0, "use seconds, e.g. 30; 0 turns the cache off"
+        ),
+        machine_token_cache_uri=str(read.get("CLERK_MACHINE_TOKEN_CACHE_URI", "memory://")),
     )

@@ -132,10 +132,16 @@ def create_demo_app(
     @clerk.validate(body=NoteIn)
     def add_validated_note(body: NoteIn) -> dict[str, Any]:
         return {"title": body.title, "visibility": body.visibility}
+
     # Security headers and leak guard (docs/security-headers.md).
     @app.get("/api/debug-config")
     def leaky_debug_config() -> dict[str, Any]:
         return {"secret_key": app.config["CLERK_SECRET_KEY"]}  # the mistake the leak guard catches
+
+    @app.get("/api/machine/reports")
+    @clerk.require(accepts_token="api_key", scopes=["reports:read"])
+    def machine_reports() -> dict[str, Any]:
+        return {"token_type": current_auth.token_type, "subject": current_auth.subject}
 
     return app
 
@@ -270,6 +276,8 @@ def _leak_guard(demo: Demo) -> str:
     if demo.issuer.secret_key[8:] in response.text or response.json() != {"error": "internal_error"}:
         raise DemoFailure(f"the secret or a revealing body went out: {response.text[:60]}")
     return 'GET /api/debug-config -> 500 {"error": "internal_error"}; critical audit record names CLERK_SECRET_KEY'
+
+
 PAGE = {"Accept": "text/html", "Sec-Fetch-Dest": "document"}
 
 
@@ -291,6 +299,22 @@ def _handshake(demo: Demo) -> str:
     if len(response.history) != 3 or not hops[0].endswith("/v1/client/handshake"):
         raise DemoFailure(f"unexpected redirect chain {hops}")
     return "GET /dashboard -> 307 Frontend API -> 307 back with handshake -> 307 clean URL -> 200"
+
+
+@step("API key accepted where api_key is, refused on session-only routes and without its scope")
+def _machine_token(demo: Demo) -> str:
+    key = demo.backend_api.mint_api_key(subject="org_1", scopes=["reports:read"], name="nightly export")
+    body = expect(demo.get("/api/machine/reports", headers={"Authorization": f"Bearer {key}"}), 200).json()
+    if body != {"token_type": "api_key", "subject": "org_1"}:
+        raise DemoFailure(f"unexpected body {body}")
+    refused = expect(demo.get("/api/me", headers={"Authorization": f"Bearer {key}"}), 401)
+    unscoped = demo.backend_api.mint_api_key(subject="org_1", scopes=["reports:write"])
+    expect(demo.get("/api/machine/reports", headers={"Authorization": f"Bearer {unscoped}"}), 403)
+    expect(demo.get("/api/machine/reports", headers=demo.issuer.auth_header(azp=ORIGIN)), 401)
+    return (
+        "ak_ on api_key route -> 200 (POST /api_keys/verify), on session route -> 401 "
+        f"({refused.headers.get('x-clerk-auth-reason')}), missing scope -> 403, session on api_key route -> 401"
+    )
 
 
 @contextmanager

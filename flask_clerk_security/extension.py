@@ -21,6 +21,7 @@ from .config import ClerkSettings, load_settings
 from .errors import (
     AuthenticationRequired,
     AuthUnavailable,
+    ConfigurationError,
     CSRFRejected,
     PermissionDenied,
     ReverificationRequired,
@@ -28,7 +29,19 @@ from .errors import (
 from .headers import install_talisman
 from .jwks import KeySource, PemKeySource, remote_key_source
 from .leakguard import LeakGuard
+from .machine import MachineVerifier
+from .machine import authenticate as authenticate_request
 from .routes import RouteMatcher
+from .stores import store_from_uri
+from .token_types import (
+    API_KEY,
+    OAUTH_TOKEN,
+    SESSION_TOKEN,
+    AcceptsToken,
+    accepts_machine_tokens,
+    is_accepted,
+    parse_accepts_token,
+)
 from .tokens import TokenVerifier
 
 if TYPE_CHECKING:
@@ -40,7 +53,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXTENSION_KEY = "clerk_security"
 _G_AUTH = "_clerk_security_auth"
 _PUBLIC_ATTR = "_clerk_public"
-_UNAVAILABLE_REASONS = frozenset({"jwk-remote-failed-to-load", "secret-key-invalid", "jwk-failed-to-resolve"})
+_ACCEPTS_ATTR = "_clerk_accepts_token"
+_UNAVAILABLE_REASONS = frozenset(
+    {"jwk-remote-failed-to-load", "secret-key-invalid", "jwk-failed-to-resolve", "unexpected-error"}
+)
 
 
 @dataclass
@@ -50,6 +66,7 @@ class ClerkState:
     settings: ClerkSettings
     authenticator: RequestAuthenticator
     public_routes: RouteMatcher
+    machine: MachineVerifier
     #: This app's own Talisman and the CSP it sends (nonce left out); ``None``/"" with CLERK_SECURITY_HEADERS off.
     talisman: Any = None
     content_security_policy: str = ""
@@ -72,7 +89,9 @@ def get_auth() -> Auth:
         raise RuntimeError("get_auth() and current_auth need an active request (app.test_request_context()).")
     auth: Auth | None = g.get(_G_AUTH)
     if auth is None:
-        auth = get_state().authenticator.authenticate(request)
+        state = get_state()
+        session = functools.partial(state.authenticator.authenticate, request)
+        auth = authenticate_request(request, _accepted_tokens(state), session, state.machine)
         setattr(g, _G_AUTH, auth)
         if auth.reason:
             logger.info("signed out: %s (%s %s)", auth.reason, request.method, request.path)
@@ -80,6 +99,13 @@ def get_auth() -> Auth:
 
 
 current_auth: Auth = cast(Auth, LocalProxy(get_auth))
+
+
+def _accepted_tokens(state: ClerkState) -> AcceptsToken:
+    """The token types the current endpoint accepts: its ``require(accepts_token=...)`` or the app default."""
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    accepts: AcceptsToken = getattr(view, _ACCEPTS_ATTR, state.settings.accepts_token)
+    return accepts
 
 
 def _signed_out_error(auth: Auth, settings: ClerkSettings) -> HTTPException:
@@ -93,10 +119,30 @@ def _signed_out_error(auth: Auth, settings: ClerkSettings) -> HTTPException:
     if auth.reason in _UNAVAILABLE_REASONS:
         logger.error("authentication unavailable: %s", auth.reason)
         return AuthUnavailable()
-    target = handshake.sign_in_url(settings, request) if is_page_request(request) else None
+    target = handshake.sign_in_url(settings, request) if is_page_request(request) and _accepts_sessions() else None
     if target:
         return HTTPException(response=redirect(target, code=307))
     return AuthenticationRequired(auth.reason)
+
+
+def _accepts_sessions() -> bool:
+    """Whether this endpoint takes session tokens (a sign-in redirect is pointless on machine-only routes)."""
+    return is_accepted(SESSION_TOKEN, _accepted_tokens(get_state()))
+
+
+def _check_machine_keys(settings: ClerkSettings) -> None:
+    """Opaque machine tokens are verified with the Backend API, which needs a secret key."""
+    accepts = settings.accepts_token
+    if not accepts_machine_tokens(accepts) or settings.secret_key:
+        return
+    needs_secret_key = [kind for kind in (API_KEY, OAUTH_TOKEN) if accepts == "any" or is_accepted(kind, accepts)]
+    if settings.machine_secret_key and not needs_secret_key:
+        return
+    raise ConfigurationError(
+        f"CLERK_ACCEPTS_TOKEN={accepts!r} accepts machine tokens, which are verified with the Backend API, but "
+        "CLERK_SECRET_KEY is not set. Fix: set CLERK_SECRET_KEY (or CLERK_MACHINE_SECRET_KEY when only "
+        "m2m_token is accepted)."
+    )
 
 
 def _build_state(settings: ClerkSettings) -> ClerkState:
@@ -114,11 +160,39 @@ def _build_state(settings: ClerkSettings) -> ClerkState:
             timeout=settings.http_timeout,
         )
     verifier = TokenVerifier(source, authorized_parties=settings.authorized_parties, clock_skew=settings.clock_skew)
+    _check_machine_keys(settings)
+    cache = None
+    if settings.machine_token_cache_ttl > 0:
+        try:
+            cache = store_from_uri(settings.machine_token_cache_uri, prefix="clerk:machine-token:")
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"CLERK_MACHINE_TOKEN_CACHE_URI: {exc}") from None
     return ClerkState(
         settings=settings,
         authenticator=RequestAuthenticator(settings, verifier),
         public_routes=RouteMatcher(settings.public_routes),
+        machine=MachineVerifier(settings, source, cache),
     )
+
+
+def _parse_require_accepts(accepts_token: Any, scopes: Any) -> AcceptsToken | None:
+    """Validate ``require(accepts_token=..., scopes=...)`` at decoration time."""
+    accepts = None
+    if accepts_token is not None:
+        try:
+            accepts = parse_accepts_token(accepts_token)
+        except ValueError as exc:
+            raise ValueError(f"require(accepts_token={accepts_token!r}): {exc}") from None
+    if scopes is not None:
+        if isinstance(scopes, str) or not isinstance(scopes, (list, tuple, set, frozenset)):
+            raise TypeError(f"require(scopes=...) takes a list of scope names, got {scopes!r}")
+        if not scopes or not all(isinstance(scope, str) and scope for scope in scopes):
+            raise TypeError(f"require(scopes=...) takes a non-empty list of non-empty strings, got {scopes!r}")
+        if accepts is not None and not accepts_machine_tokens(accepts):
+            raise ValueError(
+                "require(scopes=...) needs accepts_token to include a machine token type: sessions have no scopes"
+            )
+    return accepts
 
 
 class ClerkSecurity:
@@ -217,8 +291,7 @@ class ClerkSecurity:
                 f"require(reverification={reverification!r}): use 'strict_mfa', 'strict', 'moderate', 'lax' "
                 "or {'level': 'first_factor'|'second_factor'|'multi_factor', 'after_minutes': int > 0}"
             )
-        if accepts_token not in (None, "session_token") or scopes is not None:
-            raise ValueError("require(accepts_token=..., scopes=...) needs machine-token support")
+        accepts = _parse_require_accepts(accepts_token, scopes)
         reverification_body: str | dict[str, Any] | None = (
             reverification if isinstance(reverification, str) else reverification_config(reverification)
         )
@@ -234,13 +307,14 @@ class ClerkSecurity:
                 raise _signed_out_error(auth, get_state().settings)
             app = current_app._get_current_object()  # type: ignore[attr-defined]
             if authorization and not auth.has(**authorization):
-                logger.info("forbidden: %s lacks %s (%s)", auth.user_id, authorization, request.path)
                 signals.authorization_denied.send(
                     app, user_id=auth.user_id, session_id=auth.session_id, requirement=authorization
                 )
                 raise PermissionDenied()
+            if scopes is not None and not set(scopes) <= set(auth.scopes or ()):
+                signals.authorization_denied.send(app, user_id=auth.subject, requirement={"scopes": list(scopes)})
+                raise PermissionDenied()
             if reverification is not None and not auth.has(reverification=reverification):
-                logger.info("reverification required for %s (%s)", auth.user_id, request.path)
                 signals.reverification_required.send(
                     app, user_id=auth.user_id, session_id=auth.session_id, level=reverification_body
                 )
@@ -254,6 +328,8 @@ class ClerkSecurity:
                     check()
                     return await func(*args, **kwargs)
 
+                if accepts is not None:
+                    setattr(async_wrapper, _ACCEPTS_ATTR, accepts)
                 return cast(F, async_wrapper)
 
             @functools.wraps(func)
@@ -261,6 +337,8 @@ class ClerkSecurity:
                 check()
                 return func(*args, **kwargs)
 
+            if accepts is not None:
+                setattr(wrapper, _ACCEPTS_ATTR, accepts)
             return cast(F, wrapper)
 
         return decorator

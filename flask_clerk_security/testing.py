@@ -22,7 +22,17 @@ from jwt.algorithms import RSAAlgorithm
 
 from .handshake import cookie_suffix
 
-__all__ = ["BackendAPIStandIn", "ClerkTestIssuer", "FrontendAPIStandIn", "Handler", "StandInRequest"]
+__all__ = [
+    "BackendAPIStandIn",
+    "ClerkTestIssuer",
+    "FrontendAPIStandIn",
+    "Handler",
+    "MachineTokenRecord",
+    "StandInRequest",
+]
+
+#: ``cat`` header Clerk stamps on M2M JWTs.
+M2M_JWT_CATEGORY = "cl_B7d4PD333AAA"
 
 
 def _publishable_key(frontend_api: str, instance: str) -> str:
@@ -166,6 +176,62 @@ class ClerkTestIssuer:
         """``{"Authorization": "Bearer <session token>"}`` for a test client."""
         return {"Authorization": f"Bearer {self.session_token(**options)}"}
 
+    def m2m_jwt(
+        self,
+        *,
+        machine_id: str = "mch_test",
+        scopes: Iterable[str] = (),
+        claims: Mapping[str, Any] | None = None,
+        lifetime: int = 3600,
+        category: str | None = M2M_JWT_CATEGORY,
+        **extra: Any,
+    ) -> str:
+        """An M2M token in JWT form (``sub`` = ``machine_id``, which Clerk detects by its ``mch_`` prefix).
+
+        ``scopes`` go in the space-separated ``scopes`` claim, ``claims`` are custom claims; ``category=None``
+        drops the ``cat`` header (tokens minted before Clerk's category rollout); ``extra`` overrides claims.
+        """
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": machine_id,
+            "jti": f"mt_{secrets.token_hex(16)}",
+            "iat": now,
+            "nbf": now - 5,
+            "exp": now + lifetime,
+            **(claims or {}),
+        }
+        if scopes:
+            payload["scopes"] = " ".join(scopes)
+        payload.update(extra)
+        headers = {"typ": "JWT", **({"cat": category} if category else {})}
+        return self.sign({k: v for k, v in payload.items() if v is not None}, headers=headers)
+
+    def oauth_jwt(
+        self,
+        *,
+        user_id: str = "user_123",
+        client_id: str = "client_test",
+        scopes: Iterable[str] = (),
+        lifetime: int = 3600,
+        typ: str = "at+jwt",
+        **extra: Any,
+    ) -> str:
+        """An OAuth access token in JWT form (RFC 9068 header ``typ: at+jwt``), as Clerk's OAuth server issues."""
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": user_id,
+            "client_id": client_id,
+            "jti": f"oat_{secrets.token_hex(16)}",
+            "iat": now,
+            "nbf": now - 5,
+            "exp": now + lifetime,
+            "scope": " ".join(scopes) or None,
+        }
+        payload.update(extra)
+        return self.sign({k: v for k, v in payload.items() if v is not None}, headers={"typ": typ})
+
 
 def _strip_org(role: str) -> str:
     return role[4:] if role.startswith("org:") else role
@@ -196,11 +262,38 @@ class StandInRequest:
 Handler = Callable[[StandInRequest], tuple[int, Any]]
 
 
+class MachineTokenRecord:
+    """A machine token minted by the stand-in: the JSON its verify endpoint answers, and its state."""
+
+    def __init__(self, token_type: str, resource: dict[str, Any], expires_at: float | None) -> None:
+        self.token_type = token_type
+        self.resource = resource
+        self.expires_at = expires_at
+        self.revoked = False
+
+    def to_json(self) -> dict[str, Any]:
+        expired = self.expires_at is not None and self.expires_at <= time.time()
+        return {**self.resource, "revoked": self.revoked, "expired": expired}
+
+
+#: Verify route, JSON field holding the token, and the token prefix, per machine token type.
+_MACHINE_ROUTES = {
+    "api_key": ("/api_keys/verify", "secret", "ak_"),
+    "m2m_token": ("/m2m_tokens/verify", "token", "mt_"),
+    "oauth_token": ("/oauth_applications/access_tokens/verify", "access_token", "oat_"),
+}
+
+
 class BackendAPIStandIn:
     """Clerk's Backend API on 127.0.0.1 over real HTTP: ``GET /v1/jwks`` for the issuer, plus added routes.
 
     Knobs for failure tests: ``delay`` (seconds before answering), ``fail_status`` (answer every call with
     it), ``hang`` (accept, then never answer until stopped). ``calls`` records every request.
+
+    Machine tokens: ``mint_api_key``, ``mint_m2m_token`` and ``mint_oauth_token`` register opaque tokens that the
+    verify endpoints (``POST /api_keys/verify`` ...) then answer for, as Clerk's Backend API does; unknown
+    tokens get 404. ``revoke(token)`` marks one revoked. ``machine_secret_key`` (when set) is also accepted
+    as the bearer of ``/m2m_tokens/verify``.
     """
 
     def __init__(self, issuer: ClerkTestIssuer, *, secret_key: str | None = None) -> None:
@@ -216,6 +309,10 @@ class BackendAPIStandIn:
             ("GET", "/v1/jwks"): lambda _: (200, self.issuer.jwks),
             ("GET", "/v1/clients/handshake_payload"): self._handshake_payload,
         }
+        self.machine_secret_key: str | None = None
+        self.machine_tokens: dict[str, MachineTokenRecord] = {}
+        for token_type, (path, field, _) in _MACHINE_ROUTES.items():
+            self.routes[("POST", path)] = self._machine_verify_handler(token_type, field)
         self._stopped = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -261,12 +358,124 @@ class BackendAPIStandIn:
         if self.fail_status is not None:
             return self.fail_status, {"errors": [{"code": "internal_error", "message": "stand-in failure"}]}
         authorization = next((v for k, v in request.headers.items() if k.lower() == "authorization"), None)
-        if authorization != f"Bearer {self.secret_key}":
+        bearers = {f"Bearer {self.secret_key}"}
+        if self.machine_secret_key and request.path.startswith("/m2m_tokens/"):
+            bearers.add(f"Bearer {self.machine_secret_key}")
+        if authorization not in bearers:
             return 401, {"errors": [{"code": "clerk_key_invalid", "message": "The secret key is invalid."}]}
         handler = self.routes.get((request.method, request.path))
         if handler is None:
             return 404, {"errors": [{"code": "resource_not_found", "message": "not found"}]}
         return handler(request)
+
+    def mint_api_key(
+        self,
+        *,
+        subject: str = "user_123",
+        scopes: Iterable[str] = (),
+        name: str = "test key",
+        claims: Mapping[str, Any] | None = None,
+        expires_in: float | None = None,
+    ) -> str:
+        """An API key (``ak_...``) for ``subject`` (``user_...`` or ``org_...``); ``expires_in`` seconds or never."""
+        return self._mint(
+            "api_key",
+            {
+                "object": "api_key",
+                "type": "api_key",
+                "name": name,
+                "subject": subject,
+                "claims": dict(claims or {}) or None,
+                "created_by": None,
+                "description": None,
+                "last_used_at": None,
+            },
+            scopes,
+            expires_in,
+            milliseconds=True,
+        )
+
+    def mint_m2m_token(
+        self,
+        *,
+        machine_id: str = "mch_test",
+        scopes: Iterable[str] = (),
+        claims: Mapping[str, Any] | None = None,
+        expires_in: float | None = 3600,
+    ) -> str:
+        """An opaque M2M token (``mt_...``) of machine ``machine_id``; ``scopes`` are the machines it may reach."""
+        return self._mint(
+            "m2m_token",
+            {"object": "machine_to_machine_token", "subject": machine_id, "claims": dict(claims or {}) or None},
+            scopes,
+            expires_in,
+            milliseconds=True,
+        )
+
+    def mint_oauth_token(
+        self,
+        *,
+        user_id: str = "user_123",
+        client_id: str = "client_test",
+        scopes: Iterable[str] = (),
+        expires_in: float | None = 3600,
+    ) -> str:
+        """An opaque OAuth access token (``oat_...``) granted to ``client_id`` by ``user_id``."""
+        return self._mint(
+            "oauth_token",
+            {
+                "object": "clerk_idp_oauth_access_token",
+                "type": "oauth_token",
+                "subject": user_id,
+                "client_id": client_id,
+            },
+            scopes,
+            expires_in,
+            milliseconds=False,
+        )
+
+    def revoke(self, token: str, reason: str | None = "revoked in test") -> None:
+        """Mark a minted token revoked: its verify answer then says ``"revoked": true``."""
+        record = self.machine_tokens[token]
+        record.revoked = True
+        record.resource["revocation_reason"] = reason
+
+    def _mint(
+        self,
+        token_type: str,
+        resource: dict[str, Any],
+        scopes: Iterable[str],
+        expires_in: float | None,
+        *,
+        milliseconds: bool,
+    ) -> str:
+        prefix = _MACHINE_ROUTES[token_type][2]
+        token = f"{prefix}{secrets.token_urlsafe(32)}"
+        now = time.time()
+        expires_at = None if expires_in is None else now + expires_in
+        scale = 1000 if milliseconds else 1
+        resource.update(
+            id=f"{prefix}id_{secrets.token_hex(8)}",
+            scopes=list(scopes),
+            revocation_reason=None,
+            expiration=None if expires_at is None else int(expires_at * scale),
+            created_at=int(now * scale),
+            updated_at=int(now * scale),
+        )
+        self.machine_tokens[token] = MachineTokenRecord(token_type, resource, expires_at)
+        return token
+
+    def _machine_verify_handler(self, token_type: str, field: str) -> Handler:
+        def verify(request: StandInRequest) -> tuple[int, Any]:
+            token = request.json.get(field) if isinstance(request.json, dict) else None
+            if not isinstance(token, str):
+                return 422, {"errors": [{"code": "form_param_missing", "message": f"{field} is missing"}]}
+            record = self.machine_tokens.get(token)
+            if record is None or record.token_type != token_type:
+                return 404, {"errors": [{"code": "resource_not_found", "message": "not found"}]}
+            return 200, record.to_json()
+
+        return verify
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         stand_in = self

@@ -1,0 +1,440 @@
+"""Machine tokens (API keys, M2M tokens, OAuth access tokens): detection, verification and their ``Auth``.
+
+Mirrors ``@clerk/backend``: ``tokens/machine.ts`` (detection), ``verifyMachineAuthToken`` (opaque tokens through
+the Backend API, JWT forms locally), ``authenticatedMachineObject`` and the ``acceptsToken`` routing of
+``authenticateRequest``. Machine tokens are read from the ``Authorization`` header only, never from cookies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import padding
+from flask import Request
+
+from . import backend_api
+from .auth import Auth
+from .authenticate import token_from_authorization
+from .config import ClerkSettings, mask_secret
+from .errors import TokenVerificationError
+from .jwks import KeySource
+from .stores import StoreError, TTLStore
+from .token_types import (
+    ANY,
+    API_KEY,
+    M2M_TOKEN,
+    MACHINE_TOKEN_TYPES,
+    OAUTH_TOKEN,
+    SESSION_TOKEN,
+    AcceptsToken,
+    is_accepted,
+)
+from .tokens import _HASHES, JWT_CATEGORY_M2M, MAX_TOKEN_LENGTH, check_claims, decode_unverified
+
+logger = logging.getLogger("flask_clerk_security")
+
+M2M_TOKEN_PREFIX = "mt_"
+M2M_SUBJECT_PREFIX = "mch_"
+OAUTH_TOKEN_PREFIX = "oat_"
+API_KEY_PREFIX = "ak_"
+OAUTH_ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
+_JWT_FORMAT = re.compile(r"[a-zA-Z0-9\-_]+\.[a-zA-Z0-9\-_]+\.[a-zA-Z0-9\-_]+")
+#: Claims Clerk's machine-token service adds to M2M JWTs; everything else is a custom claim.
+_M2M_RESERVED_CLAIMS = frozenset({"iss", "sub", "exp", "nbf", "iat", "jti"})
+#: Key-source failures that mean "cannot verify now" (answered 503), not "bad token".
+_UNAVAILABLE_KEY_REASONS = frozenset({"jwk-remote-failed-to-load", "secret-key-invalid", "jwk-failed-to-resolve"})
+#: Backend API verify endpoints (no ``/v1`` prefix, as Clerk's SDK calls them) and the JSON field of the token.
+ENDPOINTS: dict[str, tuple[str, str]] = {
+    API_KEY: ("/api_keys/verify", "secret"),
+    M2M_TOKEN: ("/m2m_tokens/verify", "token"),
+    OAUTH_TOKEN: ("/oauth_applications/access_tokens/verify", "access_token"),
+}
+_ATTEMPTS = 3
+_BACKOFF = 0.05
+
+
+class Reason:
+    """Reason strings of machine-token refusals (Clerk's ``MachineTokenVerificationErrorCode`` and
+    ``AuthErrorReason``)."""
+
+    TOKEN_TYPE_MISMATCH = "token-type-mismatch"
+    NO_TOKEN_IN_HEADER = "No token in header"
+    TOKEN_INVALID = "token-invalid"
+    TOKEN_EXPIRED = "token-expired"
+    TOKEN_VERIFICATION_FAILED = "token-verification-failed"
+    SECRET_KEY_INVALID = "secret-key-invalid"
+    UNEXPECTED_ERROR = "unexpected-error"
+
+
+# -- detection (tokens/machine.ts) -------------------------------------------------------------------------------
+
+
+def is_jwt_format(token: str) -> bool:
+    return _JWT_FORMAT.fullmatch(token) is not None
+
+
+def _decoded(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    if not is_jwt_format(token):
+        return None
+    try:
+        header, payload, _, _ = decode_unverified(token)
+    except TokenVerificationError:
+        return None
+    return header, payload
+
+
+def _is_m2m_payload(payload: Mapping[str, Any]) -> bool:
+    sub = payload.get("sub")
+    return isinstance(sub, str) and sub.startswith(M2M_SUBJECT_PREFIX)
+
+
+def _jwt_machine_type(token: str) -> str | None:
+    """The machine type of a JWT from one decode: M2M (``sub`` ``mch_...``) before OAuth (``typ: at+jwt``)."""
+    decoded = _decoded(token)
+    if decoded is None:
+        return None
+    if _is_m2m_payload(decoded[1]):
+        return M2M_TOKEN
+    return OAUTH_TOKEN if decoded[0].get("typ") in OAUTH_ACCESS_TOKEN_TYPES else None
+
+
+def is_machine_jwt(token: str) -> bool:
+    return _jwt_machine_type(token) is not None
+
+
+def is_machine_token(token: str) -> bool:
+    """Clerk's ``isMachineToken``: a machine prefix, or an OAuth / M2M JWT."""
+    return machine_token_type(token) is not None
+
+
+def machine_token_type(token: str) -> str | None:
+    """Clerk's ``getMachineTokenType`` (M2M first, then OAuth, then API key); ``None`` for other tokens."""
+    if token.startswith(M2M_TOKEN_PREFIX):
+        return M2M_TOKEN
+    from_jwt = _jwt_machine_type(token)
+    if from_jwt is not None:
+        return from_jwt
+    if token.startswith(OAUTH_TOKEN_PREFIX):
+        return OAUTH_TOKEN
+    if token.startswith(API_KEY_PREFIX):
+        return API_KEY
+    return None
+
+
+# -- verification ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Verified:
+    """A verified machine token: its ``Auth`` fields and when it expires (Unix seconds, ``None`` = never)."""
+
+    fields: dict[str, Any]
+    expires_at: float | None
+
+    def auth(self) -> Auth:
+        return Auth(**self.fields)
+
+
+def _string_list(value: Any) -> list[str] | None:
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return list(value)
+    return None
+
+
+def _expiration_seconds(value: Any) -> float | None:
+    """Backend API ``expiration``: milliseconds for API keys and M2M tokens; OAuth resources have been
+    documented in seconds. Values above 1e11 (year 5138 in seconds, 1973 in milliseconds) are milliseconds."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    return value / 1000.0 if value > 1e11 else float(value)
+
+
+def _machine_fields(token_type: str, data: Mapping[str, Any], claims: Any) -> dict[str, Any]:
+    """Clerk's ``authenticatedMachineObject`` for one token type, as ``Auth`` keyword arguments."""
+    subject = data["subject"]
+    fields: dict[str, Any] = {
+        "token_type": token_type,
+        "id": data["id"],
+        "subject": subject,
+        "scopes": data["scopes"],
+    }
+    if token_type == API_KEY:
+        fields.update(
+            name=data.get("name"),
+            claims=claims,
+            user_id=subject if subject.startswith("user_") else None,
+            org_id=subject if subject.startswith("org_") else None,
+        )
+    elif token_type == M2M_TOKEN:
+        fields.update(claims=claims, machine_id=subject)
+    else:
+        fields.update(user_id=subject, client_id=data.get("client_id"))
+    return fields
+
+
+def _from_backend_api(token_type: str, body: Any, skew: float) -> _Verified:
+    """Check a verify endpoint's answer: revoked, expired or malformed answers are refusals."""
+    if not isinstance(body, Mapping):
+        raise TokenVerificationError(Reason.UNEXPECTED_ERROR, "Backend API answered with a non-object body.")
+    if body.get("revoked") is True:
+        raise TokenVerificationError(Reason.TOKEN_INVALID, "Machine token has been revoked.")
+    expires_at = _expiration_seconds(body.get("expiration"))
+    if body.get("expired") is True or (expires_at is not None and expires_at <= time.time() - skew):
+        raise TokenVerificationError(Reason.TOKEN_EXPIRED, "Machine token has expired.")
+    scopes = _string_list(body.get("scopes") if body.get("scopes") is not None else [])
+    claims = body.get("claims")
+    client_id = body.get("client_id")
+    name = body.get("name")
+    if (
+        not isinstance(body.get("id"), str)
+        or not isinstance(body.get("subject"), str)
+        or scopes is None
+        or not (claims is None or isinstance(claims, Mapping))
+        or not (client_id is None or isinstance(client_id, str))
+        or not (name is None or isinstance(name, str))
+    ):
+        logger.error("Backend API verify answer for a %s has unexpected field types; refusing it", token_type)
+        raise TokenVerificationError(Reason.UNEXPECTED_ERROR, "Backend API answer has unexpected field types.")
+    data = {**body, "scopes": scopes}
+    return _Verified(_machine_fields(token_type, data, dict(claims) if claims else claims), expires_at)
+
+
+def _jwt_scopes(token_type: str, payload: Mapping[str, Any]) -> list[str]:
+    """``M2MToken.fromJwtPayload`` / ``IdPOAuthAccessToken.fromJwtPayload`` scope rules."""
+    if token_type == M2M_TOKEN:
+        scopes, fallback = payload.get("scopes"), payload.get("aud")
+        if scopes is not None:
+            if not isinstance(scopes, str):
+                raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, "scopes claim must be a string.")
+            return scopes.split(" ")
+        if isinstance(fallback, str):
+            return [fallback]
+        return _string_list(fallback) or []
+    scp, scope = payload.get("scp"), payload.get("scope")
+    if scp is not None:
+        listed = _string_list(scp)
+        if listed is None:
+            raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, "scp claim must be a list of strings.")
+        return listed
+    if scope is not None:
+        if not isinstance(scope, str):
+            raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, "scope claim must be a string.")
+        return scope.split(" ")
+    return []
+
+
+class MachineVerifier:
+    """Verifies machine tokens for one app: Backend API for opaque tokens (optionally cached), local keys for
+    JWT forms."""
+
+    def __init__(self, settings: ClerkSettings, key_source: KeySource, cache: TTLStore | None = None) -> None:
+        self.settings = settings
+        self.key_source = key_source
+        self.cache = cache if settings.machine_token_cache_ttl > 0 else None
+        self._skew = settings.clock_skew
+
+    def verify(self, token: str) -> Auth:
+        """The ``Auth`` of a machine token; a signed-out ``Auth`` carrying Clerk's reason when refused."""
+        token_type = machine_token_type(token)
+        if token_type is None:
+            return _mismatch(SESSION_TOKEN)
+        try:
+            if is_jwt_format(token):
+                return self._verify_jwt(token)
+            if len(token) > MAX_TOKEN_LENGTH:
+                raise TokenVerificationError(Reason.TOKEN_INVALID, "Token is too long.")
+            return self._verify_opaque(token, token_type)
+        except TokenVerificationError as exc:
+            return Auth.signed_out(exc.reason, token_type=token_type)
+
+    # JWT forms (jwt/verifyMachineJwt.ts) ---------------------------------------------------------------------
+
+    def _verify_jwt(self, token: str) -> Auth:
+        try:
+            header, payload, signing_input, signature = decode_unverified(token)
+        except TokenVerificationError as exc:
+            raise TokenVerificationError(Reason.TOKEN_INVALID, exc.message) from None
+        allowed_typ: tuple[str, ...]
+        if _is_m2m_payload(payload):
+            token_type, allowed_typ = M2M_TOKEN, ("JWT",)
+            if "cat" in header and header["cat"] != JWT_CATEGORY_M2M:
+                raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid M2M JWT category.")
+        elif header.get("typ") in OAUTH_ACCESS_TOKEN_TYPES:
+            token_type, allowed_typ = OAUTH_TOKEN, OAUTH_ACCESS_TOKEN_TYPES
+        else:
+            raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, "JWT is neither an M2M nor an OAuth JWT.")
+        try:
+            key = self.key_source.get_key(header.get("kid"))
+        except TokenVerificationError as exc:
+            if exc.reason in _UNAVAILABLE_KEY_REASONS:
+                raise
+            raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, exc.message) from None
+        failed = Reason.TOKEN_VERIFICATION_FAILED
+        if ("typ" in header or token_type == OAUTH_TOKEN) and header.get("typ") not in allowed_typ:
+            raise TokenVerificationError(failed, "Invalid JWT type.")
+        alg = header.get("alg")
+        hash_type = _HASHES.get(alg) if isinstance(alg, str) else None
+        if hash_type is None:
+            raise TokenVerificationError(failed, "Invalid JWT algorithm.")
+        try:
+            key.verify(signature, signing_input, padding.PKCS1v15(), hash_type())
+        except InvalidSignature:
+            raise TokenVerificationError(failed, "JWT signature is invalid.") from None
+        try:
+            check_claims(payload, (), self._skew * 1000.0)
+        except TokenVerificationError as exc:
+            raise TokenVerificationError(failed, exc.message) from None
+        jti = payload.get("jti")
+        data = {
+            "id": jti if isinstance(jti, str) else "",
+            "subject": payload["sub"],
+            "scopes": _jwt_scopes(token_type, payload),
+            "client_id": payload.get("client_id") if isinstance(payload.get("client_id"), str) else "",
+        }
+        custom = {key: value for key, value in payload.items() if key not in _M2M_RESERVED_CLAIMS}
+        return Auth(**_machine_fields(token_type, data, (custom or None) if token_type == M2M_TOKEN else None))
+
+    # Opaque tokens through the Backend API (tokens/verify.ts) -------------------------------------------------
+
+    def _verify_opaque(self, token: str, token_type: str) -> Auth:
+        cache_key = hashlib.sha256(token.encode()).hexdigest() if self.cache is not None else ""
+        cached = self._cache_get(cache_key)
+        if cached is not None:
+            return cached
+        verified = _from_backend_api(token_type, self._call(token, token_type), self._skew)
+        self._cache_put(cache_key, verified)
+        return verified.auth()
+
+    def _call(self, token: str, token_type: str) -> Any:
+        """POST the token to its verify endpoint; retries with backoff on connection errors and 5xx only, all
+        within ``CLERK_HTTP_TIMEOUT`` seconds."""
+        path, field = ENDPOINTS[token_type]
+        settings = self.settings
+        bearer = settings.secret_key
+        if token_type == M2M_TOKEN and settings.machine_secret_key:
+            bearer = settings.machine_secret_key
+        if not bearer:
+            logger.error(
+                "a %s cannot be verified: CLERK_SECRET_KEY is not set (CLERK_MACHINE_SECRET_KEY also works for "
+                "M2M tokens). Fix: set it from the API keys page of the Clerk Dashboard.",
+                token_type,
+            )
+            raise TokenVerificationError(Reason.SECRET_KEY_INVALID, "No secret key to call the Backend API with.")
+        deadline = time.monotonic() + settings.http_timeout
+        for attempt in range(_ATTEMPTS):
+            try:
+                return backend_api.call(
+                    "POST",
+                    settings.api_url + path,
+                    bearer=bearer,
+                    timeout=max(deadline - time.monotonic(), 0.001),
+                    json_body={field: token},
+                )
+            except backend_api.BackendAPIError as exc:
+                self._refuse_unless_retryable(exc, token_type, bearer)
+                pause = _BACKOFF * (2**attempt) * (1 + random.random())  # noqa: S311 (jitter, not a secret)
+                if attempt == _ATTEMPTS - 1 or time.monotonic() + pause >= deadline - 0.05:
+                    logger.error("Backend API could not verify a %s: %s", token_type, exc)
+                    raise TokenVerificationError(Reason.UNEXPECTED_ERROR, str(exc)) from None
+                logger.warning("Backend API %s failed (%s); retrying", path, exc)
+                time.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _refuse_unless_retryable(exc: backend_api.BackendAPIError, token_type: str, bearer: str) -> None:
+        status = exc.status
+        if status is None or status >= 500:
+            return
+        if status == 401:
+            which = "CLERK_MACHINE_SECRET_KEY" if bearer.startswith(API_KEY_PREFIX) else "CLERK_SECRET_KEY"
+            logger.error(
+                "Clerk Backend API refused %s (%s) while verifying a %s: every machine token is refused until "
+                "the key is fixed. Fix: copy the key from the Clerk Dashboard.",
+                which,
+                mask_secret(bearer),
+                token_type,
+            )
+            raise TokenVerificationError(Reason.SECRET_KEY_INVALID, "The Backend API refused the secret key.")
+        if status in (400, 404, 422):
+            raise TokenVerificationError(Reason.TOKEN_INVALID, f"{token_type} not found or malformed ({status}).")
+        logger.error("Backend API answered %s while verifying a %s", status, token_type)
+        raise TokenVerificationError(Reason.UNEXPECTED_ERROR, f"Backend API answered {status}.")
+
+    # Cache of successful verifications ---------------------------------------------------------------------------
+
+    def _cache_get(self, key: str) -> Auth | None:
+        if self.cache is None:
+            return None
+        try:
+            raw = self.cache.get(key)
+        except StoreError as exc:
+            logger.warning("machine-token cache unavailable (%s); verifying with the Backend API", exc)
+            return None
+        if raw is None:
+            return None
+        try:
+            entry = json.loads(raw)
+            verified = _Verified(dict(entry["fields"]), entry["expires_at"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        if verified.expires_at is not None and verified.expires_at <= time.time():
+            return None
+        return verified.auth()
+
+    def _cache_put(self, key: str, verified: _Verified) -> None:
+        if self.cache is None:
+            return
+        ttl = self.settings.machine_token_cache_ttl
+        if verified.expires_at is not None:
+            ttl = min(ttl, verified.expires_at - time.time())
+        if ttl <= 0:
+            return
+        entry = json.dumps({"fields": verified.fields, "expires_at": verified.expires_at}, separators=(",", ":"))
+        try:
+            self.cache.set(key, entry, ttl)
+        except StoreError as exc:
+            logger.warning("machine-token cache unavailable (%s); not caching", exc)
+
+
+# -- acceptsToken routing (tokens/request.ts) --------------------------------------------------------------------
+
+
+def _mismatch(token_type: str) -> Auth:
+    return Auth.signed_out(Reason.TOKEN_TYPE_MISMATCH, token_type=token_type)
+
+
+def authenticate(
+    request: Request,
+    accepts: AcceptsToken,
+    session: Callable[[], Auth],
+    verifier: MachineVerifier,
+) -> Auth:
+    """Clerk's ``authenticateRequest`` for ``accepts``; ``session()`` is the session-token path (header, then
+    cookies) and runs unchanged whenever the request carries no machine token."""
+    token = token_from_authorization(request.headers.get("Authorization"))
+    if isinstance(accepts, frozenset):
+        parsed = (machine_token_type(token) or SESSION_TOKEN) if token else SESSION_TOKEN
+        if not is_accepted(parsed, accepts):
+            return _mismatch(parsed)
+    if token:
+        if accepts == SESSION_TOKEN:
+            # JWTs of another class signed by the same instance key must not pass as sessions.
+            return _mismatch(SESSION_TOKEN) if is_machine_jwt(token) else session()
+        kind = machine_token_type(token)
+        if kind is None:
+            return session() if accepts == ANY or isinstance(accepts, frozenset) else _mismatch(str(accepts))
+        if not is_accepted(kind, accepts):
+            return _mismatch(accepts if isinstance(accepts, str) and accepts != ANY else kind)
+        return verifier.verify(token)
+    if isinstance(accepts, str) and accepts in MACHINE_TOKEN_TYPES:
+        return Auth.signed_out(Reason.NO_TOKEN_IN_HEADER, token_type=accepts)
+    return session()
