@@ -11,6 +11,7 @@ from typing import Any, TypeVar, cast, overload
 from urllib.parse import urlencode
 
 from flask import Flask, current_app, g, has_request_context, redirect, request
+from flask_limiter import Limiter
 from werkzeug.exceptions import HTTPException
 from werkzeug.local import LocalProxy
 
@@ -25,8 +26,10 @@ from .errors import (
     ReverificationRequired,
 )
 from .jwks import KeySource, PemKeySource, remote_key_source
+from .ratelimit import create_limiter, init_limiter
 from .routes import RouteMatcher
 from .tokens import TokenVerifier
+from .webhooks import WebhookBlueprint, WebhookState, warn_if_unconfigured
 
 logger = logging.getLogger("flask_clerk_security")
 
@@ -44,6 +47,7 @@ class ClerkState:
     settings: ClerkSettings
     authenticator: RequestAuthenticator
     public_routes: RouteMatcher
+    webhooks: WebhookState | None = None
 
 
 def get_state(app: Flask | None = None) -> ClerkState:
@@ -115,18 +119,29 @@ class ClerkSecurity:
     ``ClerkSecurity(app, **options)`` or ``clerk = ClerkSecurity(**options)`` then ``clerk.init_app(app)``.
     Options are the ``CLERK_*`` settings in lower case without the prefix (``public_routes=[...]``) and win
     over ``app.config``, which wins over the environment.
+
+    ``clerk.limiter`` is a ``flask_limiter.Limiter`` keyed by Clerk user id (pass ``limiter=`` to use your own);
+    ``clerk.webhooks`` is the Blueprint serving Clerk's signed webhooks.
     """
 
-    def __init__(self, app: Flask | None = None, **options: Any) -> None:
+    def __init__(self, app: Flask | None = None, *, limiter: Limiter | None = None, **options: Any) -> None:
         self._options: Mapping[str, Any] = options
+        self._owns_limiter = limiter is None
+        self.limiter: Limiter = limiter or create_limiter()
+        self.webhooks = WebhookBlueprint(self.limiter)
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
         """Validate configuration (raising :class:`ConfigurationError`) and install protection on ``app``."""
         settings = load_settings(app.config, self._options)
-        app.extensions[EXTENSION_KEY] = _build_state(settings)
+        state = _build_state(settings)
+        state.webhooks = WebhookState(settings)
+        init_limiter(self.limiter, app, settings, owned=self._owns_limiter)
+        app.extensions[EXTENSION_KEY] = state
         app.before_request(self._protect)
+        if app.blueprints.get(self.webhooks.name) is self.webhooks:
+            warn_if_unconfigured(app)
         if not settings.authorized_parties:
             logger.warning(
                 "CLERK_AUTHORIZED_PARTIES is not set: tokens minted for any origin of this Clerk instance "
