@@ -18,7 +18,7 @@ from flask import Flask
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from . import ClerkSecurity, current_auth
-from .testing import BackendAPIStandIn, ClerkTestIssuer
+from .testing import BackendAPIStandIn, ClerkTestIssuer, clerk_event, generate_webhook_secret, sign_webhook
 
 ORIGIN = "http://localhost:5000"
 
@@ -78,6 +78,7 @@ def create_demo_app(issuer: ClerkTestIssuer, backend_api: BackendAPIStandIn) -> 
         CLERK_AUTHORIZED_PARTIES=[ORIGIN],
         CLERK_SIGN_IN_URL="/sign-in",
         CLERK_PUBLIC_ROUTES=["/sign-in(.*)"],
+        CLERK_WEBHOOK_SECRET=issuer.webhook_secret,
     )
     clerk = ClerkSecurity(app)
 
@@ -111,6 +112,24 @@ def create_demo_app(issuer: ClerkTestIssuer, backend_api: BackendAPIStandIn) -> 
     @clerk.require(reverification="strict")
     def transfer() -> dict[str, bool]:
         return {"transferred": True}
+
+    handled: list[str] = []
+
+    @clerk.webhooks.on("user.created")
+    def user_created(event: Any) -> None:
+        handled.append(event.id)
+
+    app.register_blueprint(clerk.webhooks)
+
+    @app.get("/demo/handled-webhooks")
+    @clerk.public
+    def handled_webhooks() -> dict[str, list[str]]:
+        return {"handled": handled}
+
+    @app.post("/api/export")
+    @clerk.limiter.limit("3 per minute")
+    def export() -> dict[str, str]:
+        return {"export": "started"}
 
     return app
 
@@ -192,6 +211,48 @@ def _page(demo: Demo) -> str:
     if not location.startswith("/sign-in?redirect_url="):
         raise DemoFailure(f"unexpected Location {location}")
     return f"GET /dashboard -> 307 {location[:60]}"
+
+
+@step("svix-signed webhook is verified and dispatched to its handler")
+def _webhook(demo: Demo) -> str:
+    body, headers = demo.issuer.sign_webhook(clerk_event("user.created", {"id": "user_new"}), msg_id="msg_demo")
+    response = expect(demo.post("/api/webhooks/clerk", data=body, headers=headers), 200)
+    handled = demo.get("/demo/handled-webhooks").json()["handled"]
+    if response.json() != {"status": "processed"} or handled != ["msg_demo"]:
+        raise DemoFailure(f"unexpected body {response.text[:120]} or handler runs {handled}")
+    return "POST /api/webhooks/clerk (user.created) -> 200 processed, handler ran once"
+
+
+@step("forged webhook is rejected with a generic 400")
+def _forged_webhook(demo: Demo) -> str:
+    body, headers = sign_webhook(generate_webhook_secret(), clerk_event("user.created"))
+    response = expect(demo.post("/api/webhooks/clerk", data=body, headers=headers), 400)
+    if response.json() != {"error": "invalid_webhook"}:
+        raise DemoFailure(f"revealing body {response.text[:120]}")
+    return "signed with another secret -> 400 {\"error\": \"invalid_webhook\"}"
+
+
+@step("replayed webhook is acknowledged without running the handler again")
+def _replayed_webhook(demo: Demo) -> str:
+    body, headers = demo.issuer.sign_webhook(clerk_event("user.created", {"id": "user_new"}), msg_id="msg_demo")
+    response = expect(demo.post("/api/webhooks/clerk", data=body, headers=headers), 200)
+    handled = demo.get("/demo/handled-webhooks").json()["handled"]
+    if response.json() != {"status": "duplicate"} or handled != ["msg_demo"]:
+        raise DemoFailure(f"replay was not recognised: {response.text[:120]}, handler runs {handled}")
+    return "same svix-id again -> 200 duplicate, handler not run"
+
+
+@step("per-user rate limit answers 429 with Retry-After")
+def _rate_limited(demo: Demo) -> str:
+    headers = demo.issuer.auth_header(azp=ORIGIN, user_id="user_busy")
+    codes = [demo.post("/api/export", headers=headers).status_code for _ in range(3)]
+    if codes != [200, 200, 200]:
+        raise DemoFailure(f"expected three 200s, got {codes}")
+    response = expect(demo.post("/api/export", headers=headers), 429)
+    if response.json() != {"error": "rate_limited"} or not response.headers.get("Retry-After"):
+        raise DemoFailure(f"429 without JSON body or Retry-After: {response.text[:120]}")
+    expect(demo.post("/api/export", headers=demo.issuer.auth_header(azp=ORIGIN, user_id="user_idle")), 200)
+    return f"3 per minute: 4th -> 429 Retry-After {response.headers['Retry-After']}, another user -> 200"
 
 
 @contextmanager
