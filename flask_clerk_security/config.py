@@ -309,7 +309,10 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
             "CLERK_PUBLIC_ROUTES", split_list, (), "use a comma-separated list like '/,/sign-in(.*)'"
         )
 
-    ratelimit_storage_uri = str(read.get("CLERK_RATELIMIT_STORAGE_URI", "memory://"))
+    # flask-limiter's own key counts too, so the webhook replay store follows whichever one the app set.
+    ratelimit_storage_uri = str(
+        read.get("CLERK_RATELIMIT_STORAGE_URI") or config.get("RATELIMIT_STORAGE_URI") or "memory://"
+    )
     webhook_store_uri = _webhook_store_uri(read, ratelimit_storage_uri, webhook_secret)
 
     return ClerkSettings(

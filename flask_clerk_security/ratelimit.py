@@ -88,7 +88,7 @@ def init_limiter(limiter: Limiter, app: Flask, settings: ClerkSettings, *, owned
     if owned:
         uri = settings.ratelimit_storage_uri
         configured = app.config.setdefault("RATELIMIT_STORAGE_URI", uri)
-        if configured != uri and uri != "memory://":
+        if configured != uri:
             raise ConfigurationError(
                 "RATELIMIT_STORAGE_URI and CLERK_RATELIMIT_STORAGE_URI disagree. Fix: set only "
                 "CLERK_RATELIMIT_STORAGE_URI."

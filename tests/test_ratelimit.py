@@ -250,3 +250,11 @@ def test_redis_counters_are_shared_by_app_instances(
     assert clients[1].get("/api/limited", headers=headers).status_code == 429
     keys = [key.decode() for key in redis_client.scan_iter(match=f"*{redis_prefix}*")]
     assert len(keys) == 1 and "user:user_redis" in keys[0]
+
+
+def test_flask_limiter_storage_setting_alone_is_honoured(app_factory: Build, clerk_issuer: ClerkTestIssuer) -> None:
+    app, clerk = app_factory(
+        {"RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/5", "CLERK_WEBHOOK_SECRET": clerk_issuer.webhook_secret}
+    )
+    assert type(clerk.limiter.storage).__name__ == "RedisStorage"
+    assert app.extensions["clerk_security"].settings.webhook_store_uri == "redis://127.0.0.1:6379/5"
