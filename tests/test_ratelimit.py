@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -258,3 +261,81 @@ def test_flask_limiter_storage_setting_alone_is_honoured(app_factory: Build, cle
     )
     assert type(clerk.limiter.storage).__name__ == "RedisStorage"
     assert app.extensions["clerk_security"].settings.webhook_store_uri == "redis://127.0.0.1:6379/5"
+
+
+class SwitchableRedisProxy:
+    """A TCP proxy to the Redis server on 127.0.0.1:6379 that can be switched off and on (a Redis outage)."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", 6379), timeout=5)
+            self._sockets += [client, upstream]
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                sock.close()
+
+    def set_up(self, up: bool) -> None:
+        self.up = up
+        if not up:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            self._sockets.clear()
+
+    def close(self) -> None:
+        self._listener.close()
+        self.set_up(False)
+
+
+@pytest.mark.redis
+def test_limiter_returns_to_redis_when_it_recovers(
+    limited_app: Build, clerk_issuer: ClerkTestIssuer, redis_client: Any, redis_prefix: str
+) -> None:
+    proxy = SwitchableRedisProxy()
+    try:
+        app, _ = limited_app(
+            {"CLERK_RATELIMIT_STORAGE_URI": f"redis://127.0.0.1:{proxy.port}/0", "RATELIMIT_KEY_PREFIX": redis_prefix}
+        )
+        client = app.test_client()
+        headers = clerk_issuer.auth_header(user_id="user_outage", lifetime=300)
+
+        def redis_count() -> int:
+            [key] = list(redis_client.scan_iter(match=f"*{redis_prefix}*"))
+            return int(redis_client.get(key))
+
+        assert client.get("/api/limited", headers=headers).status_code == 200
+        assert redis_count() == 1
+        proxy.set_up(False)
+        assert client.get("/api/limited", headers=headers).status_code == 200  # counted in memory meanwhile
+        assert redis_count() == 1
+        proxy.set_up(True)
+        time.sleep(1.2)  # flask-limiter re-checks a dead storage after a back-off of at least one second
+        assert client.get("/api/limited", headers=headers).status_code == 200
+        assert redis_count() == 2
+        assert client.get("/api/limited", headers=headers).status_code == 429
+    finally:
+        proxy.close()
