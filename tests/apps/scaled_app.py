@@ -21,6 +21,7 @@ def create_app() -> Flask:
     app = Flask(__name__)
     prefix = os.environ["SCALED_APP_PREFIX"]
     app.config["RATELIMIT_KEY_PREFIX"] = prefix
+    app.config["CLERK_FORCE_HTTPS"] = False  # plain HTTP on loopback (read once security headers are merged)
     clerk = ClerkSecurity(app)
     counter = redis.Redis.from_url(os.environ["CLERK_RATELIMIT_STORAGE_URI"], socket_timeout=2)
 
