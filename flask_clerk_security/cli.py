@@ -40,7 +40,11 @@ class Finding:
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
     try:
         return subprocess.run(  # noqa: S603 - fixed git arguments, no shell
-            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30, check=False  # noqa: S607
+            ["git", "-C", str(root), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -53,40 +57,63 @@ def check_settings(app: Flask, settings: ClerkSettings, csp: str | None) -> list
     if settings.secret_key:
         found.append(Finding("ok", "keys", f"CLERK_SECRET_KEY is well-formed ({mask_secret(settings.secret_key)})"))
     if not settings.publishable_key:
-        found.append(Finding(
-            "warning", "keys", "CLERK_PUBLISHABLE_KEY is unset: the CSP cannot name the Frontend API host",
-            "set CLERK_PUBLISHABLE_KEY (pk_test_... / pk_live_...) from the Clerk Dashboard's API keys page",
-        ))
+        found.append(
+            Finding(
+                "warning",
+                "keys",
+                "CLERK_PUBLISHABLE_KEY is unset: the CSP cannot name the Frontend API host",
+                "set CLERK_PUBLISHABLE_KEY (pk_test_... / pk_live_...) from the Clerk Dashboard's API keys page",
+            )
+        )
     elif settings.secret_key and instance_type(settings.secret_key) != instance_type(settings.publishable_key):
-        found.append(Finding(
-            "error", "keys", "CLERK_PUBLISHABLE_KEY and CLERK_SECRET_KEY belong to different instances",
-            "take both keys from the same Clerk instance",
-        ))
+        found.append(
+            Finding(
+                "error",
+                "keys",
+                "CLERK_PUBLISHABLE_KEY and CLERK_SECRET_KEY belong to different instances",
+                "take both keys from the same Clerk instance",
+            )
+        )
     else:
         found.append(Finding("ok", "keys", f"CLERK_PUBLISHABLE_KEY decodes to {settings.frontend_api}"))
     if live and app.debug:
-        found.append(Finding(
-            "error", "debug", "live keys are configured while app.debug is on",
-            "turn debug off in production (FLASK_DEBUG=0), or use sk_test_/pk_test_ keys for development",
-        ))
+        found.append(
+            Finding(
+                "error",
+                "debug",
+                "live keys are configured while app.debug is on",
+                "turn debug off in production (FLASK_DEBUG=0), or use sk_test_/pk_test_ keys for development",
+            )
+        )
     if not settings.authorized_parties and not app.debug:
-        found.append(Finding(
-            "error" if live else "warning", "authorized-parties",
-            "CLERK_AUTHORIZED_PARTIES is unset: tokens minted for any origin of this instance are accepted",
-            "set CLERK_AUTHORIZED_PARTIES to your frontend origins, e.g. https://app.example.com",
-        ))
+        found.append(
+            Finding(
+                "error" if live else "warning",
+                "authorized-parties",
+                "CLERK_AUTHORIZED_PARTIES is unset: tokens minted for any origin of this instance are accepted",
+                "set CLERK_AUTHORIZED_PARTIES to your frontend origins, e.g. https://app.example.com",
+            )
+        )
     elif settings.authorized_parties:
         found.append(Finding("ok", "authorized-parties", ", ".join(settings.authorized_parties)))
     if WEBHOOK_BLUEPRINT in app.blueprints and not settings.webhook_secret:
-        found.append(Finding(
-            "error", "webhooks", "the webhook blueprint is registered but CLERK_WEBHOOK_SECRET is unset",
-            "copy the endpoint's signing secret (whsec_...) from the Clerk Dashboard's Webhooks page",
-        ))
+        found.append(
+            Finding(
+                "error",
+                "webhooks",
+                "the webhook blueprint is registered but CLERK_WEBHOOK_SECRET is unset",
+                "copy the endpoint's signing secret (whsec_...) from the Clerk Dashboard's Webhooks page",
+            )
+        )
     if settings.ratelimit_storage_uri.startswith("memory://"):
-        found.append(Finding(
-            "warning", "rate-limit", "rate limits are kept in memory: they do not hold across processes",
-            "set CLERK_RATELIMIT_STORAGE_URI=redis://host:6379 when running several workers",
-        ))
+        found.append(
+            Finding(
+                "warning",
+                "rate-limit",
+                "rate limits are kept in memory: they do not hold across processes",
+                "set CLERK_RATELIMIT_STORAGE_URI=redis://host:6379 when running several workers",
+            )
+        )
     found.extend(check_csp(settings, csp))
     return found
 
@@ -111,8 +138,14 @@ def _allows(sources: list[str], origin: str) -> bool:
 def check_csp(settings: ClerkSettings, csp: str | None) -> list[Finding]:
     """The policy the app sends must let the browser load and call Clerk's Frontend API."""
     if csp is None:
-        return [Finding("warning", "csp", "security headers are off (CLERK_SECURITY_HEADERS=false)",
-                        "turn them on, or make sure your own CSP allows the Frontend API host")]
+        return [
+            Finding(
+                "warning",
+                "csp",
+                "security headers are off (CLERK_SECURITY_HEADERS=false)",
+                "turn them on, or make sure your own CSP allows the Frontend API host",
+            )
+        ]
     if not csp:
         fix = "leave content_security_policy out of talisman_options to get the Clerk-aware CSP"
         return [Finding("warning", "csp", "no Content-Security-Policy is sent", fix)]
@@ -129,15 +162,25 @@ def check_csp(settings: ClerkSettings, csp: str | None) -> list[Finding]:
             if not _allows(sources, origin) and not (name == "script-src" and "'strict-dynamic'" in sources)
         ]
         if missing:
-            found.append(Finding(
-                "error", "csp", f"the CSP's {' and '.join(missing)} do not allow the Frontend API {origin}",
-                f"add {origin} to {' and '.join(missing)} (CLERK_CSP_DIRECTIVES) or drop the custom policy",
-            ))
+            found.append(
+                Finding(
+                    "error",
+                    "csp",
+                    f"the CSP's {' and '.join(missing)} do not allow the Frontend API {origin}",
+                    f"add {origin} to {' and '.join(missing)} (CLERK_CSP_DIRECTIVES) or drop the custom policy",
+                )
+            )
         else:
             found.append(Finding("ok", "csp", f"script-src and connect-src allow {origin}"))
     if settings.csp_report_only:
-        found.append(Finding("warning", "csp", "the CSP is report-only: violations are reported, not blocked",
-                             "set CLERK_CSP_REPORT_ONLY=false once the reports are clean"))
+        found.append(
+            Finding(
+                "warning",
+                "csp",
+                "the CSP is report-only: violations are reported, not blocked",
+                "set CLERK_CSP_REPORT_ONLY=false once the reports are clean",
+            )
+        )
     return found
 
 
@@ -151,24 +194,31 @@ def check_repository(root: Path) -> list[Finding]:
     ignored = _git(repo, "check-ignore", "-q", ".env")
     if ignored is not None and ignored.returncode != 0:
         exists = (repo / ".env").exists()
-        found.append(Finding(
-            "error" if exists else "warning", "gitignore",
-            ".gitignore does not cover .env" + (" and a .env file exists" if exists else ""),
-            "add '.env' and '.env.*' to .gitignore (and 'git rm --cached .env' if it is tracked)",
-        ))
+        found.append(
+            Finding(
+                "error" if exists else "warning",
+                "gitignore",
+                ".gitignore does not cover .env" + (" and a .env file exists" if exists else ""),
+                "add '.env' and '.env.*' to .gitignore (and 'git rm --cached .env' if it is tracked)",
+            )
+        )
     else:
         found.append(Finding("ok", "gitignore", ".env files are ignored"))
     grep = _git(repo, "grep", "-I", "-n", "-o", "-E", "-z", _SECRET_IN_FILE)
     leaks = []
-    for line in (grep.stdout.splitlines() if grep is not None and grep.returncode == 0 else []):
+    for line in grep.stdout.splitlines() if grep is not None and grep.returncode == 0 else []:
         path, number, match = [*line.split("\0"), "", ""][:3]
         leaks.append(f"{path}:{number} {mask_secret(match)}")
     if leaks:
         shown = "; ".join(leaks[:5]) + (f"; and {len(leaks) - 5} more" if len(leaks) > 5 else "")
-        found.append(Finding(
-            "error", "secrets-in-git", f"tracked files contain Clerk secrets: {shown}",
-            "rotate these keys in the Clerk Dashboard, remove them from the files and the git history",
-        ))
+        found.append(
+            Finding(
+                "error",
+                "secrets-in-git",
+                f"tracked files contain Clerk secrets: {shown}",
+                "rotate these keys in the Clerk Dashboard, remove them from the files and the git history",
+            )
+        )
     else:
         found.append(Finding("ok", "secrets-in-git", "no tracked file contains an sk_live_/sk_test_/whsec_ value"))
     return found
@@ -182,8 +232,14 @@ def audit_app(app: Flask, root: Path) -> list[Finding]:
         csp = state.content_security_policy if state.talisman is not None else None
         found = check_settings(app, settings, csp)
     else:
-        found = [Finding("error", "setup", "ClerkSecurity is not set up on this app",
-                         "call ClerkSecurity(app) or clerk.init_app(app) in the app factory")]
+        found = [
+            Finding(
+                "error",
+                "setup",
+                "ClerkSecurity is not set up on this app",
+                "call ClerkSecurity(app) or clerk.init_app(app) in the app factory",
+            )
+        ]
         try:
             found.extend(check_settings(app, load_settings(app.config, {}), None))
         except ConfigurationError as exc:
@@ -205,7 +261,9 @@ def _table(findings: list[Finding]) -> str:
 @clerk_cli.command("check")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @click.option(
-    "--root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+    "--root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
     help="Where the git repository is (default: the app's root path).",
 )
 def check_command(as_json: bool, root: Path | None) -> None:

@@ -116,6 +116,11 @@ class ClerkSettings:
     accepts_token: AcceptsToken = SESSION_TOKEN
     machine_token_cache_ttl: float = 0.0
     machine_token_cache_uri: str = "memory://"
+    webhook_max_bytes: int = 1_048_576
+    webhook_replay_ttl: float = 86_400.0
+    webhook_store_uri: str = "memory://"
+    webhook_rate_limit: str = "600 per minute"
+    store_key_prefix: str = "clerk:"
 
     @property
     def secrets(self) -> dict[str, str]:
@@ -186,6 +191,8 @@ def _positive_int(value: Any) -> int:
     if number <= 0:
         raise ValueError("must be a positive whole number")
     return number
+
+
 def _boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -238,6 +245,48 @@ def _check_webhook_secret(value: str) -> str:
             "(whsec_...) of your endpoint from the Webhooks page of the Clerk Dashboard."
         )
     return value
+
+
+_STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
+
+
+def _replay_ttl(value: Any) -> float:
+    number = float(value)
+    if not number >= 600:
+        # svix accepts timestamps up to 5 minutes old *or* 5 minutes ahead: a signature stays replayable for
+        # up to 10 minutes after its first delivery, so the replay memory must outlive that.
+        raise ValueError("must be at least 600 seconds (a signed delivery stays valid for up to 10 minutes)")
+    return number
+
+
+def _rate_limit(value: Any) -> str:
+    from limits import parse_many
+
+    text = str(value).strip()
+    if text.lower() in ("off", "none", "0"):
+        return ""
+    parse_many(text)  # raises ValueError on a malformed limit string
+    return text
+
+
+def _webhook_store_uri(read: _Reader, ratelimit_uri: str, webhook_secret: str | None) -> str:
+    """``CLERK_WEBHOOK_STORE_URI``, else the rate-limit storage when it is a store we speak (one Redis for both)."""
+    explicit = read.get("CLERK_WEBHOOK_STORE_URI")
+    if explicit is not None:
+        if not str(explicit).startswith(_STORE_SCHEMES):
+            raise ConfigurationError(
+                "CLERK_WEBHOOK_STORE_URI must start with memory://, redis://, rediss:// or unix://. "
+                "Fix: e.g. redis://localhost:6379/0"
+            )
+        return str(explicit)
+    if ratelimit_uri.startswith(_STORE_SCHEMES):
+        return ratelimit_uri
+    if webhook_secret:
+        raise ConfigurationError(
+            "CLERK_RATELIMIT_STORAGE_URI uses a scheme webhook replay protection cannot share. Fix: set "
+            "CLERK_WEBHOOK_STORE_URI to memory:// or redis://..."
+        )
+    return "memory://"
 
 
 def _check_url(key: str, value: str) -> str:
@@ -345,6 +394,12 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
             "CLERK_PUBLIC_ROUTES", split_list, (), "use a comma-separated list like '/,/sign-in(.*)'"
         )
 
+    # flask-limiter's own key counts too, so the webhook replay store follows whichever one the app set.
+    ratelimit_storage_uri = str(
+        read.get("CLERK_RATELIMIT_STORAGE_URI") or config.get("RATELIMIT_STORAGE_URI") or "memory://"
+    )
+    webhook_store_uri = _webhook_store_uri(read, ratelimit_storage_uri, webhook_secret)
+
     return ClerkSettings(
         secret_key=secret_key,
         publishable_key=publishable_key,
@@ -362,7 +417,7 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         sign_in_url=sign_in_url,
         webhook_secret=webhook_secret,
         machine_secret_key=read.get("CLERK_MACHINE_SECRET_KEY"),
-        ratelimit_storage_uri=str(read.get("CLERK_RATELIMIT_STORAGE_URI", "memory://")),
+        ratelimit_storage_uri=ratelimit_storage_uri,
         frontend_api=frontend_api,
         http_timeout=read.parse("CLERK_HTTP_TIMEOUT", _positive_float, 3.0, "use seconds, e.g. 3"),
         jwks_cache_ttl=read.parse("CLERK_JWKS_CACHE_TTL", _positive_float, 300.0, "use seconds, e.g. 300"),
@@ -386,4 +441,15 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
             "CLERK_MACHINE_TOKEN_CACHE_TTL", _non_negative_float, 0.0, "use seconds, e.g. 30; 0 turns the cache off"
         ),
         machine_token_cache_uri=str(read.get("CLERK_MACHINE_TOKEN_CACHE_URI", "memory://")),
+        webhook_max_bytes=read.parse(
+            "CLERK_WEBHOOK_MAX_BYTES", _positive_int, 1_048_576, "use a number of bytes, e.g. 1048576"
+        ),
+        webhook_replay_ttl=read.parse(
+            "CLERK_WEBHOOK_REPLAY_TTL", _replay_ttl, 86_400.0, "use seconds, e.g. 86400 (24 hours)"
+        ),
+        webhook_store_uri=webhook_store_uri,
+        webhook_rate_limit=read.parse(
+            "CLERK_WEBHOOK_RATE_LIMIT", _rate_limit, "600 per minute", "use e.g. '600 per minute', or 'off'"
+        ),
+        store_key_prefix=str(read.get("CLERK_STORE_KEY_PREFIX", "clerk:")),
     )

@@ -20,7 +20,14 @@ from pydantic import BaseModel, StringConstraints
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from . import ClerkSecurity, current_auth
-from .testing import BackendAPIStandIn, ClerkTestIssuer, FrontendAPIStandIn
+from .testing import (
+    BackendAPIStandIn,
+    ClerkTestIssuer,
+    FrontendAPIStandIn,
+    clerk_event,
+    generate_webhook_secret,
+    sign_webhook,
+)
 
 ORIGIN = "http://localhost:5000"
 
@@ -92,6 +99,7 @@ def create_demo_app(
         CLERK_SIGN_IN_URL="/sign-in",
         CLERK_PUBLIC_ROUTES=["/sign-in(.*)"],
         CLERK_FORCE_HTTPS=False,  # served on plain-HTTP loopback; production keeps the HTTPS redirect
+        CLERK_WEBHOOK_SECRET=issuer.webhook_secret,
     )
     if frontend_api_url:
         app.config["CLERK_PROXY_URL"] = frontend_api_url
@@ -143,6 +151,24 @@ def create_demo_app(
     def machine_reports() -> dict[str, Any]:
         return {"token_type": current_auth.token_type, "subject": current_auth.subject}
 
+    handled: list[str] = []
+
+    @clerk.webhooks.on("user.created")
+    def user_created(event: Any) -> None:
+        handled.append(event.id)
+
+    app.register_blueprint(clerk.webhooks)
+
+    @app.get("/demo/handled-webhooks")
+    @clerk.public
+    def handled_webhooks() -> dict[str, list[str]]:
+        return {"handled": handled}
+
+    @app.post("/api/export")
+    @clerk.limiter.limit("3 per minute")
+    def export() -> dict[str, str]:
+        return {"export": "started"}
+
     return app
 
 
@@ -157,7 +183,7 @@ def _no_token(demo: Demo) -> str:
     response = expect(demo.get("/api/me"), 401)
     if response.headers.get("WWW-Authenticate") != "Bearer" or response.json() != {"error": "unauthorized"}:
         raise DemoFailure("401 without WWW-Authenticate: Bearer or with a revealing body")
-    return "GET /api/me -> 401 {\"error\": \"unauthorized\"}"
+    return 'GET /api/me -> 401 {"error": "unauthorized"}'
 
 
 @step("valid session token is accepted (JWKS fetched once over HTTP)")
@@ -315,6 +341,48 @@ def _machine_token(demo: Demo) -> str:
         "ak_ on api_key route -> 200 (POST /api_keys/verify), on session route -> 401 "
         f"({refused.headers.get('x-clerk-auth-reason')}), missing scope -> 403, session on api_key route -> 401"
     )
+
+
+@step("svix-signed webhook is verified and dispatched to its handler")
+def _webhook(demo: Demo) -> str:
+    body, headers = demo.issuer.sign_webhook(clerk_event("user.created", {"id": "user_new"}), msg_id="msg_demo")
+    response = expect(demo.post("/api/webhooks/clerk", data=body, headers=headers), 200)
+    handled = demo.get("/demo/handled-webhooks").json()["handled"]
+    if response.json() != {"status": "processed"} or handled != ["msg_demo"]:
+        raise DemoFailure(f"unexpected body {response.text[:120]} or handler runs {handled}")
+    return "POST /api/webhooks/clerk (user.created) -> 200 processed, handler ran once"
+
+
+@step("forged webhook is rejected with a generic 400")
+def _forged_webhook(demo: Demo) -> str:
+    body, headers = sign_webhook(generate_webhook_secret(), clerk_event("user.created"))
+    response = expect(demo.post("/api/webhooks/clerk", data=body, headers=headers), 400)
+    if response.json() != {"error": "invalid_webhook"}:
+        raise DemoFailure(f"revealing body {response.text[:120]}")
+    return 'signed with another secret -> 400 {"error": "invalid_webhook"}'
+
+
+@step("replayed webhook is acknowledged without running the handler again")
+def _replayed_webhook(demo: Demo) -> str:
+    body, headers = demo.issuer.sign_webhook(clerk_event("user.created", {"id": "user_new"}), msg_id="msg_demo")
+    response = expect(demo.post("/api/webhooks/clerk", data=body, headers=headers), 200)
+    handled = demo.get("/demo/handled-webhooks").json()["handled"]
+    if response.json() != {"status": "duplicate"} or handled != ["msg_demo"]:
+        raise DemoFailure(f"replay was not recognised: {response.text[:120]}, handler runs {handled}")
+    return "same svix-id again -> 200 duplicate, handler not run"
+
+
+@step("per-user rate limit answers 429 with Retry-After")
+def _rate_limited(demo: Demo) -> str:
+    headers = demo.issuer.auth_header(azp=ORIGIN, user_id="user_busy")
+    codes = [demo.post("/api/export", headers=headers).status_code for _ in range(3)]
+    if codes != [200, 200, 200]:
+        raise DemoFailure(f"expected three 200s, got {codes}")
+    response = expect(demo.post("/api/export", headers=headers), 429)
+    if response.json() != {"error": "rate_limited"} or not response.headers.get("Retry-After"):
+        raise DemoFailure(f"429 without JSON body or Retry-After: {response.text[:120]}")
+    expect(demo.post("/api/export", headers=demo.issuer.auth_header(azp=ORIGIN, user_id="user_idle")), 200)
+    return f"3 per minute: 4th -> 429 Retry-After {response.headers['Retry-After']}, another user -> 200"
 
 
 @contextmanager

@@ -76,9 +76,7 @@ class ReverificationRequired(PermissionDenied):
     def __init__(self, config: str | Mapping[str, Any] | None) -> None:
         super().__init__()
         metadata = {} if config is None else {"reverification": config}
-        self.payload = {
-            "clerk_error": {"type": "forbidden", "reason": "reverification-error", "metadata": metadata}
-        }
+        self.payload = {"clerk_error": {"type": "forbidden", "reason": "reverification-error", "metadata": metadata}}
 
 
 class AuthUnavailable(_JSONError):
@@ -90,7 +88,6 @@ class AuthUnavailable(_JSONError):
 
     def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
         return [*super().get_headers(environ, scope), ("Retry-After", "5")]
-
 
 
 class UnsupportedContentType(_JSONError, UnsupportedMediaType):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from flask import Flask, current_app, g, has_request_context, redirect, request
+from flask_limiter import Limiter
 from werkzeug.exceptions import HTTPException
 from werkzeug.local import LocalProxy
 
@@ -31,6 +32,7 @@ from .jwks import KeySource, PemKeySource, remote_key_source
 from .leakguard import LeakGuard
 from .machine import MachineVerifier
 from .machine import authenticate as authenticate_request
+from .ratelimit import create_limiter, init_limiter
 from .routes import RouteMatcher
 from .stores import store_from_uri
 from .token_types import (
@@ -43,6 +45,7 @@ from .token_types import (
     parse_accepts_token,
 )
 from .tokens import TokenVerifier
+from .webhooks import WebhookBlueprint, WebhookState, warn_if_unconfigured
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -70,6 +73,7 @@ class ClerkState:
     #: This app's own Talisman and the CSP it sends (nonce left out); ``None``/"" with CLERK_SECURITY_HEADERS off.
     talisman: Any = None
     content_security_policy: str = ""
+    webhooks: WebhookState | None = None
 
 
 def get_state(app: Flask | None = None) -> ClerkState:
@@ -201,17 +205,26 @@ class ClerkSecurity:
     ``ClerkSecurity(app, **options)`` or ``clerk = ClerkSecurity(**options)`` then ``clerk.init_app(app)``.
     Options are the ``CLERK_*`` settings in lower case without the prefix (``public_routes=[...]``) and win
     over ``app.config``, which wins over the environment.
+
+    ``clerk.limiter`` is a ``flask_limiter.Limiter`` keyed by Clerk user id (pass ``limiter=`` to use your own);
+    ``clerk.webhooks`` is the Blueprint serving Clerk's signed webhooks.
     """
 
-    def __init__(self, app: Flask | None = None, **options: Any) -> None:
+    def __init__(self, app: Flask | None = None, *, limiter: Limiter | None = None, **options: Any) -> None:
         self._options: Mapping[str, Any] = options
+        self._owns_limiter = limiter is None
+        self.limiter: Limiter = limiter or create_limiter()
+        self.webhooks = WebhookBlueprint(self.limiter)
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
         """Validate configuration (raising :class:`ConfigurationError`) and install protection on ``app``."""
         settings = load_settings(app.config, self._options)
-        state = app.extensions[EXTENSION_KEY] = _build_state(settings)
+        state = _build_state(settings)
+        state.webhooks = WebhookState(settings)
+        init_limiter(self.limiter, app, settings, owned=self._owns_limiter)
+        app.extensions[EXTENSION_KEY] = state
         if settings.security_headers:  # before _protect, so plain-HTTP requests are redirected first
             state.talisman, state.content_security_policy = install_talisman(app, settings)
         app.before_request(self._protect)
@@ -220,6 +233,8 @@ class ClerkSecurity:
             LeakGuard(settings.secrets).install(app)
         if settings.audit_log:
             connect_default_handler(app)
+        if app.blueprints.get(self.webhooks.name) is self.webhooks:
+            warn_if_unconfigured(app)
         if not settings.authorized_parties:
             logger.warning(
                 "CLERK_AUTHORIZED_PARTIES is not set: tokens minted for any origin of this Clerk instance "
@@ -344,9 +359,7 @@ class ClerkSecurity:
         return decorator
 
     @staticmethod
-    def validate(
-        *, body: type[BaseModel] | None = None, query: type[BaseModel] | None = None
-    ) -> Callable[[F], F]:
+    def validate(*, body: type[BaseModel] | None = None, query: type[BaseModel] | None = None) -> Callable[[F], F]:
         """Parse the JSON body and/or query string into pydantic models passed to the view as ``body=``/``query=``.
 
         415 not JSON, 413 over ``CLERK_MAX_BODY_BYTES``, 400 not a JSON object, 422 ``[{loc, msg, type}]``.

@@ -165,8 +165,7 @@ def _numeric(value: Any) -> float:
 def _form_encode(pairs: Iterable[tuple[str, str]]) -> str:
     """WHATWG ``URLSearchParams`` serialisation (``*`` kept, ``~`` escaped, spaces as ``+``)."""
     return "&".join(
-        f"{quote_plus(k, safe='*').replace('~', '%7E')}={quote_plus(v, safe='*').replace('~', '%7E')}"
-        for k, v in pairs
+        f"{quote_plus(k, safe='*').replace('~', '%7E')}={quote_plus(v, safe='*').replace('~', '%7E')}" for k, v in pairs
     )
 
 

@@ -29,6 +29,9 @@ __all__ = [
     "Handler",
     "MachineTokenRecord",
     "StandInRequest",
+    "clerk_event",
+    "generate_webhook_secret",
+    "sign_webhook",
 ]
 
 #: ``cat`` header Clerk stamps on M2M JWTs.
@@ -67,6 +70,8 @@ class ClerkTestIssuer:
         self.issuer = f"https://{frontend_api}"
         self.publishable_key = _publishable_key(frontend_api, instance)
         self.secret_key = f"sk_{instance}_{secrets.token_hex(20)}"
+        #: A signing secret for webhook tests: put it in ``CLERK_WEBHOOK_SECRET``, sign with :meth:`sign_webhook`.
+        self.webhook_secret = generate_webhook_secret()
 
     @property
     def jwk(self) -> dict[str, Any]:
@@ -231,6 +236,63 @@ class ClerkTestIssuer:
         }
         payload.update(extra)
         return self.sign({k: v for k, v in payload.items() if v is not None}, headers={"typ": typ})
+
+    def sign_webhook(
+        self, payload: Mapping[str, Any] | str | bytes, *, msg_id: str | None = None, timestamp: float | None = None
+    ) -> tuple[bytes, dict[str, str]]:
+        """:func:`sign_webhook` with this issuer's :attr:`webhook_secret`."""
+        return sign_webhook(self.webhook_secret, payload, msg_id=msg_id, timestamp=timestamp)
+
+
+def generate_webhook_secret() -> str:
+    """A fresh Svix signing secret (``whsec_`` + base64 of 24 random bytes), as Clerk's Dashboard shows one."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def clerk_event(event_type: str, data: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """A Clerk-shaped webhook payload: ``clerk_event("user.created", {"id": "user_123"})``."""
+    return {
+        "data": dict(data or {}),
+        "object": "event",
+        "type": event_type,
+        "timestamp": int(time.time() * 1000),
+        "instance_id": "ins_test",
+        **extra,
+    }
+
+
+def sign_webhook(
+    secret: str,
+    payload: Mapping[str, Any] | str | bytes,
+    *,
+    msg_id: str | None = None,
+    timestamp: float | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """Sign a webhook delivery with the real ``svix`` library; returns ``(body, headers)`` for a test client.
+
+    ``client.post("/api/webhooks/clerk", data=body, headers=headers)``. ``msg_id`` defaults to a fresh
+    ``msg_...`` id (reuse one to test replays); ``timestamp`` (Unix seconds) defaults to now.
+    """
+    from datetime import datetime, timezone
+
+    from svix.webhooks import Webhook
+
+    if isinstance(payload, bytes):
+        body = payload
+    elif isinstance(payload, str):
+        body = payload.encode()
+    else:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+    msg_id = msg_id or f"msg_{secrets.token_hex(12)}"
+    when = datetime.fromtimestamp(int(time.time() if timestamp is None else timestamp), tz=timezone.utc)
+    signature = Webhook(secret).sign(msg_id, when, body.decode())
+    headers = {
+        "svix-id": msg_id,
+        "svix-timestamp": str(int(when.timestamp())),
+        "svix-signature": signature,
+        "Content-Type": "application/json",
+    }
+    return body, headers
 
 
 def _strip_org(role: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -50,3 +50,36 @@ def app(app_factory: AppFactory) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> Any:
     return app.test_client()
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def redis_client() -> Any:
+    """A client for the Redis server on 127.0.0.1:6379; skips (outside CI) or fails (in CI) when none answers."""
+    import os
+
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        message = f"no Redis server answers on 127.0.0.1:6379 ({type(exc).__name__}); .ci/run starts one"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return client
+
+
+@pytest.fixture
+def redis_prefix(redis_client: Any) -> Iterator[str]:
+    """A key prefix unique to this test; every key containing it is deleted afterwards."""
+    import uuid
+
+    prefix = f"fcs-test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    keys = list(redis_client.scan_iter(match=f"*{prefix}*", count=500))
+    if keys:
+        redis_client.delete(*keys)

@@ -1,0 +1,118 @@
+"""Rate limiting: a real ``flask_limiter.Limiter`` keyed by Clerk user id, with JSON 429s and Redis storage.
+
+The key is resolved lazily from :func:`get_auth`, so it does not matter whether the limiter's ``before_request``
+hook runs before or after the extension's protection hook: the first one to ask computes the auth, ``g`` caches it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import weakref
+
+from flask import Flask, Response, current_app, has_request_context, request
+from flask_limiter import Limiter, RequestLimit
+from limits.errors import ConfigurationError as LimitsConfigurationError
+
+from .config import ClerkSettings
+from .errors import ConfigurationError
+from .signals import rate_limit_exceeded
+
+logger = logging.getLogger("flask_clerk_security")
+
+_REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://", "redis+sentinel://", "redis+cluster://")
+#: Seconds a Redis call may take before the limiter treats the storage as down and falls back to memory.
+REDIS_TIMEOUT = 1.0
+#: The storage URI each limiter we created was initialised with (flask-limiter keeps one storage per Limiter).
+_storage_uris: weakref.WeakKeyDictionary[Limiter, str] = weakref.WeakKeyDictionary()
+
+
+def client_address_key() -> str:
+    """``ip:<address>`` from ``request.remote_addr`` (behind a proxy, install werkzeug's ``ProxyFix``)."""
+    return f"ip:{request.remote_addr or 'unknown'}"
+
+
+def rate_limit_key() -> str:
+    """``user:<id>`` for a signed-in user, ``machine:<id>`` for a machine token, else the client address."""
+    from .extension import EXTENSION_KEY, get_auth
+
+    if has_request_context() and EXTENSION_KEY in current_app.extensions:
+        auth = get_auth()
+        if auth.is_authenticated:
+            if auth.user_id:
+                return f"user:{auth.user_id}"
+            return f"machine:{auth.subject or auth.id}"
+    return client_address_key()
+
+
+def rate_limited_response(limit: RequestLimit) -> Response:
+    """The 429 for a breached limit: ``{"error": "rate_limited"}`` with ``Retry-After`` in seconds."""
+    rate_limit_exceeded.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        key=limit.key,
+        limit=str(limit.limit),
+        route=request.endpoint,
+    )
+    retry_after = max(1, int(limit.reset_at - time.time()))
+    return Response(
+        json.dumps({"error": "rate_limited"}),
+        status=429,
+        mimetype="application/json",
+        headers={"Retry-After": str(retry_after), "Cache-Control": "no-store"},
+    )
+
+
+def create_limiter() -> Limiter:
+    """The extension's own limiter: Clerk-keyed, rate-limit headers on, JSON 429s, in-memory fallback.
+
+    When the storage (Redis) fails, flask-limiter logs a warning and keeps enforcing the same limits in this
+    process's memory until the storage answers again (it re-checks with a growing back-off, at most ~32 s).
+    """
+    return Limiter(
+        rate_limit_key,
+        headers_enabled=True,
+        retry_after="delta-seconds",
+        on_breach=rate_limited_response,
+        in_memory_fallback_enabled=True,
+    )
+
+
+def init_limiter(limiter: Limiter, app: Flask, settings: ClerkSettings, *, owned: bool) -> None:
+    """Install ``limiter`` on ``app``; for the extension's own limiter, storage comes from our settings.
+
+    flask-limiter keeps the storage on the Limiter instance, so every app sharing one ClerkSecurity shares one
+    storage: a second app asking for a different ``CLERK_RATELIMIT_STORAGE_URI`` is a configuration error.
+    An app's own limiter (``ClerkSecurity(app, limiter=...)``) keeps its own ``RATELIMIT_*`` configuration.
+    """
+    if owned:
+        uri = settings.ratelimit_storage_uri
+        configured = app.config.setdefault("RATELIMIT_STORAGE_URI", uri)
+        if configured != uri:
+            raise ConfigurationError(
+                "RATELIMIT_STORAGE_URI and CLERK_RATELIMIT_STORAGE_URI disagree. Fix: set only "
+                "CLERK_RATELIMIT_STORAGE_URI."
+            )
+        uri = str(configured)
+        previous = _storage_uris.get(limiter)
+        if previous is not None and previous != uri:
+            raise ConfigurationError(
+                "CLERK_RATELIMIT_STORAGE_URI differs between apps sharing one ClerkSecurity, but its limiter has "
+                "one storage. Fix: use the same storage URI, or one ClerkSecurity per app."
+            )
+        if uri.startswith(_REDIS_SCHEMES):
+            app.config.setdefault(
+                "RATELIMIT_STORAGE_OPTIONS",
+                {"socket_connect_timeout": REDIS_TIMEOUT, "socket_timeout": REDIS_TIMEOUT},
+            )
+        _storage_uris[limiter] = uri
+    if limiter in app.extensions.get("limiter", set()):
+        return
+    try:
+        limiter.init_app(app)
+    except LimitsConfigurationError:
+        scheme = str(app.config.get("RATELIMIT_STORAGE_URI", "")).split("://", 1)[0]
+        raise ConfigurationError(
+            f"CLERK_RATELIMIT_STORAGE_URI: the {scheme!r} storage is unknown or its driver is missing. Fix: use "
+            "memory:// or redis://host:6379/0 (pip install 'flask-clerk-security[redis]')."
+        ) from None

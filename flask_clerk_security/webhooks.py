@@ -1,0 +1,303 @@
+"""Clerk webhooks: a Blueprint that verifies Svix signatures, refuses replays and dispatches events to handlers.
+
+``app.register_blueprint(clerk.webhooks)`` mounts ``POST /api/webhooks/clerk``. The view is public (the
+signature is the authentication) and reads the app's settings at request time, so one blueprint serves many apps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from flask import Blueprint, Flask, current_app, request
+from flask.blueprints import BlueprintSetupState
+from werkzeug.exceptions import BadRequest, Conflict, InternalServerError, RequestEntityTooLarge, ServiceUnavailable
+
+from .config import ClerkSettings
+from .errors import _JSONError
+from .signals import webhook_received, webhook_rejected, webhook_replayed
+from .stores import StoreError, TTLStore, store_from_uri
+
+if TYPE_CHECKING:
+    from flask_limiter import Limiter
+
+logger = logging.getLogger("flask_clerk_security")
+
+WebhookHandler = Callable[["WebhookEvent"], Any]
+H = TypeVar("H", bound=WebhookHandler)
+
+SVIX_HEADERS = ("svix-id", "svix-timestamp", "svix-signature")
+#: How long a delivery's claim holds while its handlers run; a crashed worker's claim expires after this.
+PROCESSING_TTL = 60.0
+_PROCESSING, _DONE = "processing", "done"
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """One verified Clerk event. ``id`` is the ``svix-id`` (the same on every retry of a delivery)."""
+
+    id: str
+    type: str
+    data: dict[str, Any]
+    #: When Svix signed the delivery (``svix-timestamp``, checked to be within 5 minutes of now).
+    timestamp: datetime
+    #: The whole JSON payload (``data``, ``type``, ``object``, ``timestamp`` in ms, ``instance_id``, ...).
+    payload: dict[str, Any]
+    #: The body exactly as signed.
+    raw: bytes
+
+
+class WebhookRejected(_JSONError, BadRequest):
+    """400: missing Svix headers, a bad signature or timestamp (never says which), or a non-object payload."""
+
+    def __init__(self, error: str = "invalid_webhook") -> None:
+        super().__init__()
+        self.payload = {"error": error}
+
+
+class WebhookTooLarge(_JSONError, RequestEntityTooLarge):
+    """413: the body is over ``CLERK_WEBHOOK_MAX_BYTES``; refused before any verification work."""
+
+    payload: Mapping[str, Any] = {"error": "payload_too_large"}
+
+
+class WebhookInProgress(_JSONError, Conflict):
+    """409: another worker is processing this delivery right now; Svix retries later and then gets a 2xx."""
+
+    payload: Mapping[str, Any] = {"error": "webhook_in_progress"}
+
+    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+        return [*super().get_headers(environ, scope), ("Retry-After", "5")]
+
+
+class WebhookStoreUnavailable(_JSONError, ServiceUnavailable):
+    """503: the replay store (Redis) is down; handlers do not run unguarded, Svix retries later."""
+
+    payload: Mapping[str, Any] = {"error": "webhook_store_unavailable"}
+
+    def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
+        return [*super().get_headers(environ, scope), ("Retry-After", "30")]
+
+
+class WebhookFailed(_JSONError, InternalServerError):
+    """500 with a generic body: the endpoint is misconfigured or a handler raised (details go to the log)."""
+
+    payload: Mapping[str, Any] = {"error": "internal_error"}
+
+
+class _Verifier:
+    """``svix.Webhook`` for one secret, created on first use: importing svix costs a noticeable fraction of a second."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+        self._webhook: Any = None
+        self._lock = threading.Lock()
+
+    def verify(self, body: bytes, headers: dict[str, str]) -> str | None:
+        """None when the signature and timestamp are good, else svix's reason (for the log only)."""
+        from svix.webhooks import Webhook, WebhookVerificationError
+
+        if self._webhook is None:
+            with self._lock:
+                self._webhook = self._webhook or Webhook(self._secret)
+        try:
+            # svix 2.x returns None here; the caller parses the body itself.
+            self._webhook.verify(body, headers)
+        except WebhookVerificationError as exc:
+            return str(exc) or "verification failed"
+        except ValueError:
+            # svix raises bare ValueErrors for malformed signature lists, bad base64 and non-UTF-8 bodies.
+            return "malformed signature header or body"
+        return None
+
+
+class WebhookState:
+    """One app's webhook settings, verifier and replay store (in ``ClerkState.webhooks``)."""
+
+    def __init__(self, settings: ClerkSettings) -> None:
+        self.secret = settings.webhook_secret
+        self.max_bytes = settings.webhook_max_bytes
+        self.replay_ttl = settings.webhook_replay_ttl
+        self.rate_limit = settings.webhook_rate_limit
+        self.verifier = _Verifier(self.secret) if self.secret else None
+        self.store: TTLStore = store_from_uri(settings.webhook_store_uri, prefix=settings.store_key_prefix)
+        # Svix sends one message id to every endpoint subscribed to it: namespacing claims by the endpoint's
+        # secret keeps two apps sharing a Redis from swallowing each other's deliveries.
+        digest = hashlib.sha256((self.secret or "").encode()).hexdigest()[:16]
+        self.namespace = f"webhook:{digest}:"
+
+
+def _reject(reason: str, error: Exception) -> Exception:
+    webhook_rejected.send(current_app._get_current_object(), reason=reason)  # type: ignore[attr-defined]
+    return error
+
+
+def _read_body(limit: int) -> bytes:
+    """The body, at most ``limit`` bytes, also when it comes chunked (no Content-Length to check up front)."""
+    app_max = current_app.config.get("MAX_CONTENT_LENGTH")
+    limit = limit if app_max is None else min(limit, app_max)
+    # werkzeug stops a bounded read at the bound without complaint: read one byte more to see an oversize body.
+    request.max_content_length = limit + 1
+    try:
+        body = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise _reject("too_large", WebhookTooLarge()) from None
+    if len(body) > limit:
+        raise _reject("too_large", WebhookTooLarge())
+    return body
+
+
+def _parse_event(body: bytes, headers: dict[str, str]) -> WebhookEvent:
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        payload = None
+    if not isinstance(payload, dict):
+        raise _reject("invalid_payload", WebhookRejected("invalid_payload"))
+    event_type, data = payload.get("type"), payload.get("data", {})
+    if not isinstance(event_type, str) or not event_type or not isinstance(data, dict):
+        raise _reject("invalid_payload", WebhookRejected("invalid_payload"))
+    return WebhookEvent(
+        id=headers["svix-id"],
+        type=event_type,
+        data=data,
+        timestamp=datetime.fromtimestamp(int(float(headers["svix-timestamp"])), tz=timezone.utc),
+        payload=payload,
+        raw=body,
+    )
+
+
+class WebhookBlueprint(Blueprint):
+    """The webhook endpoint plus its handler registry; ``ClerkSecurity`` creates one as ``clerk.webhooks``.
+
+    ``app.register_blueprint(clerk.webhooks, url_prefix="/hooks/clerk")`` mounts it elsewhere (the prefix is
+    the whole path). The endpoint is rate limited per client address by ``CLERK_WEBHOOK_RATE_LIMIT``.
+    """
+
+    def __init__(
+        self,
+        limiter: Limiter | None = None,
+        *,
+        name: str = "clerk_webhooks",
+        url_prefix: str = "/api/webhooks/clerk",
+    ) -> None:
+        super().__init__(name, __name__, url_prefix=url_prefix)
+        self._handlers: dict[str, list[WebhookHandler]] = {}
+
+        def receive() -> tuple[dict[str, str], int]:
+            return self._receive()
+
+        view: Callable[..., Any] = receive
+        if limiter is not None:
+            from .ratelimit import client_address_key
+
+            view = limiter.limit(_webhook_rate_limit, key_func=client_address_key)(view)
+        from .extension import ClerkSecurity
+
+        self.add_url_rule("", "receive", ClerkSecurity.public(view), methods=["POST"])
+        self.record(self._check_configured)
+
+    def on(self, event_type: str) -> Callable[[H], H]:
+        """Register a handler for ``event_type`` (``"user.created"``) or ``"*"`` for every event.
+
+        Handlers run in registration order, type-specific ones before ``"*"``; async handlers are supported.
+        A handler that raises makes the delivery answer 500, so Svix retries it.
+        """
+        if not isinstance(event_type, str) or not event_type:
+            raise TypeError(f"webhooks.on() takes an event type such as 'user.created' or '*', got {event_type!r}")
+
+        def register(handler: H) -> H:
+            self._handlers.setdefault(event_type, []).append(handler)
+            return handler
+
+        return register
+
+    def handlers_for(self, event_type: str) -> list[WebhookHandler]:
+        return [*self._handlers.get(event_type, ()), *self._handlers.get("*", ())]
+
+    @staticmethod
+    def _check_configured(setup: BlueprintSetupState) -> None:
+        warn_if_unconfigured(cast(Flask, setup.app))
+
+    def _receive(self) -> tuple[dict[str, str], int]:
+        from .extension import get_state
+
+        state = get_state().webhooks
+        if state is None or state.verifier is None:
+            logger.error("webhook delivery refused: CLERK_WEBHOOK_SECRET is not set")
+            raise _reject("not_configured", WebhookFailed())
+        if request.content_length is not None and request.content_length > state.max_bytes:
+            raise _reject("too_large", WebhookTooLarge())
+        headers = {name: request.headers.get(name, "") for name in SVIX_HEADERS}
+        if not all(headers.values()):
+            raise _reject("missing_headers", WebhookRejected("missing_svix_headers"))
+        body = _read_body(state.max_bytes)
+        problem = state.verifier.verify(body, headers)
+        if problem is not None:
+            logger.info("webhook refused: %s (svix-id %.64s)", problem, headers["svix-id"])
+            raise _reject("invalid_signature", WebhookRejected())
+        event = _parse_event(body, headers)
+        handlers = self.handlers_for(event.type)
+        if not handlers:
+            return {"status": "ignored"}, 200
+        return _dispatch(state, event, handlers)
+
+
+def _dispatch(state: WebhookState, event: WebhookEvent, handlers: list[WebhookHandler]) -> tuple[dict[str, str], int]:
+    """Claim the svix-id atomically, run the handlers, then remember it (or release it when a handler fails)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    key = state.namespace + event.id
+    try:
+        claimed = state.store.add(key, _PROCESSING, PROCESSING_TTL)
+        status = None if claimed else state.store.get(key)
+    except StoreError as exc:
+        logger.error("webhook %s not processed: replay store unavailable (%s)", event.id, exc)
+        raise WebhookStoreUnavailable() from None
+    if not claimed:
+        if status == _DONE:
+            webhook_replayed.send(app, event_id=event.id)
+            return {"status": "duplicate"}, 200
+        raise WebhookInProgress()
+    webhook_received.send(app, event_id=event.id, event_type=event.type)
+    try:
+        for handler in handlers:
+            current_app.ensure_sync(handler)(event)
+    except Exception:
+        logger.exception("webhook handler failed for %s (%s); Svix will retry", event.type, event.id)
+        try:
+            state.store.delete(key)
+        except StoreError as exc:
+            logger.error("could not release webhook claim %s (%s); it expires in %.0f s", event.id, exc, PROCESSING_TTL)
+        raise WebhookFailed() from None
+    try:
+        state.store.set(key, _DONE, state.replay_ttl)
+    except StoreError as exc:
+        logger.error("webhook %s processed but not remembered (%s): a replay may run it again", event.id, exc)
+    return {"status": "processed"}, 200
+
+
+def _webhook_rate_limit() -> str:
+    """The app's ``CLERK_WEBHOOK_RATE_LIMIT`` at request time ('' turns the limit off)."""
+    from .extension import get_state
+
+    state = get_state().webhooks
+    return state.rate_limit if state is not None else ""
+
+
+def warn_if_unconfigured(app: Flask) -> None:
+    """Warn once the blueprint is on an initialised app whose ``CLERK_WEBHOOK_SECRET`` is missing."""
+    from .extension import EXTENSION_KEY
+
+    state = app.extensions.get(EXTENSION_KEY)
+    if state is not None and getattr(state, "webhooks", None) is not None and state.webhooks.verifier is None:
+        logger.warning(
+            "clerk.webhooks is registered on %r but CLERK_WEBHOOK_SECRET is not set: every delivery will get a "
+            "500. Fix: set it to the endpoint's signing secret (whsec_...) from the Clerk Dashboard.",
+            app.name,
+        )
