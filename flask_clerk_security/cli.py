@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,9 +39,12 @@ class Finding:
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
+    git = shutil.which("git")
+    if git is None:
+        return None
     try:
         return subprocess.run(  # noqa: S603 - fixed git arguments, no shell
-            ["git", "-C", str(root), *args],
+            [git, "-C", str(root), *args],
             capture_output=True,
             text=True,
             timeout=30,
