@@ -111,7 +111,7 @@ class RequestAuthenticator:
 
     def _verify(self, token: str) -> Auth:
         try:
-            return Auth.from_claims(self.verifier.verify(token))
+            return self.verifier.verify_session(token)
         except TokenVerificationError as exc:
             return Auth.signed_out(exc.reason)
 

@@ -101,7 +101,12 @@ def _build_state(settings: ClerkSettings) -> ClerkState:
             cooldown=settings.jwks_refetch_cooldown,
             timeout=settings.http_timeout,
         )
-    verifier = TokenVerifier(source, authorized_parties=settings.authorized_parties, clock_skew=settings.clock_skew)
+    verifier = TokenVerifier(
+        source,
+        authorized_parties=settings.authorized_parties,
+        clock_skew=settings.clock_skew,
+        cache_size=settings.token_cache_size,
+    )
     return ClerkState(
         settings=settings,
         authenticator=RequestAuthenticator(settings, verifier),

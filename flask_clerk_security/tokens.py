@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import math
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from .auth import Auth
 from .config import DEFAULT_API_URL, DEFAULT_API_VERSION
 from .errors import TokenVerificationError
 from .jwks import KeySource, pem_key_source, remote_key_source
@@ -46,20 +50,31 @@ JWT_CATEGORY_M2M = "cl_B7d4PD333AAA"
 #: Longer strings are not tokens; refusing them early bounds the work garbage can cause.
 MAX_TOKEN_LENGTH = 16384
 _MAX_JS_DATE_MS = 8.64e15
+_URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
+#: Expired entries dropped from the cold end of the token cache per insert (memory goes back without a sweep).
+_EXPIRED_DROPPED_PER_INSERT = 4
 
 
 def _b64url(segment: str) -> bytes:
+    """``base64.urlsafe_b64decode`` (lenient, padding restored) without its per-call wrappers."""
     if not segment.isascii():
         raise ValueError("non-ASCII segment")
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    return binascii.a2b_base64(segment.translate(_URLSAFE_TO_STANDARD) + "=" * (-len(segment) % 4))
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+#: ``json.loads(..., parse_constant=_reject_constant)`` builds this decoder on every call; build it once.
+_JSON_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _json_object(segment: str) -> dict[str, Any]:
-    value = json.loads(_b64url(segment), parse_constant=_reject_constant)
+    data = _b64url(segment)
+    # As json.loads(bytes): UTF-8 for a JSON object that starts plainly, detect_encoding's answer otherwise.
+    encoding = "utf-8" if data[:1] == b"{" and data[1:2] != b"\x00" else json.detect_encoding(data)
+    value = _JSON_DECODER.decode(data.decode(encoding, "surrogatepass"))
     if not isinstance(value, dict):
         raise ValueError("not a JSON object")
     return value
@@ -123,8 +138,28 @@ def check_claims(payload: dict[str, Any], authorized_parties: Iterable[str], ske
             raise TokenVerificationError(reason, f"JWT {claim} is in the future.")
 
 
+@dataclass
+class _Verified:
+    """A cache entry: what verification established about one exact token string."""
+
+    payload: dict[str, Any]
+    kid: Any
+    key: RSAPublicKey
+    #: ``exp`` + clock skew in ms: past it Clerk refuses the token, so the entry is dead weight.
+    deadline_ms: float
+    auth: Auth | None = None
+
+
 class TokenVerifier:
-    """Verifies session tokens for one configuration (key source, authorized parties, clock skew)."""
+    """Verifies session tokens for one configuration (key source, authorized parties, clock skew).
+
+    With ``cache_size > 0`` it remembers up to that many verified tokens (least recently used out first),
+    keyed by the exact token string, so a token seen again skips decoding, the RSA verify and claim decoding.
+    A hit still asks the key source for the token's key (it must be the very key that verified it: a rotated
+    or refetched JWKS means a fresh verification) and re-runs :func:`check_claims` (``sub``, authorized
+    parties, ``exp``/``nbf``/``iat`` with skew) against the current time, so every decision and reason string
+    is the one an uncached verification gives. Failures are never cached.
+    """
 
     def __init__(
         self,
@@ -132,17 +167,48 @@ class TokenVerifier:
         *,
         authorized_parties: Iterable[str] = (),
         clock_skew: float = 5.0,
+        cache_size: int = 0,
     ) -> None:
         self.key_source = key_source
         self.authorized_parties = tuple(authorized_parties)
         self.skew_ms = clock_skew * 1000.0
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, _Verified] = OrderedDict()
+        self._lock = threading.Lock()
 
     def verify(self, token: str) -> dict[str, Any]:
         """The verified claims, or :class:`TokenVerificationError` with Clerk's reason."""
+        entry = self._cached(token)
+        if entry is None:
+            entry = self._verify(token)
+            self._store(token, entry)
+        return entry.payload
+
+    def verify_session(self, token: str) -> Auth:
+        """:meth:`verify` then :meth:`Auth.from_claims`, both cached: one shared, frozen ``Auth`` per token.
+
+        Treat the returned object (its ``claims`` and lists included) as read-only: later requests carrying
+        the same token get the same object.
+        """
+        entry = self._cached(token)
+        if entry is None:
+            entry = self._verify(token)
+            entry.auth = Auth.from_claims(entry.payload)
+            self._store(token, entry)
+        elif entry.auth is None:
+            entry.auth = Auth.from_claims(entry.payload)
+        return entry.auth
+
+    def cache_len(self) -> int:
+        """How many verified tokens are remembered now."""
+        return len(self._cache)
+
+    def _verify(self, token: str) -> _Verified:
         header, payload, signing_input, signature = decode_unverified(token)
         if header.get("cat") == JWT_CATEGORY_M2M:
             raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid session token category.")
-        key = self.key_source.get_key(header.get("kid"))
+        kid = header.get("kid")
+        key = self.key_source.get_key(kid)
         if "typ" in header and header["typ"] != "JWT":
             raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid JWT type. Expected JWT.")
         alg = header.get("alg")
@@ -154,7 +220,47 @@ class TokenVerifier:
         except InvalidSignature:
             raise TokenVerificationError(Reason.TOKEN_INVALID_SIGNATURE, "JWT signature is invalid.") from None
         check_claims(payload, self.authorized_parties, self.skew_ms)
-        return payload
+        return _Verified(payload, kid, key, _js_date_ms(payload["exp"]) + self.skew_ms)
+
+    def _cached(self, token: str) -> _Verified | None:
+        """The entry for ``token`` if it still holds now, None for a miss; raises as verification would."""
+        if not self.cache_size:
+            return None
+        with self._lock:
+            entry = self._cache.get(token)
+            if entry is None:
+                return None
+            self._cache.move_to_end(token)
+        try:
+            # Decoding, header rules and the signature depend only on the token and the key; the key source,
+            # the clock and the claim rules are asked again, in the order an uncached verification asks them.
+            if self.key_source.get_key(entry.kid) is not entry.key:
+                self._forget(token)
+                return None
+            check_claims(entry.payload, self.authorized_parties, self.skew_ms)
+        except TokenVerificationError:
+            self._forget(token)
+            raise
+        return entry
+
+    def _store(self, token: str, entry: _Verified) -> None:
+        if not self.cache_size:
+            return
+        now_ms = time.time_ns() // 1_000_000
+        with self._lock:
+            cache = self._cache
+            cache[token] = entry
+            cache.move_to_end(token)
+            while len(cache) > self.cache_size:
+                cache.popitem(last=False)
+            for _ in range(_EXPIRED_DROPPED_PER_INSERT):
+                if not next(iter(cache.values())).deadline_ms <= now_ms:
+                    break
+                cache.popitem(last=False)
+
+    def _forget(self, token: str) -> None:
+        with self._lock:
+            self._cache.pop(token, None)
 
 
 def verify_token(
