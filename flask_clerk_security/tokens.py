@@ -53,6 +53,9 @@ _MAX_JS_DATE_MS = 8.64e15
 _URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
 #: Expired entries dropped from the cold end of the token cache per insert (memory goes back without a sweep).
 _EXPIRED_DROPPED_PER_INSERT = 4
+#: Decoded JWT headers by segment; cleared when full, so headers crafted to churn it cost nothing lasting.
+_HEADERS: dict[str, dict[str, Any]] = {}
+_HEADERS_KEPT = 64
 
 
 def _b64url(segment: str) -> bytes:
@@ -93,6 +96,17 @@ def _js_date_ms(seconds: float) -> float:
     return math.nan if abs(ms) > _MAX_JS_DATE_MS else float(ms)
 
 
+def _decode_header(segment: str) -> dict[str, Any]:
+    """A JWT header, decoded once per distinct segment (an instance signs every token with the same few)."""
+    header = _HEADERS.get(segment)
+    if header is None:
+        header = _json_object(segment)
+        if len(_HEADERS) >= _HEADERS_KEPT:
+            _HEADERS.clear()
+        _HEADERS[segment] = header
+    return dict(header)
+
+
 def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     """Split and decode a JWT without verifying it: (header, payload, signing input, signature)."""
     if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
@@ -103,7 +117,7 @@ def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes
             Reason.TOKEN_INVALID, "Invalid JWT form. A JWT consists of three parts separated by dots."
         )
     try:
-        header = _json_object(parts[0])
+        header = _decode_header(parts[0])
         payload = _json_object(parts[1])
         signature = _b64url(parts[2])
     except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
@@ -145,9 +159,18 @@ class _Verified:
     payload: dict[str, Any]
     kid: Any
     key: RSAPublicKey
-    #: ``exp`` + clock skew in ms: past it Clerk refuses the token, so the entry is dead weight.
-    deadline_ms: float
+    #: The authorized parties the entry was checked against (the verifier's tuple, compared by identity).
+    parties: tuple[str, ...]
+    #: ``exp`` and the later of ``nbf``/``iat`` as check_claims reads them (ms), for the per-hit clock check.
+    exp_ms: float
+    start_ms: float
     auth: Auth | None = None
+
+
+def _start_ms(payload: dict[str, Any]) -> float:
+    """The later of ``nbf`` and ``iat`` in ms (claims check_claims already accepted); NaN never binds."""
+    times = [_js_date_ms(payload[claim]) for claim in ("nbf", "iat") if claim in payload]
+    return max((value for value in times if not math.isnan(value)), default=-math.inf)
 
 
 class TokenVerifier:
@@ -155,10 +178,12 @@ class TokenVerifier:
 
     With ``cache_size > 0`` it remembers up to that many verified tokens (least recently used out first),
     keyed by the exact token string, so a token seen again skips decoding, the RSA verify and claim decoding.
-    A hit still asks the key source for the token's key (it must be the very key that verified it: a rotated
-    or refetched JWKS means a fresh verification) and re-runs :func:`check_claims` (``sub``, authorized
-    parties, ``exp``/``nbf``/``iat`` with skew) against the current time, so every decision and reason string
-    is the one an uncached verification gives. Failures are never cached.
+    Decoding, the header rules and the signature depend only on the token and the key; everything else is
+    asked again on every hit: the key source must still hand out the very key that verified the token (a
+    rotated or refetched JWKS means a fresh verification), and ``exp``/``nbf``/``iat`` are compared with the
+    clock and the skew exactly as :func:`check_claims` compares them (outside that window, or when the
+    authorized parties were replaced, :func:`check_claims` itself runs and gives the reason). So every
+    decision and reason string is the one an uncached verification gives. Failures are never cached.
     """
 
     def __init__(
@@ -220,24 +245,31 @@ class TokenVerifier:
         except InvalidSignature:
             raise TokenVerificationError(Reason.TOKEN_INVALID_SIGNATURE, "JWT signature is invalid.") from None
         check_claims(payload, self.authorized_parties, self.skew_ms)
-        return _Verified(payload, kid, key, _js_date_ms(payload["exp"]) + self.skew_ms)
+        return _Verified(payload, kid, key, self.authorized_parties, _js_date_ms(payload["exp"]), _start_ms(payload))
 
     def _cached(self, token: str) -> _Verified | None:
         """The entry for ``token`` if it still holds now, None for a miss; raises as verification would."""
         if not self.cache_size:
             return None
-        with self._lock:
-            entry = self._cache.get(token)
-            if entry is None:
-                return None
-            self._cache.move_to_end(token)
+        cache = self._cache
+        entry = cache.get(token)
+        if entry is None:
+            return None
         try:
-            # Decoding, header rules and the signature depend only on the token and the key; the key source,
-            # the clock and the claim rules are asked again, in the order an uncached verification asks them.
+            cache.move_to_end(token)
+        except KeyError:  # dropped by another thread meanwhile: still a valid answer for this request
+            pass
+        try:
             if self.key_source.get_key(entry.kid) is not entry.key:
                 self._forget(token)
                 return None
-            check_claims(entry.payload, self.authorized_parties, self.skew_ms)
+            now_ms = time.time_ns() // 1_000_000
+            if not (
+                entry.parties is self.authorized_parties
+                and not entry.exp_ms <= now_ms - self.skew_ms
+                and not entry.start_ms > now_ms + self.skew_ms
+            ):
+                check_claims(entry.payload, self.authorized_parties, self.skew_ms)
         except TokenVerificationError:
             self._forget(token)
             raise
@@ -246,7 +278,7 @@ class TokenVerifier:
     def _store(self, token: str, entry: _Verified) -> None:
         if not self.cache_size:
             return
-        now_ms = time.time_ns() // 1_000_000
+        expired_before = time.time_ns() // 1_000_000 - self.skew_ms
         with self._lock:
             cache = self._cache
             cache[token] = entry
@@ -254,7 +286,8 @@ class TokenVerifier:
             while len(cache) > self.cache_size:
                 cache.popitem(last=False)
             for _ in range(_EXPIRED_DROPPED_PER_INSERT):
-                if not next(iter(cache.values())).deadline_ms <= now_ms:
+                oldest = next(iter(cache.values()), None)
+                if oldest is None or not oldest.exp_ms <= expired_before:
                     break
                 cache.popitem(last=False)
 

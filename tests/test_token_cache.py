@@ -7,10 +7,11 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any, cast
+from unittest import mock
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from flask_clerk_security import TokenVerificationError
@@ -237,6 +238,54 @@ def test_steady_state_makes_no_backend_api_calls(app_factory: Any, clerk_issuer:
             assert client.get("/api/me", headers=repeated).status_code == 200
             assert client.get("/api/me", headers=clerk_issuer.auth_header(session_id=f"s{n}")).status_code == 200
         assert len(stand_in.calls) == 1
+
+
+def _outcome(verifier: TokenVerifier, session: str) -> str:
+    try:
+        verifier.verify_session(session)
+    except TokenVerificationError as exc:
+        return exc.reason
+    return "accepted"
+
+
+_issuer_for_properties = ClerkTestIssuer()
+_offsets = st.one_of(st.none(), st.integers(-120, 120))
+
+
+@settings(max_examples=200, deadline=None)
+@example(exp=60, nbf=-10, iat=0, skew=5.0, edge="start", delta_ms=-1)
+@example(exp=60, nbf=-10, iat=0, skew=5.0, edge="start", delta_ms=0)
+@example(exp=60, nbf=-10, iat=0, skew=5.0, edge="exp", delta_ms=-1)
+@example(exp=60, nbf=-10, iat=0, skew=5.0, edge="exp", delta_ms=0)
+@given(
+    exp=st.integers(-120, 120),
+    nbf=_offsets,
+    iat=_offsets,
+    skew=st.sampled_from([0.0, 0.0005, 1.5, 5.0, 60.0]),
+    edge=st.sampled_from(["exp", "start", "anywhere"]),
+    delta_ms=st.one_of(st.integers(-2, 2), st.integers(-3000, 3000)),
+)
+def test_cached_and_uncached_decide_alike_at_every_moment(
+    exp: int, nbf: int | None, iat: int | None, skew: float, edge: str, delta_ms: int
+) -> None:
+    issuer = _issuer_for_properties
+    claims = issuer.session_claims(issued_at=NOW, exp=NOW + exp, nbf=None, iat=None)
+    for name, offset in (("nbf", nbf), ("iat", iat)):
+        if offset is not None:
+            claims[name] = NOW + offset
+    session = issuer.sign(claims)
+    source = PemKeySource(issuer.public_pem)
+    cached = TokenVerifier(source, clock_skew=skew, cache_size=4)
+    with mock.patch.object(time, "time_ns", lambda: int(NOW * 1e9)):
+        first = _outcome(cached, session)
+    assert cached.cache_len() == (1 if first == "accepted" else 0)
+    # Later: near where the token expires or becomes valid (skew included), or anywhere, to the millisecond.
+    start = max((offset for offset in (nbf, iat) if offset is not None), default=0)
+    anchor = {"exp": exp * 1000 + skew * 1000, "start": start * 1000 - skew * 1000}.get(edge, 0)
+    later_ms = NOW * 1000 + anchor + delta_ms
+    with mock.patch.object(time, "time_ns", lambda: int(later_ms) * 1_000_000):
+        uncached = _outcome(TokenVerifier(source, clock_skew=skew), session)
+        assert _outcome(cached, session) == uncached
 
 
 ascii_segments = st.text(alphabet=st.characters(max_codepoint=127), max_size=40)
