@@ -140,11 +140,14 @@ class ClerkSecurity:
 
     def _protect(self) -> None:
         """Default deny: every endpoint needs a signed-in request unless it is public."""
-        if request.method == "OPTIONS" or request.endpoint is None:
+        req = request._get_current_object()  # type: ignore[attr-defined]  # one context lookup, not one per use
+        endpoint = req.endpoint
+        if req.method == "OPTIONS" or endpoint is None:
             return
-        state = get_state()
-        view = current_app.view_functions.get(request.endpoint)
-        if request.endpoint == "static" or getattr(view, _PUBLIC_ATTR, False) or state.public_routes(request.path):
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        state = get_state(app)
+        view = app.view_functions.get(endpoint)
+        if endpoint == "static" or getattr(view, _PUBLIC_ATTR, False) or state.public_routes(req.path):
             return
         auth = get_auth()
         if not auth.is_authenticated:
