@@ -152,7 +152,7 @@ def check_claims(payload: dict[str, Any], authorized_parties: Iterable[str], ske
             raise TokenVerificationError(reason, f"JWT {claim} is in the future.")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Verified:
     """A cache entry: what verification established about one exact token string."""
 
