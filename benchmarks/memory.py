@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from flask_clerk_security.extension import get_state  # noqa: E402
 
 AZP = "http://localhost:5000"
 BATCH = 500
+IN_FLIGHT = 3
 REAL_SIGNATURE_CHARS = 342  # base64url of a 2048-bit RSA signature
 _signer: dict[str, Any] = {}
 
@@ -98,6 +100,22 @@ def sign_batch(start: int) -> list[str]:
         signature = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         tokens.append(f"{signing_input}.{_b64(signature)}")
     return tokens
+
+
+def signed_batches(pool: Any, total: int) -> Iterator[list[str]]:
+    """Batches from the signing process, at most a few ahead: tokens waiting in a queue would be growth too."""
+    pending: deque[Any] = deque()
+    starts = iter(range(0, total, BATCH))
+    for start in starts:
+        pending.append(pool.apply_async(sign_batch, (start,)))
+        if len(pending) == IN_FLIGHT:
+            break
+    while pending:
+        batch = pending.popleft().get()
+        start = next(starts, None)
+        if start is not None:
+            pending.append(pool.apply_async(sign_batch, (start,)))
+        yield batch
 
 
 def rss_mb() -> float:
@@ -162,8 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[int, float]] = []
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(1, initializer=_init_signer, initargs=(private_pem, filler)) as pool:
-        batches: Iterator[list[str]] = pool.imap(sign_batch, range(0, total, BATCH), chunksize=4)
-        for batch in batches:
+        for batch in signed_batches(pool, total):
             for token in batch:
                 environ = base.copy()
                 environ["HTTP_AUTHORIZATION"] = f"Bearer {token}"
