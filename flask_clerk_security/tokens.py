@@ -55,6 +55,9 @@ _EXPIRED_DROPPED_PER_INSERT = 4
 #: Decoded JWT headers by segment; cleared when full, so headers crafted to churn it cost nothing lasting.
 _HEADERS: dict[str, dict[str, Any]] = {}
 _HEADERS_KEPT = 64
+#: Recently decoded tokens (see decode_unverified); cleared when full, so at most this many are held.
+_DECODED: dict[str, tuple[dict[str, Any], dict[str, Any], bytes, bytes]] = {}
+_DECODED_KEPT = 256
 
 
 def _b64url(segment: str) -> bytes:
@@ -104,13 +107,10 @@ def _decode_header(segment: str) -> dict[str, Any]:
         if len(_HEADERS) >= _HEADERS_KEPT:
             _HEADERS.clear()
         _HEADERS[segment] = header
-    return dict(header)
+    return header
 
 
-def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
-    """Split and decode a JWT without verifying it: (header, payload, signing input, signature)."""
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
-        raise TokenVerificationError(Reason.TOKEN_INVALID, "Token is not a string of acceptable length.")
+def _decode(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     parts = token.split(".")
     if len(parts) != 3:
         raise TokenVerificationError(
@@ -123,6 +123,24 @@ def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes
     except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid JWT encoding.") from None
     return header, payload, f"{parts[0]}.{parts[1]}".encode(), signature
+
+
+def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    """Split and decode a JWT without verifying it: (header, payload, signing input, signature).
+
+    One request may look at its token several times (token type, session checks, verification): the last few
+    decodings are kept, keyed by the exact string, and each caller gets its own copy of the two dicts.
+    """
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        raise TokenVerificationError(Reason.TOKEN_INVALID, "Token is not a string of acceptable length.")
+    decoded = _DECODED.get(token)
+    if decoded is None:
+        decoded = _decode(token)
+        if len(_DECODED) >= _DECODED_KEPT:
+            _DECODED.clear()
+        _DECODED[token] = decoded
+    header, payload, signing_input, signature = decoded
+    return dict(header), dict(payload), signing_input, signature
 
 
 def check_claims(payload: dict[str, Any], authorized_parties: Iterable[str], skew_ms: float) -> None:

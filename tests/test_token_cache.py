@@ -15,10 +15,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from flask_clerk_security import TokenVerificationError
+from flask_clerk_security import tokens as tokens_module
 from flask_clerk_security.extension import get_state
 from flask_clerk_security.jwks import PemKeySource, RemoteKeySource
 from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer
-from flask_clerk_security.tokens import TokenVerifier, _b64url, _json_object, _reject_constant
+from flask_clerk_security.tokens import TokenVerifier, _b64url, _json_object, _reject_constant, decode_unverified
 
 AZP = "http://localhost:5000"
 NOW = 1_900_000_000.0
@@ -238,6 +239,30 @@ def test_steady_state_makes_no_backend_api_calls(app_factory: Any, clerk_issuer:
             assert client.get("/api/me", headers=repeated).status_code == 200
             assert client.get("/api/me", headers=clerk_issuer.auth_header(session_id=f"s{n}")).status_code == 200
         assert len(stand_in.calls) == 1
+
+
+def test_decoded_tokens_are_remembered_but_never_shared(clerk_issuer: ClerkTestIssuer) -> None:
+    session = clerk_issuer.session_token()
+    header, payload, signing_input, signature = decode_unverified(session)
+    payload["sub"] = "user_mallory"
+    header["alg"] = "none"
+    again = decode_unverified(session)
+    assert again[0]["alg"] == "RS256" and again[1]["sub"] == "user_123"
+    assert again[2:] == (signing_input, signature)
+    assert session in tokens_module._DECODED
+
+
+def test_decoding_memory_is_bounded_and_failures_are_not_kept(clerk_issuer: ClerkTestIssuer) -> None:
+    garbage = "e30.e30.!!!"
+    for _ in range(2):
+        assert reason_of(lambda: decode_unverified(garbage)) == "token-invalid"
+    assert garbage not in tokens_module._DECODED
+    claims = clerk_issuer.session_claims()
+    header = base64.urlsafe_b64encode(b'{"alg":"RS256","typ":"JWT"}').decode().rstrip("=")
+    for n in range(tokens_module._DECODED_KEPT + 10):  # unsigned: decoding does not look at the signature
+        payload = base64.urlsafe_b64encode(json.dumps({**claims, "jti": str(n)}).encode()).decode().rstrip("=")
+        decode_unverified(f"{header}.{payload}.c2ln")
+        assert len(tokens_module._DECODED) <= tokens_module._DECODED_KEPT
 
 
 def _outcome(verifier: TokenVerifier, session: str) -> str:
