@@ -225,7 +225,10 @@ class TokenVerifier:
         self._lock = threading.Lock()
 
     def verify(self, token: str) -> dict[str, Any]:
-        """The verified claims, or :class:`TokenVerificationError` with Clerk's reason."""
+        """The verified claims, or :class:`TokenVerificationError` with Clerk's reason.
+
+        While the token is cached every call returns the same dict: read it, never change it.
+        """
         entry = self._cached(token)
         if entry is None:
             entry = self._verify(token)
