@@ -39,6 +39,8 @@ from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer  # n
 from flask_clerk_security.tokens import decode_unverified  # noqa: E402
 
 AZP = "http://localhost:5000"
+#: Requests arrive over HTTPS, as in production (security headers would redirect plain HTTP).
+BASE_URL = "https://localhost:5000"
 SKIPPED_SDK = "skipped: pip install .[bench]"
 
 # Targets from the performance issue (medians, same run).
@@ -93,7 +95,7 @@ def wsgi_runner(app: Flask, environs: Iterator[dict[str, Any]], status: str = "2
 
 def environs(path: str, tokens: Iterable[str | None]) -> Iterator[dict[str, Any]]:
     """A fresh copy of one prepared environ per request, with the next token as a Bearer header."""
-    base = EnvironBuilder(path=path, base_url=AZP).get_environ()
+    base = EnvironBuilder(path=path, base_url=BASE_URL).get_environ()
     for token in tokens:
         environ = base.copy()
         if token is not None:

@@ -39,6 +39,8 @@ from flask_clerk_security import ClerkSecurity, current_auth  # noqa: E402
 from flask_clerk_security.extension import get_state  # noqa: E402
 
 AZP = "http://localhost:5000"
+#: Requests arrive over HTTPS, as in production (security headers would redirect plain HTTP).
+BASE_URL = "https://localhost:5000"
 BATCH = 500
 IN_FLIGHT = 3
 REAL_SIGNATURE_CHARS = 342  # base64url of a 2048-bit RSA signature
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"user_id": current_auth.user_id}
 
     verifier = get_state(app).authenticator.verifier
-    base = EnvironBuilder(path="/api/me", base_url=AZP).get_environ()
+    base = EnvironBuilder(path="/api/me", base_url=BASE_URL).get_environ()
     statuses: list[str] = []
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:

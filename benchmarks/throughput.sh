@@ -66,10 +66,12 @@ stop() {
 
 row() {  # row LABEL PATH [HEADER]: wrk for DURATION seconds; requests/s and latency percentiles
   local label=$1 path=$2 header=${3:-}
-  local args=(-t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency)
+  # As behind a TLS-terminating proxy on loopback (gunicorn trusts 127.0.0.1): no HTTP->HTTPS redirects.
+  local args=(-t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "X-Forwarded-Proto: https")
   [ -n "$header" ] && args+=(-H "$header")
   local out status
-  status=$(curl -s -o /dev/null -w '%{http_code}' ${header:+-H "$header"} "http://127.0.0.1:$port$path")
+  status=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Forwarded-Proto: https" ${header:+-H "$header"} \
+    "http://127.0.0.1:$port$path")
   [ "$status" = 200 ] || { echo "$label: expected 200, got $status" >&2; exit 1; }
   out=$(wrk "${args[@]}" "http://127.0.0.1:$port$path")
   local rps p50 p99 errors
