@@ -72,7 +72,7 @@ class RequestAuthenticator:
             header, payload, _, _ = decode_unverified(token)
             if not is_session_jwt(header, payload):
                 return Auth.signed_out(AuthReason.TOKEN_TYPE_MISMATCH)
-            return Auth.from_claims(self.verifier.verify(token))
+            return self.verifier.verify_session(token)
         except TokenVerificationError as exc:
             return Auth.signed_out(request_reason(exc.reason, method))
 

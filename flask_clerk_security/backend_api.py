@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
-
-import requests
-from requests.adapters import HTTPAdapter
+from typing import TYPE_CHECKING, Any
 
 from .config import CLERK_API_VERSION_HEADER
+
+if TYPE_CHECKING:  # imported when the first call is made: most apps verify with a cached JWKS or a PEM
+    import requests
 
 logger = logging.getLogger("flask_clerk_security")
 
@@ -22,6 +22,9 @@ def http_session() -> requests.Session:
     """The process-wide pooled session (connections are reused across requests and apps)."""
     global _session
     if _session is None:
+        import requests
+        from requests.adapters import HTTPAdapter
+
         session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
         session.mount("https://", adapter)
@@ -53,6 +56,8 @@ def call(
 
     Returns the decoded JSON body of a 2xx answer; raises :class:`BackendAPIError` otherwise.
     """
+    import requests
+
     deadline = time.monotonic() + timeout
     headers = {"Authorization": f"Bearer {bearer}", "Clerk-API-Version": CLERK_API_VERSION_HEADER}
     try:

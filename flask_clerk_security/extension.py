@@ -163,7 +163,12 @@ def _build_state(settings: ClerkSettings) -> ClerkState:
             cooldown=settings.jwks_refetch_cooldown,
             timeout=settings.http_timeout,
         )
-    verifier = TokenVerifier(source, authorized_parties=settings.authorized_parties, clock_skew=settings.clock_skew)
+    verifier = TokenVerifier(
+        source,
+        authorized_parties=settings.authorized_parties,
+        clock_skew=settings.clock_skew,
+        cache_size=settings.token_cache_size,
+    )
     _check_machine_keys(settings)
     cache = None
     if settings.machine_token_cache_ttl > 0:
@@ -243,14 +248,17 @@ class ClerkSecurity:
 
     def _protect(self) -> None:
         """Default deny: every endpoint needs a signed-in request unless it is public."""
-        if request.method == "OPTIONS" or request.endpoint is None:
+        req = request._get_current_object()  # type: ignore[attr-defined]  # one context lookup, not one per use
+        endpoint = req.endpoint
+        if req.method == "OPTIONS" or endpoint is None:
             return
-        state = get_state()
-        if request.endpoint != "static" and handshake.needs_early_auth(request):
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        state = get_state(app)
+        if endpoint != "static" and handshake.needs_early_auth(req):
             get_auth()
             handshake.raise_for_redirect()
-        view = current_app.view_functions.get(request.endpoint)
-        if request.endpoint == "static" or getattr(view, _PUBLIC_ATTR, False) or state.public_routes(request.path):
+        view = app.view_functions.get(endpoint)
+        if endpoint == "static" or getattr(view, _PUBLIC_ATTR, False) or state.public_routes(req.path):
             return
         auth = get_auth()
         if not auth.is_authenticated:

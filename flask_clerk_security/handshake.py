@@ -420,7 +420,7 @@ class PageAuthenticator:
         if _numeric(payload.get("iat")) < ctx.client_uat:
             return self._maybe_handshake(ctx, PageReason.SESSION_TOKEN_IAT_BEFORE_CLIENT_UAT)
         try:
-            auth = Auth.from_claims(self.verifier.verify(session))
+            auth = self.verifier.verify_session(session)
         except TokenVerificationError as exc:
             return self._token_error(ctx, exc)
         if (

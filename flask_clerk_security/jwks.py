@@ -10,9 +10,6 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from jwt.algorithms import RSAAlgorithm
-from jwt.exceptions import InvalidKeyError
 
 from . import backend_api
 from .errors import TokenVerificationError
@@ -30,6 +27,8 @@ class PemKeySource:
     """``CLERK_JWT_KEY``: one key, parsed once, used for every ``kid`` (as Clerk's ``loadClerkJwkFromPem``)."""
 
     def __init__(self, pem: str) -> None:
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key  # keeps the import light
+
         key = load_pem_public_key(pem.encode())
         if not isinstance(key, RSAPublicKey):
             raise ValueError("CLERK_JWT_KEY must be an RSA public key")
@@ -116,6 +115,9 @@ class RemoteKeySource:
             self._next_attempt = now + self._cooldown
 
     def _fetch(self) -> dict[str, RSAPublicKey]:
+        from jwt.algorithms import RSAAlgorithm  # PyJWT's JWK parsing, imported only where a JWKS is fetched
+        from jwt.exceptions import InvalidKeyError
+
         self.fetch_count += 1
         try:
             body = backend_api.call("GET", self._url, bearer=self._secret_key, timeout=self._timeout)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import math
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from .auth import Auth
 from .config import DEFAULT_API_URL, DEFAULT_API_VERSION
 from .errors import TokenVerificationError
 from .jwks import KeySource, pem_key_source, remote_key_source
@@ -46,20 +50,37 @@ JWT_CATEGORY_M2M = "cl_B7d4PD333AAA"
 #: Longer strings are not tokens; refusing them early bounds the work garbage can cause.
 MAX_TOKEN_LENGTH = 16384
 _MAX_JS_DATE_MS = 8.64e15
+#: Expired entries dropped from the cold end of the token cache per insert (memory goes back without a sweep).
+_EXPIRED_DROPPED_PER_INSERT = 4
+#: Decoded JWT headers by segment; cleared when full, so headers crafted to churn it cost nothing lasting.
+_HEADERS: dict[str, dict[str, Any]] = {}
+_HEADERS_KEPT = 64
+#: Recently decoded tokens (see decode_unverified); cleared when full, so at most this many are held.
+_DECODED: dict[str, tuple[dict[str, Any], dict[str, Any], bytes, bytes]] = {}
+_DECODED_KEPT = 256
 
 
 def _b64url(segment: str) -> bytes:
+    """``base64.urlsafe_b64decode`` (lenient, padding restored) without its per-call wrappers."""
     if not segment.isascii():
         raise ValueError("non-ASCII segment")
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    standard = segment.replace("-", "+").replace("_", "/")  # what its translate() does, without the slow path
+    return binascii.a2b_base64(standard + "=" * (-len(segment) % 4))
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+#: ``json.loads(..., parse_constant=_reject_constant)`` builds this decoder on every call; build it once.
+_JSON_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _json_object(segment: str) -> dict[str, Any]:
-    value = json.loads(_b64url(segment), parse_constant=_reject_constant)
+    data = _b64url(segment)
+    # As json.loads(bytes): UTF-8 for a JSON object that starts plainly, detect_encoding's answer otherwise.
+    encoding = "utf-8" if data[:1] == b"{" and data[1:2] != b"\x00" else json.detect_encoding(data)
+    value = _JSON_DECODER.decode(data.decode(encoding, "surrogatepass"))
     if not isinstance(value, dict):
         raise ValueError("not a JSON object")
     return value
@@ -78,22 +99,48 @@ def _js_date_ms(seconds: float) -> float:
     return math.nan if abs(ms) > _MAX_JS_DATE_MS else float(ms)
 
 
-def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
-    """Split and decode a JWT without verifying it: (header, payload, signing input, signature)."""
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
-        raise TokenVerificationError(Reason.TOKEN_INVALID, "Token is not a string of acceptable length.")
+def _decode_header(segment: str) -> dict[str, Any]:
+    """A JWT header, decoded once per distinct segment (an instance signs every token with the same few)."""
+    header = _HEADERS.get(segment)
+    if header is None:
+        header = _json_object(segment)
+        if len(_HEADERS) >= _HEADERS_KEPT:
+            _HEADERS.clear()
+        _HEADERS[segment] = header
+    return header
+
+
+def _decode(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     parts = token.split(".")
     if len(parts) != 3:
         raise TokenVerificationError(
             Reason.TOKEN_INVALID, "Invalid JWT form. A JWT consists of three parts separated by dots."
         )
     try:
-        header = _json_object(parts[0])
+        header = _decode_header(parts[0])
         payload = _json_object(parts[1])
         signature = _b64url(parts[2])
     except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid JWT encoding.") from None
     return header, payload, f"{parts[0]}.{parts[1]}".encode(), signature
+
+
+def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    """Split and decode a JWT without verifying it: (header, payload, signing input, signature).
+
+    One request may look at its token several times (token type, session checks, verification): the last few
+    decodings are kept, keyed by the exact string, and each caller gets its own copy of the two dicts.
+    """
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        raise TokenVerificationError(Reason.TOKEN_INVALID, "Token is not a string of acceptable length.")
+    decoded = _DECODED.get(token)
+    if decoded is None:
+        decoded = _decode(token)
+        if len(_DECODED) >= _DECODED_KEPT:
+            _DECODED.clear()
+        _DECODED[token] = decoded
+    header, payload, signing_input, signature = decoded
+    return dict(header), dict(payload), signing_input, signature
 
 
 def check_claims(payload: dict[str, Any], authorized_parties: Iterable[str], skew_ms: float) -> None:
@@ -123,8 +170,44 @@ def check_claims(payload: dict[str, Any], authorized_parties: Iterable[str], ske
             raise TokenVerificationError(reason, f"JWT {claim} is in the future.")
 
 
+@dataclass(slots=True)
+class _Verified:
+    """A cache entry: what verification established about one exact token string."""
+
+    payload: dict[str, Any]
+    kid: Any
+    key: RSAPublicKey
+    #: The authorized parties the entry was checked against (the verifier's tuple, compared by identity).
+    parties: tuple[str, ...]
+    #: ``exp`` and the later of ``nbf``/``iat`` as check_claims reads them (ms), for the per-hit clock check.
+    exp_ms: float
+    start_ms: float
+    auth: Auth | None = None
+
+
+def _start_ms(payload: dict[str, Any]) -> float:
+    """The later of ``nbf`` and ``iat`` in ms (claims check_claims already accepted); NaN never binds."""
+    start = -math.inf
+    for claim in ("nbf", "iat"):
+        if claim in payload:
+            value = _js_date_ms(payload[claim])
+            if value > start:
+                start = value
+    return start
+
+
 class TokenVerifier:
-    """Verifies session tokens for one configuration (key source, authorized parties, clock skew)."""
+    """Verifies session tokens for one configuration (key source, authorized parties, clock skew).
+
+    With ``cache_size > 0`` it remembers up to that many verified tokens (least recently used out first),
+    keyed by the exact token string, so a token seen again skips decoding, the RSA verify and claim decoding.
+    Decoding, the header rules and the signature depend only on the token and the key; everything else is
+    asked again on every hit: the key source must still hand out the very key that verified the token (a
+    rotated or refetched JWKS means a fresh verification), and ``exp``/``nbf``/``iat`` are compared with the
+    clock and the skew exactly as :func:`check_claims` compares them (outside that window, or when the
+    authorized parties were replaced, :func:`check_claims` itself runs and gives the reason). So every
+    decision and reason string is the one an uncached verification gives. Failures are never cached.
+    """
 
     def __init__(
         self,
@@ -132,17 +215,51 @@ class TokenVerifier:
         *,
         authorized_parties: Iterable[str] = (),
         clock_skew: float = 5.0,
+        cache_size: int = 0,
     ) -> None:
         self.key_source = key_source
         self.authorized_parties = tuple(authorized_parties)
         self.skew_ms = clock_skew * 1000.0
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, _Verified] = OrderedDict()
+        self._lock = threading.Lock()
 
     def verify(self, token: str) -> dict[str, Any]:
-        """The verified claims, or :class:`TokenVerificationError` with Clerk's reason."""
+        """The verified claims, or :class:`TokenVerificationError` with Clerk's reason.
+
+        While the token is cached every call returns the same dict: read it, never change it.
+        """
+        entry = self._cached(token)
+        if entry is None:
+            entry = self._verify(token)
+            self._store(token, entry)
+        return entry.payload
+
+    def verify_session(self, token: str) -> Auth:
+        """:meth:`verify` then :meth:`Auth.from_claims`, both cached: one shared, frozen ``Auth`` per token.
+
+        Treat the returned object (its ``claims`` and lists included) as read-only: later requests carrying
+        the same token get the same object.
+        """
+        entry = self._cached(token)
+        if entry is None:
+            entry = self._verify(token)
+            entry.auth = Auth.from_claims(entry.payload)
+            self._store(token, entry)
+        elif entry.auth is None:
+            entry.auth = Auth.from_claims(entry.payload)
+        return entry.auth
+
+    def cache_len(self) -> int:
+        """How many verified tokens are remembered now."""
+        return len(self._cache)
+
+    def _verify(self, token: str) -> _Verified:
         header, payload, signing_input, signature = decode_unverified(token)
         if header.get("cat") == JWT_CATEGORY_M2M:
             raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid session token category.")
-        key = self.key_source.get_key(header.get("kid"))
+        kid = header.get("kid")
+        key = self.key_source.get_key(kid)
         if "typ" in header and header["typ"] != "JWT":
             raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid JWT type. Expected JWT.")
         alg = header.get("alg")
@@ -158,7 +275,55 @@ class TokenVerifier:
         except InvalidSignature:
             raise TokenVerificationError(Reason.TOKEN_INVALID_SIGNATURE, "JWT signature is invalid.") from None
         check_claims(payload, self.authorized_parties, self.skew_ms)
-        return payload
+        return _Verified(payload, kid, key, self.authorized_parties, _js_date_ms(payload["exp"]), _start_ms(payload))
+
+    def _cached(self, token: str) -> _Verified | None:
+        """The entry for ``token`` if it still holds now, None for a miss; raises as verification would."""
+        if not self.cache_size:
+            return None
+        cache = self._cache
+        entry = cache.get(token)
+        if entry is None:
+            return None
+        try:
+            cache.move_to_end(token)
+        except KeyError:  # dropped by another thread meanwhile: still a valid answer for this request
+            pass
+        try:
+            if self.key_source.get_key(entry.kid) is not entry.key:
+                self._forget(token)
+                return None
+            now_ms = time.time_ns() // 1_000_000
+            if not (
+                entry.parties is self.authorized_parties
+                and not entry.exp_ms <= now_ms - self.skew_ms
+                and not entry.start_ms > now_ms + self.skew_ms
+            ):
+                check_claims(entry.payload, self.authorized_parties, self.skew_ms)
+        except TokenVerificationError:
+            self._forget(token)
+            raise
+        return entry
+
+    def _store(self, token: str, entry: _Verified) -> None:
+        if not self.cache_size:
+            return
+        expired_before = time.time_ns() // 1_000_000 - self.skew_ms
+        with self._lock:
+            cache = self._cache
+            cache[token] = entry
+            cache.move_to_end(token)
+            while len(cache) > self.cache_size:
+                cache.popitem(last=False)
+            for _ in range(_EXPIRED_DROPPED_PER_INSERT):
+                oldest = next(iter(cache.values()), None)
+                if oldest is None or not oldest.exp_ms <= expired_before:
+                    break
+                cache.popitem(last=False)
+
+    def _forget(self, token: str) -> None:
+        with self._lock:
+            self._cache.pop(token, None)
 
 
 def verify_token(
