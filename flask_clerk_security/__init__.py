@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .auth import Auth
 from .errors import (
     AuthenticationRequired,
@@ -18,7 +20,19 @@ from .errors import (
 )
 from .extension import ClerkSecurity, current_auth, get_auth
 from .tokens import verify_token
-from .validation import get_validated_body, get_validated_query
+
+if TYPE_CHECKING:
+    from .validation import get_validated_body, get_validated_query
+
+
+def __getattr__(name: str) -> Any:
+    """Import pydantic (via :mod:`.validation`, ~0.15 s) only when its accessors are first used."""
+    if name in ("get_validated_body", "get_validated_query"):
+        from . import validation
+
+        return getattr(validation, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Auth",

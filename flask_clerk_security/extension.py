@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from flask import Flask, current_app, g, has_request_context, redirect, request
-from flask_limiter import Limiter
 from werkzeug.exceptions import HTTPException
 from werkzeug.local import LocalProxy
 
@@ -48,6 +47,7 @@ from .tokens import TokenVerifier
 from .webhooks import WebhookBlueprint, WebhookState, warn_if_unconfigured
 
 if TYPE_CHECKING:
+    from flask_limiter import Limiter
     from pydantic import BaseModel
 
 logger = logging.getLogger("flask_clerk_security")

@@ -10,14 +10,16 @@ import json
 import logging
 import time
 import weakref
+from typing import TYPE_CHECKING
 
 from flask import Flask, Response, current_app, has_request_context, request
-from flask_limiter import Limiter, RequestLimit
-from limits.errors import ConfigurationError as LimitsConfigurationError
 
 from .config import ClerkSettings
 from .errors import ConfigurationError
 from .signals import rate_limit_exceeded
+
+if TYPE_CHECKING:
+    from flask_limiter import Limiter, RequestLimit
 
 logger = logging.getLogger("flask_clerk_security")
 
@@ -68,7 +70,10 @@ def create_limiter() -> Limiter:
 
     When the storage (Redis) fails, flask-limiter logs a warning and keeps enforcing the same limits in this
     process's memory until the storage answers again (it re-checks with a growing back-off, at most ~32 s).
+    flask-limiter (and the ``limits`` storages, ~0.1 s) is imported here, when an extension is created.
     """
+    from flask_limiter import Limiter
+
     return Limiter(
         rate_limit_key,
         headers_enabled=True,
@@ -108,6 +113,8 @@ def init_limiter(limiter: Limiter, app: Flask, settings: ClerkSettings, *, owned
         _storage_uris[limiter] = uri
     if limiter in app.extensions.get("limiter", set()):
         return
+    from limits.errors import ConfigurationError as LimitsConfigurationError
+
     try:
         limiter.init_app(app)
     except LimitsConfigurationError:

@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+import flask
 import pytest
 from flask import Flask, render_template_string
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -268,3 +269,26 @@ def test_without_proxyfix_the_redirect_uses_the_internal_host(clerk_issuer: Cler
         "/health", base_url="http://internal:8000", headers={"X-Forwarded-Host": "app.example.com"}
     )
     assert response.headers["Location"] == "https://internal:8000/health"
+
+
+def test_clerk_talisman_renders_exactly_what_talisman_renders(app_factory: AppFactory) -> None:
+    """The cached rendering of ClerkTalisman gives Talisman's own header text, nonce included."""
+    from flask_talisman import Talisman
+
+    from flask_clerk_security.headers import ClerkTalisman
+
+    app, _ = app_factory({"CLERK_CSP_STRICT": True})
+    talisman = app.extensions["clerk_security"].talisman
+    assert isinstance(talisman, ClerkTalisman)
+    policies: list[Any] = [
+        talisman.content_security_policy,
+        {"default-src": "'self'", "script-src": ["'self'", "https://a.example"], "img-src": "*"},
+        "default-src 'self'; script-src 'self' https://b.example; style-src 'unsafe-inline'",
+    ]
+    for nonce in (None, "n0nce"):
+        with app.test_request_context("/api/me"):
+            if nonce:
+                flask.request.csp_nonce = nonce  # type: ignore[attr-defined]
+            for policy in policies:
+                for _ in range(2):  # the second call is served from the cache
+                    assert talisman._parse_policy(policy) == Talisman._parse_policy(talisman, policy)
