@@ -10,7 +10,14 @@ from flask import Request
 from .auth import Auth
 from .config import ClerkSettings
 from .errors import TokenVerificationError
-from .handshake import PageAuthenticator, cookie_suffix, is_session_jwt, remember, request_reason
+from .handshake import (
+    PageAuthenticator,
+    cookie_suffix,
+    is_page_request,
+    is_session_jwt,
+    remember,
+    request_reason,
+)
 from .handshake import PageReason as AuthReason
 from .tokens import TokenVerifier, decode_unverified
 
@@ -31,16 +38,6 @@ def token_from_authorization(value: str | None) -> str | None:
     if not token:
         return scheme or None
     return token if scheme == "Bearer" else None
-
-
-def is_page_request(request: Request) -> bool:
-    """A browser navigation (Clerk's ``isRequestEligibleForHandshake`` test), as opposed to an API call."""
-    if request.method != "GET":
-        return False
-    dest = request.headers.get("Sec-Fetch-Dest")
-    if dest:
-        return dest in ("document", "iframe")
-    return request.headers.get("Accept", "").startswith("text/html")
 
 
 class RequestAuthenticator:

@@ -602,13 +602,24 @@ def remember(state: PageState) -> None:
     setattr(g, _G_STATE, state)
 
 
+def is_page_request(request: Request) -> bool:
+    """A browser navigation (Clerk's ``isRequestEligibleForHandshake`` test), as opposed to an API call."""
+    if request.method != "GET":
+        return False
+    dest = request.headers.get("Sec-Fetch-Dest")
+    if dest:
+        return dest in ("document", "iframe")
+    return request.headers.get("Accept", "").startswith("text/html")
+
+
 def needs_early_auth(request: Request) -> bool:
     """Page navigations and handshake returns are authenticated before the view, even on public routes."""
-    if request.method == "GET" and (
-        request.headers.get("Sec-Fetch-Dest") in ("document", "iframe")
-        or (not request.headers.get("Sec-Fetch-Dest") and request.headers.get("Accept", "").startswith("text/html"))
-    ):
+    if is_page_request(request):
         return True
+    # HANDSHAKE is a prefix of HANDSHAKE_NONCE: one look at the raw query and Cookie header covers both, and
+    # the parsed forms are only built when it is there.
+    if HANDSHAKE.encode() not in request.query_string and HANDSHAKE not in request.headers.get("Cookie", ""):
+        return False
     return any(name in request.args or name in request.cookies for name in (HANDSHAKE, HANDSHAKE_NONCE))
 
 

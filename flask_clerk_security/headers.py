@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import flask
 from flask import Flask
 from flask_talisman import Talisman
+from flask_talisman.talisman import NONCE_LENGTH, get_random_string
 
 from .errors import ConfigurationError
 
@@ -184,6 +185,8 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
     Talisman resolves each view's options four times per request and re-parses the policy text on every
     response. Both depend only on the view (its ``@talisman(...)`` options are set before the first request)
     and on the policy, so they are computed once per endpoint and per policy; the nonce is joined in per request.
+    The nonce itself is made when a template first calls ``csp_nonce()``: a response that uses none (a JSON
+    API answer, a page without inline scripts) carries none, and costs no random string.
     """
 
     def init_app(self, app: Flask, **options: Any) -> None:
@@ -197,6 +200,18 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
         if options is None:
             options = self._view_options[endpoint] = super()._get_local_options()
         return options
+
+    def _make_nonce(self) -> None:
+        """Talisman makes a nonce before every request; here :meth:`_get_nonce` makes it when asked."""
+
+    def _get_nonce(self) -> str:
+        options = self._get_local_options()
+        if not (options["content_security_policy"] and options["content_security_policy_nonce_in"]):
+            return ""
+        nonce: str | None = getattr(flask.request, "csp_nonce", None)
+        if nonce is None:
+            nonce = flask.request.csp_nonce = get_random_string(NONCE_LENGTH)  # type: ignore[attr-defined]
+        return nonce
 
     def _parse_policy(self, policy: Any) -> str:
         nonce_in = tuple(self._get_local_options()["content_security_policy_nonce_in"] or ())

@@ -107,10 +107,6 @@ def _jwt_machine_type(token: str) -> str | None:
     return OAUTH_TOKEN if decoded[0].get("typ") in OAUTH_ACCESS_TOKEN_TYPES else None
 
 
-def is_machine_jwt(token: str) -> bool:
-    return _jwt_machine_type(token) is not None
-
-
 def is_machine_token(token: str) -> bool:
     """Clerk's ``isMachineToken``: a machine prefix, or an OAuth / M2M JWT."""
     return machine_token_type(token) is not None
@@ -427,8 +423,8 @@ def authenticate(
             return _mismatch(parsed)
     if token:
         if accepts == SESSION_TOKEN:
-            # JWTs of another class signed by the same instance key must not pass as sessions.
-            return _mismatch(SESSION_TOKEN) if is_machine_jwt(token) else session()
+            # The session path itself refuses machine JWTs signed by the same key (token-type-mismatch).
+            return session()
         kind = machine_token_type(token)
         if kind is None:
             return session() if accepts == ANY or isinstance(accepts, frozenset) else _mismatch(str(accepts))

@@ -33,7 +33,7 @@ def test_default_headers(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer)
     csp = directives(response.headers["Content-Security-Policy"])
     fapi = f"https://{clerk_issuer.frontend_api}"
     assert csp["script-src"][:4] == ["'self'", fapi, "https://challenges.cloudflare.com", "https://*.protect.clerk.com"]
-    assert re.fullmatch(r"'nonce-[A-Za-z0-9_-]{32}'", csp["script-src"][-1])
+    assert not any(source.startswith("'nonce-") for source in csp["script-src"]), "no template asked for one"
     assert csp["connect-src"] == ["'self'", fapi, "https://*.protect.clerk.com:*"]
     assert csp["img-src"] == ["'self'", "https://img.clerk.com"]
     assert csp["worker-src"] == ["'self'", "blob:"]
@@ -78,7 +78,6 @@ def test_strict_mode_and_report_uri(app_factory: AppFactory) -> None:
     response = app.test_client().get("/health")
     csp = directives(response.headers["Content-Security-Policy"])
     assert csp["script-src"][0] == "'strict-dynamic'"
-    assert csp["script-src"][-1].startswith("'nonce-")
     assert csp["report-uri"] == ["/csp-report"]
 
 

@@ -339,3 +339,56 @@ def test_limiter_returns_to_redis_when_it_recovers(
         assert client.get("/api/limited", headers=headers).status_code == 429
     finally:
         proxy.close()
+
+
+def test_before_request_check_is_skipped_while_no_app_wide_limit_exists(
+    app_factory: Build, clerk_issuer: ClerkTestIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, clerk = app_factory()
+
+    @app.get("/api/limited")
+    @clerk.limiter.limit("1 per minute")
+    def limited() -> dict[str, str]:
+        return {}
+
+    resolved: list[bool] = []
+    original = clerk.limiter.limit_manager.resolve_limits
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        resolved.append(kwargs.get("in_middleware", args[4] if len(args) > 4 else False))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(clerk.limiter.limit_manager, "resolve_limits", spy)
+    client = app.test_client()
+    headers = clerk_issuer.auth_header()
+    assert client.get("/api/me", headers=headers).status_code == 200
+    assert resolved == [], "no app-wide limits: the before_request check has nothing to resolve"
+    assert statuses(client, "/api/limited", 2, headers=headers) == [200, 429]
+    assert resolved and not any(resolved), "decorated limits are still checked, by their decorator"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"RATELIMIT_DEFAULT": "2 per minute"}, {"RATELIMIT_APPLICATION": "2 per minute"}],
+)
+def test_app_wide_limits_still_apply_through_before_request(
+    app_factory: Build, clerk_issuer: ClerkTestIssuer, config: dict[str, str]
+) -> None:
+    app, _ = app_factory(config)
+    headers = clerk_issuer.auth_header()
+    assert statuses(app.test_client(), "/api/me", 3, headers=headers) == [200, 200, 429]
+
+
+def test_blueprint_limits_still_apply_through_before_request(clerk_issuer: ClerkTestIssuer) -> None:
+    from flask import Blueprint
+
+    app = Flask("blueprint_limits")
+    app.config.update(clerk_issuer.config, TESTING=True)
+    clerk = ClerkSecurity()
+    reports = Blueprint("reports", __name__)
+    reports.add_url_rule("/reports", "list", lambda: {"reports": []})
+    clerk.limiter.limit("2 per minute")(reports)
+    app.register_blueprint(reports)
+    clerk.init_app(app)
+    headers = clerk_issuer.auth_header()
+    assert statuses(app.test_client(), "/reports", 3, headers=headers) == [200, 200, 429]
