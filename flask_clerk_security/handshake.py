@@ -26,9 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus, urljoin, urlsplit, urlunsplit
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
 from flask import Request, g
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
@@ -37,7 +34,7 @@ from . import backend_api
 from .auth import Auth
 from .config import CLERK_API_VERSION_HEADER, ClerkSettings
 from .errors import TokenVerificationError
-from .tokens import Reason, TokenVerifier, decode_unverified
+from .tokens import Reason, TokenVerifier, decode_unverified, verify_signature
 
 logger = logging.getLogger("flask_clerk_security")
 
@@ -66,11 +63,6 @@ HANDSHAKE_STATUS = "handshake"
 _G_STATE = "_clerk_security_page_state"
 _SESSION_CATEGORIES = frozenset({"cl_B7d4PD111AAA", "cl_I7d4PD111III"})
 _OAUTH_JWT_TYPES = frozenset({"at+jwt", "application/at+jwt"})
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "RS256": hashes.SHA256,
-    "RS384": hashes.SHA384,
-    "RS512": hashes.SHA512,
-}
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _LEGACY_DEV_SUFFIXES = (".lcl.dev", ".lclstage.dev", ".lclclerk.com")
 _CURRENT_DEV_SUFFIXES = (".accounts.dev", ".accountsstage.dev", ".accounts.lclclerk.com")
@@ -526,19 +518,13 @@ def verify_handshake_token(token: str, verifier: TokenVerifier) -> dict[str, Any
     """Clerk's ``verifyHandshakeToken``: header checks, session category, signature; no claim checks."""
     header, payload, signing_input, signature = decode_unverified(token)
     key = verifier.key_source.get_key(header.get("kid"))
-    if "typ" in header and header["typ"] != "JWT":
-        raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid JWT type. Expected JWT.")
-    alg = header.get("alg")
-    hash_type = _HASHES.get(alg) if isinstance(alg, str) else None
-    if hash_type is None:
-        raise TokenVerificationError(Reason.TOKEN_INVALID_ALGORITHM, "Invalid JWT algorithm.")
+    verify_signature(key, header, signing_input, signature, header_check=_check_handshake_category)
+    return payload
+
+
+def _check_handshake_category(header: Mapping[str, Any]) -> None:
     if "cat" in header and header["cat"] not in _SESSION_CATEGORIES:
         raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid handshake token category.")
-    try:
-        key.verify(signature, signing_input, padding.PKCS1v15(), hash_type())
-    except InvalidSignature:
-        raise TokenVerificationError(Reason.TOKEN_INVALID_SIGNATURE, "Handshake signature is invalid.") from None
-    return payload
 
 
 def handshake_url(ctx: CookieContext, reason: str) -> str:

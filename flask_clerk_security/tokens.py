@@ -8,7 +8,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,11 +40,9 @@ class Reason:
     JWK_KID_MISMATCH = "jwk-kid-mismatch"
 
 
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
-    "RS256": hashes.SHA256,
-    "RS384": hashes.SHA384,
-    "RS512": hashes.SHA512,
-}
+#: Clerk's accepted ``alg`` values. Only RS256 ever verifies: Clerk imports every key as an RS256 key (PEM and
+#: JWKS alike), so WebCrypto refuses it for RS384/RS512 and verifyJwt answers token-verification-failed.
+ALGORITHMS = frozenset({"RS256", "RS384", "RS512"})
 #: ``cat`` header of M2M JWTs signed by the instance key; session verification refuses them.
 JWT_CATEGORY_M2M = "cl_B7d4PD333AAA"
 #: Longer strings are not tokens; refusing them early bounds the work garbage can cause.
@@ -196,6 +194,33 @@ def _start_ms(payload: dict[str, Any]) -> float:
     return start
 
 
+def verify_signature(
+    key: RSAPublicKey,
+    header: Mapping[str, Any],
+    signing_input: bytes,
+    signature: bytes,
+    *,
+    header_types: tuple[str, ...] | None = None,
+    header_check: Callable[[Mapping[str, Any]], None] | None = None,
+) -> None:
+    """The header and signature half of Clerk's ``verifyJwt``: ``typ``, ``alg``, a caller's own header rule,
+    then the signature. ``header_types`` is Clerk's ``headerType`` option: when given, ``typ`` must be one of
+    them even when absent; otherwise an absent ``typ`` passes and a present one must be ``JWT``."""
+    if ("typ" in header or header_types is not None) and header.get("typ") not in (header_types or ("JWT",)):
+        raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid JWT type.")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in ALGORITHMS:
+        raise TokenVerificationError(Reason.TOKEN_INVALID_ALGORITHM, "Invalid JWT algorithm.")
+    if header_check is not None:
+        header_check(header)
+    if alg != "RS256":
+        raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, f"Error verifying JWT signature ({alg}).")
+    try:
+        key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        raise TokenVerificationError(Reason.TOKEN_INVALID_SIGNATURE, "JWT signature is invalid.") from None
+
+
 class TokenVerifier:
     """Verifies session tokens for one configuration (key source, authorized parties, clock skew).
 
@@ -260,20 +285,7 @@ class TokenVerifier:
             raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid session token category.")
         kid = header.get("kid")
         key = self.key_source.get_key(kid)
-        if "typ" in header and header["typ"] != "JWT":
-            raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid JWT type. Expected JWT.")
-        alg = header.get("alg")
-        hash_type = _HASHES.get(alg) if isinstance(alg, str) else None
-        if hash_type is None:
-            raise TokenVerificationError(Reason.TOKEN_INVALID_ALGORITHM, "Invalid JWT algorithm.")
-        if alg != "RS256":
-            # Clerk imports every key as an RS256 key (PEM and JWKS alike), so WebCrypto refuses it for
-            # RS384/RS512 and verifyJwt answers token-verification-failed. Same decision here.
-            raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, f"Error verifying JWT signature ({alg}).")
-        try:
-            key.verify(signature, signing_input, padding.PKCS1v15(), hash_type())
-        except InvalidSignature:
-            raise TokenVerificationError(Reason.TOKEN_INVALID_SIGNATURE, "JWT signature is invalid.") from None
+        verify_signature(key, header, signing_input, signature)
         check_claims(payload, self.authorized_parties, self.skew_ms)
         return _Verified(payload, kid, key, self.authorized_parties, _js_date_ms(payload["exp"]), _start_ms(payload))
 
