@@ -34,7 +34,7 @@ from . import backend_api
 from .auth import Auth
 from .config import CLERK_API_VERSION_HEADER, ClerkSettings
 from .errors import TokenVerificationError
-from .tokens import Reason, TokenVerifier, decode_unverified, verify_signature
+from .tokens import Reason, TokenVerifier, decode_unverified, try_decode, verify_signature
 
 logger = logging.getLogger("flask_clerk_security")
 
@@ -169,17 +169,6 @@ def _without_params(url: str, names: Iterable[str]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, _form_encode(pairs), parts.fragment))
 
 
-def _decode(token: str | None) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """Clerk's ``decodeJwt`` without verification: (header, payload) or None."""
-    if not token:
-        return None
-    try:
-        header, payload, _, _ = decode_unverified(token)
-    except TokenVerificationError:
-        return None
-    return header, payload
-
-
 def is_session_jwt(header: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:
     """False for machine JWTs (OAuth ``at+jwt``, M2M ``sub: mch_...``) and non-session ``cat`` categories."""
     sub = payload.get("sub")
@@ -281,7 +270,7 @@ class CookieContext:
         plain_uat = self._cookie(CLIENT_UAT)
         suffixed_session = self._suffixed(SESSION) or ""
         session = self._cookie(SESSION) or ""
-        decoded = _decode(session)
+        decoded = try_decode(session)
         if session and not (decoded and decoded[1].get("iss")):
             return False
         if session and not self._belongs_to_instance(decoded):
@@ -289,7 +278,7 @@ class CookieContext:
         if not suffixed_uat and not suffixed_session:
             return False
         session_iat = _numeric(decoded[1].get("iat")) if decoded else 0.0
-        suffixed_decoded = _decode(suffixed_session)
+        suffixed_decoded = try_decode(suffixed_session)
         suffixed_iat = _numeric(suffixed_decoded[1].get("iat")) if suffixed_decoded else 0.0
         if suffixed_uat != "0" and plain_uat != "0" and session_iat > suffixed_iat:
             return False

@@ -36,7 +36,14 @@ from .token_types import (
     AcceptsToken,
     is_accepted,
 )
-from .tokens import JWT_CATEGORY_M2M, MAX_TOKEN_LENGTH, check_claims, decode_unverified, verify_signature
+from .tokens import (
+    JWT_CATEGORY_M2M,
+    MAX_TOKEN_LENGTH,
+    check_claims,
+    decode_unverified,
+    try_decode,
+    verify_signature,
+)
 
 logger = logging.getLogger("flask_clerk_security")
 
@@ -81,13 +88,7 @@ def is_jwt_format(token: str) -> bool:
 
 
 def _decoded(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    if not is_jwt_format(token):
-        return None
-    try:
-        header, payload, _, _ = decode_unverified(token)
-    except TokenVerificationError:
-        return None
-    return header, payload
+    return try_decode(token) if is_jwt_format(token) else None
 
 
 def _is_m2m_payload(payload: Mapping[str, Any]) -> bool:

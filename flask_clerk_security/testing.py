@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import jwt
@@ -346,7 +346,38 @@ _MACHINE_ROUTES = {
 }
 
 
-class BackendAPIStandIn:
+_Server = TypeVar("_Server", bound="_LoopbackServer")
+
+
+class _LoopbackServer:
+    """A stand-in's HTTP server on a free port of 127.0.0.1, served from a daemon thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self: _Server) -> _Server:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self: _Server) -> _Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class BackendAPIStandIn(_LoopbackServer):
     """Clerk's Backend API on 127.0.0.1 over real HTTP: ``GET /v1/jwks`` for the issuer, plus added routes.
 
     Knobs for failure tests: ``delay`` (seconds before answering), ``fail_status`` (answer every call with
@@ -376,32 +407,14 @@ class BackendAPIStandIn:
         for token_type, (path, field, _) in _MACHINE_ROUTES.items():
             self.routes[("POST", path)] = self._machine_verify_handler(token_type, field)
         self._stopped = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__(self._handler_class())
 
     def count(self, method: str, path: str) -> int:
         return sum(1 for call in self.calls if call.method == method and call.path == path)
 
-    def start(self) -> BackendAPIStandIn:
-        self._thread.start()
-        return self
-
     def stop(self) -> None:
-        self._stopped.set()
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> BackendAPIStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._stopped.set()  # releases requests held by ``hang``
+        super().stop()
 
     def _handshake_payload(self, request: StandInRequest) -> tuple[int, Any]:
         nonce = (request.query.get("nonce") or [""])[0]
@@ -570,7 +583,7 @@ class BackendAPIStandIn:
         return _Handler
 
 
-class FrontendAPIStandIn:
+class FrontendAPIStandIn(_LoopbackServer):
     """Clerk's Frontend API handshake endpoint on 127.0.0.1 over real HTTP: ``GET /v1/client/handshake``.
 
     It plays the browser's Clerk client: ``signed_in_as`` (options of :meth:`ClerkTestIssuer.session_claims`,
@@ -589,32 +602,11 @@ class FrontendAPIStandIn:
         self.use_nonce = True
         self.dev_browser_token = f"dvb_{secrets.token_hex(12)}"
         self.calls: list[dict[str, str]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__(self._handler_class())
 
     @property
     def development(self) -> bool:
         return self.issuer.publishable_key.startswith("pk_test_")
-
-    def start(self) -> FrontendAPIStandIn:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FrontendAPIStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def directives(self, *, suffixed: bool) -> list[str]:
         """The Set-Cookie directives a handshake answers with for the current client state."""

@@ -141,6 +141,17 @@ def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes
     return dict(header), dict(payload), signing_input, signature
 
 
+def try_decode(token: str | None) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Clerk's ``decodeJwt`` for a look at a token: (header, payload), or None when it is not a JWT."""
+    if not token:
+        return None
+    try:
+        header, payload, _, _ = decode_unverified(token)
+    except TokenVerificationError:
+        return None
+    return header, payload
+
+
 def check_claims(payload: dict[str, Any], authorized_parties: Iterable[str], skew_ms: float) -> None:
     """The payload rules of Clerk's verifyJwt, in its order (run only after the signature verified)."""
     if not isinstance(payload.get("sub"), str):
