@@ -142,14 +142,14 @@ def clerk_app(issuer: ClerkTestIssuer, api_url: str) -> Flask:
     return app
 
 
-def sdk_app(issuer: ClerkTestIssuer) -> Flask | None:
+def sdk_app(pem: str) -> Flask | None:
     """``clerk-backend-api``'s ``authenticate_request`` in a ``before_request`` (networkless, with jwt_key)."""
     try:
         from clerk_backend_api.security import authenticate_request
         from clerk_backend_api.security.types import AuthenticateRequestOptions
     except ImportError:
         return None
-    options = AuthenticateRequestOptions(jwt_key=issuer.public_pem, authorized_parties=[AZP])
+    options = AuthenticateRequestOptions(jwt_key=pem, authorized_parties=[AZP])
     app = Flask("clerk_backend_api")
 
     @app.before_request
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
             Variant("new", "protected route, new token each request", wsgi_runner(clerk, environs("/api/me", pool))),
         ]
-        sdk = sdk_app(issuer)
+        sdk = sdk_app(issuer.public_pem)
         if sdk is not None:
             variants.append(
                 Variant(
