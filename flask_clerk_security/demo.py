@@ -6,6 +6,7 @@ Nothing here talks to Clerk: tokens come from the test kit's issuer and the Back
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -401,6 +402,22 @@ def running_demo() -> Iterator[Demo]:
 
 
 def main() -> int:
+    """Run every step; print one line each (and the audit records it caused, indented); 1 if any failed."""
+    audit = logging.StreamHandler(sys.stdout)
+    audit.setFormatter(logging.Formatter("        audit: %(message)s"))
+    audit_logger = logging.getLogger("flask_clerk_security.audit")
+    audit_logger.addHandler(audit)
+    audit_logger.propagate = False
+    try:
+        failures = _run_steps()
+    finally:
+        audit_logger.removeHandler(audit)
+        audit_logger.propagate = True
+    print(f"{len(STEPS) - failures} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+def _run_steps() -> int:
     failures = 0
     with running_demo() as demo:
         print(f"flask-clerk-security demo: app on {demo.base_url}, Backend API stand-in on {demo.backend_api.url}")
@@ -412,8 +429,7 @@ def main() -> int:
                 print(f"FAIL  {title}: {exc}")
             else:
                 print(f"ok    {title}: {detail}")
-    print(f"{len(STEPS) - failures} passed, {failures} failed")
-    return 1 if failures else 0
+    return failures
 
 
 if __name__ == "__main__":
