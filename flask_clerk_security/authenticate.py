@@ -66,6 +66,9 @@ class RequestAuthenticator:
     def _verify(self, token: str, method: str) -> Auth:
         """The header path: machine JWTs and other categories are no sessions; reasons as Clerk's requests."""
         try:
+            cached = self.verifier.cached_session(token)
+            if cached is not None:
+                return cached
             header, payload, _, _ = decode_unverified(token)
             if not is_session_jwt(header, payload):
                 return Auth.signed_out(AuthReason.TOKEN_TYPE_MISMATCH)

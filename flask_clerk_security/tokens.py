@@ -286,6 +286,15 @@ class TokenVerifier:
             entry.auth = Auth.from_claims(entry.payload)
         return entry.auth
 
+    def cached_session(self, token: str) -> Auth | None:
+        """The ``Auth`` :meth:`verify_session` gave ``token`` before, if its entry still holds now; else None.
+
+        Only :meth:`verify_session` fills it, and its callers check the token is a session token first, so a
+        hit needs no second look at the token. Raises as verification would (``token-expired`` ...).
+        """
+        entry = self._cached(token)
+        return entry.auth if entry is not None else None
+
     def cache_len(self) -> int:
         """How many verified tokens are remembered now."""
         return len(self._cache)
