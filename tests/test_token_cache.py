@@ -357,3 +357,25 @@ def test_json_segments_decode_as_json_loads_of_bytes(data: bytes) -> None:
     except (ValueError, UnicodeDecodeError, RecursionError):
         got = ValueError
     assert got == expected
+
+
+def test_only_verified_sessions_come_back_from_the_session_fast_path(clerk_issuer: ClerkTestIssuer) -> None:
+    verifier, _ = verifier_for(clerk_issuer)
+    machine_jwt = clerk_issuer.m2m_jwt(category=None)  # signed by the same key, no cat header: verify() passes it
+    verifier.verify(machine_jwt)
+    assert verifier.cached_session(machine_jwt) is None, "a token never checked as a session is not a session hit"
+    session = clerk_issuer.session_token()
+    assert verifier.cached_session(session) is None
+    auth = verifier.verify_session(session)
+    assert verifier.cached_session(session) is auth
+
+
+def test_header_path_refuses_a_machine_jwt_even_after_another_path_cached_it(
+    app_factory: Any, clerk_issuer: ClerkTestIssuer
+) -> None:
+    app, _ = app_factory()
+    machine_jwt = clerk_issuer.m2m_jwt(category=None)
+    get_state(app).authenticator.verifier.verify(machine_jwt)  # as a handshake's session cookie would be verified
+    response = app.test_client().get("/api/me", headers={"Authorization": f"Bearer {machine_jwt}"})
+    assert response.status_code == 401
+    assert response.headers["x-clerk-auth-reason"] == "token-type-mismatch"
