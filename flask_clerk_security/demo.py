@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +17,6 @@ from typing import Annotated, Any, Literal
 import requests
 from flask import Flask
 from pydantic import BaseModel, StringConstraints
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from . import ClerkSecurity, current_auth
 from .testing import (
@@ -27,15 +25,11 @@ from .testing import (
     FrontendAPIStandIn,
     clerk_event,
     generate_webhook_secret,
+    serve_app,
     sign_webhook,
 )
 
 ORIGIN = "http://localhost:5000"
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 class NoteIn(BaseModel):
@@ -392,13 +386,8 @@ def running_demo() -> Iterator[Demo]:
     issuer = ClerkTestIssuer()
     with BackendAPIStandIn(issuer) as backend_api, FrontendAPIStandIn(issuer, backend_api=backend_api) as fapi:
         app = create_demo_app(issuer, backend_api, fapi.url)
-        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield Demo(f"http://127.0.0.1:{server.server_port}", issuer, backend_api, fapi)
-        finally:
-            server.shutdown()
+        with serve_app(app) as base_url:
+            yield Demo(base_url, issuer, backend_api, fapi)
 
 
 def main() -> int:

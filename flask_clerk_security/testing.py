@@ -10,7 +10,8 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
@@ -19,6 +20,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from .handshake import cookie_suffix
 
@@ -31,6 +33,7 @@ __all__ = [
     "StandInRequest",
     "clerk_event",
     "generate_webhook_secret",
+    "serve_app",
     "sign_webhook",
 ]
 
@@ -344,6 +347,28 @@ _MACHINE_ROUTES = {
     "m2m_token": ("/m2m_tokens/verify", "token", "mt_"),
     "oauth_token": ("/oauth_applications/access_tokens/verify", "access_token", "oat_"),
 }
+
+
+@contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """Serve a WSGI app on a free port of 127.0.0.1 (werkzeug, threaded, quiet) for real-HTTP and browser tests.
+
+    ``with serve_app(app) as base_url: requests.get(base_url + "/api/me")``; the server stops on exit.
+    """
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+class _QuietRequestHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
 
 
 _Server = TypeVar("_Server", bound="_LoopbackServer")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,9 +12,8 @@ from typing import Any
 
 import pytest
 from flask import Flask, render_template_string
-from werkzeug.serving import WSGIRequestHandler, make_server
 
-from flask_clerk_security.testing import ClerkTestIssuer
+from flask_clerk_security.testing import ClerkTestIssuer, serve_app
 
 pytestmark = pytest.mark.browser
 
@@ -27,28 +25,12 @@ CHROMIUM_ARGS = [
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "csp_app.py"
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
 def load_example() -> Any:
     spec = importlib.util.spec_from_file_location("csp_app_example", EXAMPLE)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def serve(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
 
 
 @pytest.fixture(scope="module")
@@ -77,16 +59,15 @@ def example_app() -> Flask:
     app: Flask = example.create_app(
         {**clerk_issuer.config, "CLERK_FORCE_HTTPS": False, "CLERK_PUBLIC_ROUTES": ["/", "/csp-report", "/injected"]}
     )
-    page = example.PAGE.replace(
-        "{% block extra %}{% endblock %}", "<script>window.injectedScriptRan = true;</script>"
-    )
+    page = example.PAGE.replace("{% block extra %}{% endblock %}", "<script>window.injectedScriptRan = true;</script>")
     app.add_url_rule("/injected", "injected", lambda: render_template_string(page))
     return app
 
 
 @pytest.fixture
 def app_url(example_app: Flask) -> Iterator[str]:
-    yield from serve(example_app)
+    with serve_app(example_app) as url:
+        yield url
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -143,7 +124,7 @@ def test_page_refuses_to_render_in_a_cross_origin_iframe(browser: Any, app_url: 
     page = browser.new_page()
     page.on("console", lambda message: console.append(message.text))
     try:
-        for framer_url in serve(framer):
+        with serve_app(framer) as framer_url:
             page.goto(framer_url)
             page.wait_for_function("window.messages.some(m => m[1] === 'control-rendered')", timeout=5000)
             page.wait_for_timeout(500)  # bounded: give the victim frame time to render if it could

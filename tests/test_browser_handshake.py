@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from flask_clerk_security import ClerkSecurity, current_auth
-from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer, FrontendAPIStandIn
+from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer, FrontendAPIStandIn, serve_app
 
 pytestmark = pytest.mark.browser
 
@@ -42,11 +40,6 @@ def _need(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     _need(os.path.exists(CHROMIUM) or shutil.which("chromium") is not None, "chromium is not installed")
@@ -58,12 +51,6 @@ def browser() -> Iterator[Any]:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield chromium
         chromium.close()
-
-
-def _serve(app: Flask) -> tuple[str, Any]:
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    return f"http://127.0.0.1:{server.server_port}", server
 
 
 @pytest.mark.parametrize(("instance", "use_nonce"), [("live", True), ("test", False)], ids=["prod-nonce", "dev-token"])
@@ -86,8 +73,7 @@ def test_stale_cookie_is_refreshed_through_the_handshake(browser: Any, instance:
         def dashboard() -> str:
             return f"<html><body><h1 id='who'>Hello {current_auth.user_id}</h1></body></html>"
 
-        base, server = _serve(app)
-        try:
+        with serve_app(app) as base:
             now = int(time.time())
             stale = issuer.session_token(user_id="user_browser", issued_at=now - 120, azp=None)
             context = browser.new_context()
@@ -110,5 +96,3 @@ def test_stale_cookie_is_refreshed_through_the_handshake(browser: Any, instance:
             again = page.goto(f"{base}/dashboard", wait_until="load", timeout=15000)
             assert again is not None and again.status == 200 and len(fapi.calls) == 1
             context.close()
-        finally:
-            server.shutdown()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -14,7 +13,6 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field, RootModel, StringConstraints, field_validator
-from werkzeug.serving import make_server
 
 from flask_clerk_security import (
     BodyTooLarge,
@@ -25,7 +23,7 @@ from flask_clerk_security import (
     get_validated_body,
     get_validated_query,
 )
-from flask_clerk_security.testing import ClerkTestIssuer
+from flask_clerk_security.testing import ClerkTestIssuer, serve_app
 from flask_clerk_security.validation import GENERIC_MESSAGE, MAX_REPORTED_ERRORS
 
 AppFactory = Callable[..., tuple[Flask, ClerkSecurity]]
@@ -408,14 +406,8 @@ def test_streamed_body_read_is_bounded(build: Any, auth: dict[str, str], flask_l
 def served(build: Any) -> Iterator[str]:
     """The app on a real HTTP server on 127.0.0.1 (werkzeug's, which decodes chunked bodies)."""
     app, _ = build({"CLERK_MAX_BODY_BYTES": 4096})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
+    with serve_app(app) as url:
+        yield url
 
 
 def _chunks(total: int) -> Iterator[bytes]:
