@@ -10,7 +10,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -51,6 +51,7 @@ _MAX_JS_DATE_MS = 8.64e15
 #: Expired entries dropped from the cold end of the token cache per insert (memory goes back without a sweep).
 _EXPIRED_DROPPED_PER_INSERT = 4
 #: Decoded JWT headers by segment; cleared when full, so headers crafted to churn it cost nothing lasting.
+_T = TypeVar("_T")
 _HEADERS: dict[str, dict[str, Any]] = {}
 _HEADERS_KEPT = 64
 #: Recently decoded tokens (see decode_unverified); cleared when full, so at most this many are held.
@@ -97,15 +98,20 @@ def _js_date_ms(seconds: float) -> float:
     return math.nan if abs(ms) > _MAX_JS_DATE_MS else float(ms)
 
 
+def _remembered(memo: dict[str, _T], key: str, limit: int, compute: Callable[[str], _T]) -> _T:
+    """``compute(key)``, kept in ``memo``; the memo is emptied when it reaches ``limit`` entries (bounded)."""
+    value = memo.get(key)
+    if value is None:
+        value = compute(key)
+        if len(memo) >= limit:
+            memo.clear()
+        memo[key] = value
+    return value
+
+
 def _decode_header(segment: str) -> dict[str, Any]:
     """A JWT header, decoded once per distinct segment (an instance signs every token with the same few)."""
-    header = _HEADERS.get(segment)
-    if header is None:
-        header = _json_object(segment)
-        if len(_HEADERS) >= _HEADERS_KEPT:
-            _HEADERS.clear()
-        _HEADERS[segment] = header
-    return header
+    return _remembered(_HEADERS, segment, _HEADERS_KEPT, _json_object)
 
 
 def _decode(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
@@ -131,13 +137,7 @@ def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes
     """
     if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
         raise TokenVerificationError(Reason.TOKEN_INVALID, "Token is not a string of acceptable length.")
-    decoded = _DECODED.get(token)
-    if decoded is None:
-        decoded = _decode(token)
-        if len(_DECODED) >= _DECODED_KEPT:
-            _DECODED.clear()
-        _DECODED[token] = decoded
-    header, payload, signing_input, signature = decoded
+    header, payload, signing_input, signature = _remembered(_DECODED, token, _DECODED_KEPT, _decode)
     return dict(header), dict(payload), signing_input, signature
 
 
