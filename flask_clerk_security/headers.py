@@ -10,13 +10,14 @@ import inspect
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 import flask
-from flask import Flask
+from flask import Flask, Response
 from flask_talisman import Talisman
 from flask_talisman.talisman import NONCE_LENGTH, get_random_string
+from werkzeug.datastructures import Headers
 
 from .errors import ConfigurationError
 
@@ -182,9 +183,11 @@ def check_talisman_options(raw: Any) -> dict[str, Any]:
 class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no type hints
     """Talisman, with its per-request work done once: the same headers for a fraction of the cost.
 
-    Talisman resolves each view's options four times per request and re-parses the policy text on every
-    response. Both depend only on the view (its ``@talisman(...)`` options are set before the first request)
-    and on the policy, so they are computed once per endpoint and per policy; the nonce is joined in per request.
+    Talisman resolves each view's options four times per request, re-parses the policy and sets every header
+    one by one on every response. All of that depends only on the view (its ``@talisman(...)`` options are set
+    before the first request), on whether the request came over HTTPS (HSTS) and on the nonce. So the headers
+    of a response without a nonce are rendered by Talisman itself once per endpoint and scheme, then added in
+    one pass; a response carrying a nonce goes through Talisman's own path, with the policy parsed once.
     The nonce itself is made when a template first calls ``csp_nonce()``: a response that uses none (a JSON
     API answer, a page without inline scripts) carries none, and costs no random string.
     """
@@ -192,6 +195,7 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
     def init_app(self, app: Flask, **options: Any) -> None:
         self._view_options: dict[str | None, dict[str, Any]] = {}
         self._policy_parts: dict[tuple[int, tuple[str, ...]], tuple[Any, list[tuple[str, bool]]]] = {}
+        self._rendered: dict[tuple[str | None, bool], _RenderedHeaders] = {}
         super().init_app(app, **options)
 
     def _get_local_options(self) -> dict[str, Any]:
@@ -200,6 +204,28 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
         if options is None:
             options = self._view_options[endpoint] = super()._get_local_options()
         return options
+
+    def _force_https(self) -> Response | None:
+        """Talisman's redirect of plain-HTTP requests; HTTPS requests (nearly all) return after one look."""
+        if self.session_cookie_secure and not self.app.debug:
+            self.app.config["SESSION_COOKIE_SECURE"] = True
+        if self.app.debug or _is_https(flask.request) or not self._get_local_options()["force_https"]:
+            return None
+        redirect: Response | None = super()._force_https()
+        return redirect
+
+    def _set_response_headers(self, response: Response) -> Response:
+        request = flask.request._get_current_object()  # type: ignore[attr-defined]
+        if getattr(request, "csp_nonce", None) is not None:
+            return cast(Response, super()._set_response_headers(response))
+        key = (request.endpoint, _is_https(request))
+        rendered = self._rendered.get(key)
+        if rendered is None:
+            sink = _HeaderSink()
+            super()._set_response_headers(sink)
+            rendered = self._rendered[key] = _RenderedHeaders(sink.headers)
+        rendered.apply(response.headers)
+        return response
 
     def _make_nonce(self) -> None:
         """Talisman makes a nonce before every request; here :meth:`_get_nonce` makes it when asked."""
@@ -223,6 +249,35 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
         if nonce is None:
             return "; ".join(text for text, _ in cached[1])
         return "; ".join(f"{text} 'nonce-{nonce}'" if wants else text for text, wants in cached[1])
+
+
+def _is_https(request: flask.Request) -> bool:
+    """Talisman's test for HTTPS (HSTS and the redirect): the WSGI scheme or ``X-Forwarded-Proto``."""
+    environ = request.environ
+    return bool(environ.get("wsgi.url_scheme") == "https" or environ.get("HTTP_X_FORWARDED_PROTO") == "https")
+
+
+class _HeaderSink:
+    """Stands in for a response while Talisman renders its headers: Talisman only touches ``.headers``."""
+
+    def __init__(self) -> None:
+        self.headers = Headers()
+
+
+class _RenderedHeaders:
+    """One endpoint's security headers as Talisman set them, ready to be added to a response in one pass."""
+
+    def __init__(self, headers: Headers) -> None:
+        self.items = list(headers.items())
+        self.names = frozenset(name.lower() for name, _ in self.items)
+
+    def apply(self, headers: Headers) -> None:
+        """Add the headers; where the view already set one of them, Talisman's rule (replace it) applies."""
+        if self.names.isdisjoint([name.lower() for name in headers.keys()]):
+            headers.extend(self.items)
+        else:
+            for name, value in self.items:
+                headers[name] = value
 
 
 def _policy_parts(policy: Any, nonce_in: tuple[str, ...]) -> list[tuple[str, bool]]:
