@@ -13,7 +13,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING
 
-from flask import Flask, Response, current_app, has_request_context, request
+from flask import Flask, Response, current_app, g, has_request_context, request
 
 from .config import ClerkSettings
 from .errors import ConfigurationError
@@ -21,6 +21,7 @@ from .signals import rate_limit_exceeded
 
 if TYPE_CHECKING:
     from flask_limiter import Limiter, RequestLimit
+    from flask_limiter._extension import LimiterContext
 
 logger = logging.getLogger("flask_clerk_security")
 
@@ -28,6 +29,8 @@ _REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://", "redis+sentinel://",
 #: Seconds a Redis call may take before the limiter treats the storage as down and falls back to memory.
 REDIS_TIMEOUT = 1.0
 #: The storage URI each limiter we created was initialised with (flask-limiter keeps one storage per Limiter).
+#: Set on ``g`` once the limiter touches a request's state (a limit was checked).
+_G_LIMITER_USED = "_clerk_security_limiter_used"
 _storage_uris: weakref.WeakKeyDictionary[Limiter, str] = weakref.WeakKeyDictionary()
 
 
@@ -72,13 +75,32 @@ def limiter_class() -> type[Limiter]:
     from flask_limiter import Limiter
 
     class ClerkLimiter(Limiter):
-        """A ``flask_limiter.Limiter`` whose ``before_request`` check returns at once when it has nothing to do.
+        """A ``flask_limiter.Limiter`` whose hooks return at once on requests it has nothing to do for.
 
         Limits from ``@limiter.limit`` are checked by their decorator; the ``before_request`` hook only serves
         application, default, blueprint and meta limits (and limits hinted for an endpoint). While none of
         those exist, running the hook costs every request about 0.1 ms for no decision, so it is skipped;
         the moment any is configured, every request goes through flask-limiter's own check again.
+        Its ``after_request`` and ``teardown_request`` hooks only read and reset the state a limit check left
+        for the request; on a request no limit was checked for there is none, so they skip straight past it.
         """
+
+        @property
+        def context(self) -> LimiterContext:
+            setattr(g, _G_LIMITER_USED, True)
+            return super().context
+
+        @property
+        def current_limit(self) -> RequestLimit | None:
+            return super().current_limit if g.get(_G_LIMITER_USED) else None
+
+        def _Limiter__check_conditional_deductions(self, response: Response) -> None:
+            if g.get(_G_LIMITER_USED):
+                super()._Limiter__check_conditional_deductions(response)  # type: ignore[misc]
+
+        def _Limiter__release_context(self, exc: BaseException | None = None) -> None:
+            if g.get(_G_LIMITER_USED):
+                super()._Limiter__release_context(exc)  # type: ignore[misc]
 
         def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
             if in_middleware and not self._has_middleware_limits():
