@@ -48,8 +48,9 @@ class RequestAuthenticator:
         self.verifier = verifier
         self.pages = PageAuthenticator(settings, verifier)
 
-    def authenticate(self, request: Request) -> Auth:
-        header_token = token_from_authorization(request.headers.get("Authorization"))
+    def authenticate(self, request: Request, header_token: str | None) -> Auth:
+        """The session path: the ``Authorization`` header's token (see :func:`token_from_authorization`) when
+        there is one, else Clerk's cookies."""
         if header_token:
             return self._verify(header_token, request.method)
         return self._authenticate_cookie(request)

@@ -9,14 +9,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-from flask import Flask, current_app, g, has_request_context, redirect, request
+from flask import Flask, Request, current_app, g, has_request_context, redirect, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.local import LocalProxy
 
 from . import handshake, signals
 from .audit import connect_default_handler
 from .auth import Auth, reverification_config
-from .authenticate import CSRF_REASON, RequestAuthenticator, is_page_request
+from .authenticate import CSRF_REASON, RequestAuthenticator, is_page_request, token_from_authorization
 from .config import ClerkSettings, load_settings
 from .errors import (
     AuthenticationRequired,
@@ -93,21 +93,29 @@ def get_auth() -> Auth:
         raise RuntimeError("get_auth() and current_auth need an active request (app.test_request_context()).")
     auth: Auth | None = g.get(_G_AUTH)
     if auth is None:
-        state = get_state()
-        session = functools.partial(state.authenticator.authenticate, request)
-        auth = authenticate_request(request, _accepted_tokens(state), session, state.machine)
-        setattr(g, _G_AUTH, auth)
-        if auth.reason:
-            logger.info("signed out: %s (%s %s)", auth.reason, request.method, request.path)
+        auth = _authenticate(current_app._get_current_object(), request._get_current_object())  # type: ignore[attr-defined]
     return auth
 
 
 current_auth: Auth = cast(Auth, LocalProxy(get_auth))
 
 
-def _accepted_tokens(state: ClerkState) -> AcceptsToken:
-    """The token types the current endpoint accepts: its ``require(accepts_token=...)`` or the app default."""
-    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+def _authenticate(app: Flask, req: Request) -> Auth:
+    """Authenticate ``req`` (Clerk's ``authenticateRequest`` for the endpoint's accepted token types) and
+    remember the answer on ``g`` for the rest of the request."""
+    state = get_state(app)
+    token = token_from_authorization(req.environ.get("HTTP_AUTHORIZATION"))
+    session = functools.partial(state.authenticator.authenticate, req)
+    auth = authenticate_request(token, _accepted_tokens(app, req, state), session, state.machine)
+    setattr(g, _G_AUTH, auth)
+    if auth.reason:
+        logger.info("signed out: %s (%s %s)", auth.reason, req.method, req.path)
+    return auth
+
+
+def _accepted_tokens(app: Flask, req: Request, state: ClerkState) -> AcceptsToken:
+    """The token types the endpoint accepts: its ``require(accepts_token=...)`` or the app default."""
+    view = app.view_functions.get(req.endpoint) if req.endpoint else None
     accepts: AcceptsToken = getattr(view, _ACCEPTS_ATTR, state.settings.accepts_token)
     return accepts
 
@@ -131,7 +139,8 @@ def _signed_out_error(auth: Auth, settings: ClerkSettings) -> HTTPException:
 
 def _accepts_sessions() -> bool:
     """Whether this endpoint takes session tokens (a sign-in redirect is pointless on machine-only routes)."""
-    return is_accepted(SESSION_TOKEN, _accepted_tokens(get_state()))
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return is_accepted(SESSION_TOKEN, _accepted_tokens(app, request._get_current_object(), get_state(app)))  # type: ignore[attr-defined]
 
 
 def _check_machine_keys(settings: ClerkSettings) -> None:
@@ -250,17 +259,19 @@ class ClerkSecurity:
         """Default deny: every endpoint needs a signed-in request unless it is public."""
         req = request._get_current_object()  # type: ignore[attr-defined]  # one context lookup, not one per use
         endpoint = req.endpoint
-        if req.method == "OPTIONS" or endpoint is None:
+        if endpoint is None or endpoint == "static" or req.method == "OPTIONS":
             return
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         state = get_state(app)
-        if endpoint != "static" and handshake.needs_early_auth(req):
-            get_auth()
-            handshake.raise_for_redirect()
-        view = app.view_functions.get(endpoint)
-        if endpoint == "static" or getattr(view, _PUBLIC_ATTR, False) or state.public_routes(req.path):
+        if getattr(app.view_functions.get(endpoint), _PUBLIC_ATTR, False) or state.public_routes(req.path):
+            # Page navigations and handshake returns are authenticated even here: the handshake may redirect.
+            if handshake.needs_early_auth(req):
+                if g.get(_G_AUTH) is None:
+                    _authenticate(app, req)
+                handshake.raise_for_redirect()
             return
-        auth = get_auth()
+        auth: Auth = g.get(_G_AUTH) or _authenticate(app, req)
+        handshake.raise_for_redirect()
         if not auth.is_authenticated:
             raise _signed_out_error(auth, state.settings)
 

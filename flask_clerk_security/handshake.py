@@ -581,10 +581,11 @@ def is_page_request(request: Request) -> bool:
     """A browser navigation (Clerk's ``isRequestEligibleForHandshake`` test), as opposed to an API call."""
     if request.method != "GET":
         return False
-    dest = request.headers.get("Sec-Fetch-Dest")
+    environ = request.environ  # the headers as they came, without building the Headers view
+    dest = environ.get("HTTP_SEC_FETCH_DEST")
     if dest:
         return dest in ("document", "iframe")
-    return request.headers.get("Accept", "").startswith("text/html")
+    return str(environ.get("HTTP_ACCEPT", "")).startswith("text/html")
 
 
 def needs_early_auth(request: Request) -> bool:
@@ -593,7 +594,8 @@ def needs_early_auth(request: Request) -> bool:
         return True
     # HANDSHAKE is a prefix of HANDSHAKE_NONCE: one look at the raw query and Cookie header covers both, and
     # the parsed forms are only built when it is there.
-    if HANDSHAKE.encode() not in request.query_string and HANDSHAKE not in request.headers.get("Cookie", ""):
+    environ = request.environ
+    if HANDSHAKE not in environ.get("QUERY_STRING", "") and HANDSHAKE not in environ.get("HTTP_COOKIE", ""):
         return False
     return any(name in request.args or name in request.cookies for name in (HANDSHAKE, HANDSHAKE_NONCE))
 

@@ -17,11 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Request
-
 from . import backend_api
 from .auth import Auth
-from .authenticate import token_from_authorization
 from .config import ClerkSettings, mask_secret
 from .errors import TokenVerificationError
 from .jwks import KeySource
@@ -396,14 +393,15 @@ def _mismatch(token_type: str) -> Auth:
 
 
 def authenticate(
-    request: Request,
+    token: str | None,
     accepts: AcceptsToken,
-    session: Callable[[], Auth],
+    session: Callable[[str | None], Auth],
     verifier: MachineVerifier,
 ) -> Auth:
-    """Clerk's ``authenticateRequest`` for ``accepts``; ``session()`` is the session-token path (header, then
-    cookies) and runs unchanged whenever the request carries no machine token."""
-    token = token_from_authorization(request.headers.get("Authorization"))
+    """Clerk's ``authenticateRequest`` for ``accepts``, given the ``Authorization`` header's token (or None).
+
+    ``session(token)`` is the session-token path (that token, else the cookies) and runs unchanged whenever
+    the request carries no machine token."""
     if isinstance(accepts, frozenset):
         parsed = (machine_token_type(token) or SESSION_TOKEN) if token else SESSION_TOKEN
         if not is_accepted(parsed, accepts):
@@ -411,13 +409,13 @@ def authenticate(
     if token:
         if accepts == SESSION_TOKEN:
             # The session path itself refuses machine JWTs signed by the same key (token-type-mismatch).
-            return session()
+            return session(token)
         kind = machine_token_type(token)
         if kind is None:
-            return session() if accepts == ANY or isinstance(accepts, frozenset) else _mismatch(str(accepts))
+            return session(token) if accepts == ANY or isinstance(accepts, frozenset) else _mismatch(str(accepts))
         if not is_accepted(kind, accepts):
             return _mismatch(accepts if isinstance(accepts, str) and accepts != ANY else kind)
         return verifier.verify(token)
     if isinstance(accepts, str) and accepts in MACHINE_TOKEN_TYPES:
         return Auth.signed_out(Reason.NO_TOKEN_IN_HEADER, token_type=accepts)
-    return session()
+    return session(None)

@@ -246,9 +246,9 @@ def test_auth_is_computed_once_per_request(client: Any, clerk_issuer: ClerkTestI
     calls = []
     original = state.authenticator.authenticate
 
-    def counting(request: Any) -> Any:
+    def counting(request: Any, header_token: str | None) -> Any:
         calls.append(1)
-        return original(request)
+        return original(request, header_token)
 
     state.authenticator.authenticate = counting
 
