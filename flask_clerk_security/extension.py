@@ -68,7 +68,8 @@ class ClerkState:
 
     settings: ClerkSettings
     authenticator: RequestAuthenticator
-    public_routes: RouteMatcher
+    #: ``CLERK_PUBLIC_ROUTES`` compiled; ``None`` when there are none (most apps use ``@clerk.public``).
+    public_routes: RouteMatcher | None
     machine: MachineVerifier
     #: This app's own Talisman and the CSP it sends (nonce left out); ``None``/"" with CLERK_SECURITY_HEADERS off.
     talisman: Any = None
@@ -93,21 +94,21 @@ def get_auth() -> Auth:
         raise RuntimeError("get_auth() and current_auth need an active request (app.test_request_context()).")
     auth: Auth | None = g.get(_G_AUTH)
     if auth is None:
-        auth = _authenticate(current_app._get_current_object(), request._get_current_object())  # type: ignore[attr-defined]
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        auth = _authenticate(app, request._get_current_object(), get_state(app), g._get_current_object())  # type: ignore[attr-defined]
     return auth
 
 
 current_auth: Auth = cast(Auth, LocalProxy(get_auth))
 
 
-def _authenticate(app: Flask, req: Request) -> Auth:
+def _authenticate(app: Flask, req: Request, state: ClerkState, request_globals: Any) -> Auth:
     """Authenticate ``req`` (Clerk's ``authenticateRequest`` for the endpoint's accepted token types) and
-    remember the answer on ``g`` for the rest of the request."""
-    state = get_state(app)
+    remember the answer on ``g`` (``request_globals``) for the rest of the request."""
     token = token_from_authorization(req.environ.get("HTTP_AUTHORIZATION"))
     session = functools.partial(state.authenticator.authenticate, req)
     auth = authenticate_request(token, _accepted_tokens(app, req, state), session, state.machine)
-    setattr(g, _G_AUTH, auth)
+    setattr(request_globals, _G_AUTH, auth)
     if auth.reason:
         logger.info("signed out: %s (%s %s)", auth.reason, req.method, req.path)
     return auth
@@ -188,7 +189,7 @@ def _build_state(settings: ClerkSettings) -> ClerkState:
     return ClerkState(
         settings=settings,
         authenticator=RequestAuthenticator(settings, verifier),
-        public_routes=RouteMatcher(settings.public_routes),
+        public_routes=RouteMatcher(settings.public_routes) if settings.public_routes else None,
         machine=MachineVerifier(settings, source, cache),
     )
 
@@ -263,14 +264,16 @@ class ClerkSecurity:
             return
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         state = get_state(app)
-        if getattr(app.view_functions.get(endpoint), _PUBLIC_ATTR, False) or state.public_routes(req.path):
+        request_globals = g._get_current_object()
+        routes = state.public_routes
+        if getattr(app.view_functions.get(endpoint), _PUBLIC_ATTR, False) or (routes and routes(req.path)):
             # Page navigations and handshake returns are authenticated even here: the handshake may redirect.
             if handshake.needs_early_auth(req):
-                if g.get(_G_AUTH) is None:
-                    _authenticate(app, req)
+                if getattr(request_globals, _G_AUTH, None) is None:
+                    _authenticate(app, req, state, request_globals)
                 handshake.raise_for_redirect()
             return
-        auth: Auth = g.get(_G_AUTH) or _authenticate(app, req)
+        auth: Auth = getattr(request_globals, _G_AUTH, None) or _authenticate(app, req, state, request_globals)
         handshake.raise_for_redirect()
         if not auth.is_authenticated:
             raise _signed_out_error(auth, state.settings)

@@ -48,6 +48,8 @@ JWT_CATEGORY_M2M = "cl_B7d4PD333AAA"
 #: Longer strings are not tokens; refusing them early bounds the work garbage can cause.
 MAX_TOKEN_LENGTH = 16384
 _MAX_JS_DATE_MS = 8.64e15
+_PKCS1V15 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
 #: Expired entries dropped from the cold end of the token cache per insert (memory goes back without a sweep).
 _EXPIRED_DROPPED_PER_INSERT = 4
 #: Decoded JWT headers by segment; cleared when full, so headers crafted to churn it cost nothing lasting.
@@ -91,6 +93,9 @@ def _is_number(value: Any) -> bool:
 
 def _js_date_ms(seconds: float) -> float:
     """``new Date(0).setUTCSeconds(seconds).getTime()``: truncated to whole seconds, NaN out of range."""
+    if type(seconds) is int:  # what Clerk signs: whole seconds, nothing to truncate
+        ms = seconds * 1000
+        return math.nan if abs(ms) > _MAX_JS_DATE_MS else float(ms)
     try:
         ms = math.trunc(seconds) * 1000
     except (OverflowError, ValueError):
@@ -152,11 +157,14 @@ def try_decode(token: str | None) -> tuple[dict[str, Any], dict[str, Any]] | Non
     return header, payload
 
 
-def check_claims(payload: dict[str, Any], authorized_parties: Iterable[str], skew_ms: float) -> None:
-    """The payload rules of Clerk's verifyJwt, in its order (run only after the signature verified)."""
+def check_claims(payload: dict[str, Any], authorized_parties: Iterable[str], skew_ms: float) -> tuple[float, float]:
+    """The payload rules of Clerk's verifyJwt, in its order (run only after the signature verified).
+
+    Returns the token's window as the rules read it: ``exp`` and the later of ``nbf``/``iat``, in ms.
+    """
     if not isinstance(payload.get("sub"), str):
         raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, "Subject claim (sub) must be a string.")
-    parties = tuple(authorized_parties)
+    parties = authorized_parties if isinstance(authorized_parties, tuple) else tuple(authorized_parties)
     if parties:
         azp = payload.get("azp")
         if not azp or azp not in parties:
@@ -164,19 +172,25 @@ def check_claims(payload: dict[str, Any], authorized_parties: Iterable[str], ske
                 Reason.TOKEN_INVALID_AUTHORIZED_PARTIES, "Invalid JWT Authorized party claim (azp)."
             )
     now_ms = time.time_ns() // 1_000_000
-    exp = payload.get("exp")
-    if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+    exp: Any = payload.get("exp")
+    if not _is_number(exp):
         raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, "Invalid JWT expiry date claim (exp).")
-    if _js_date_ms(exp) <= now_ms - skew_ms:
+    exp_ms = _js_date_ms(exp)
+    if exp_ms <= now_ms - skew_ms:
         raise TokenVerificationError(Reason.TOKEN_EXPIRED, "JWT is expired.")
+    start_ms = -math.inf  # NaN never binds, as in the comparisons below
     for claim, reason in (("nbf", Reason.TOKEN_NOT_ACTIVE_YET), ("iat", Reason.TOKEN_IAT_IN_THE_FUTURE)):
         if claim not in payload:
             continue
         value = payload[claim]
         if not _is_number(value):
             raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, f"Invalid JWT {claim} claim.")
-        if _js_date_ms(value) > now_ms + skew_ms:
+        value_ms = _js_date_ms(value)
+        if value_ms > now_ms + skew_ms:
             raise TokenVerificationError(reason, f"JWT {claim} is in the future.")
+        if value_ms > start_ms:
+            start_ms = value_ms
+    return exp_ms, start_ms
 
 
 @dataclass(slots=True)
@@ -192,17 +206,6 @@ class _Verified:
     exp_ms: float
     start_ms: float
     auth: Auth | None = None
-
-
-def _start_ms(payload: dict[str, Any]) -> float:
-    """The later of ``nbf`` and ``iat`` in ms (claims check_claims already accepted); NaN never binds."""
-    start = -math.inf
-    for claim in ("nbf", "iat"):
-        if claim in payload:
-            value = _js_date_ms(payload[claim])
-            if value > start:
-                start = value
-    return start
 
 
 def verify_signature(
@@ -227,7 +230,7 @@ def verify_signature(
     if alg != "RS256":
         raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, f"Error verifying JWT signature ({alg}).")
     try:
-        key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
+        key.verify(signature, signing_input, _PKCS1V15, _SHA256)
     except InvalidSignature:
         raise TokenVerificationError(Reason.TOKEN_INVALID_SIGNATURE, "JWT signature is invalid.") from None
 
@@ -306,8 +309,8 @@ class TokenVerifier:
         kid = header.get("kid")
         key = self.key_source.get_key(kid)
         verify_signature(key, header, signing_input, signature)
-        check_claims(payload, self.authorized_parties, self.skew_ms)
-        return _Verified(payload, kid, key, self.authorized_parties, _js_date_ms(payload["exp"]), _start_ms(payload))
+        exp_ms, start_ms = check_claims(payload, self.authorized_parties, self.skew_ms)
+        return _Verified(payload, kid, key, self.authorized_parties, exp_ms, start_ms)
 
     def _cached(self, token: str) -> _Verified | None:
         """The entry for ``token`` if it still holds now, None for a miss; raises as verification would."""
