@@ -54,7 +54,7 @@ class LeakGuard:
 
     def find(self, response: Response) -> tuple[str, str] | None:
         """``(config key, "body"|"header <name>")`` of the first leak, or ``None``."""
-        for name, value in response.headers.items():
+        for name, value in response.headers:
             for key, needle in self._needles:
                 if needle in value:
                     return key, f"header {name}"

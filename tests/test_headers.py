@@ -291,3 +291,47 @@ def test_clerk_talisman_renders_exactly_what_talisman_renders(app_factory: AppFa
             for policy in policies:
                 for _ in range(2):  # the second call is served from the cache
                     assert talisman._parse_policy(policy) == Talisman._parse_policy(talisman, policy)
+
+
+def test_clerk_talisman_sets_exactly_the_headers_talisman_sets(app_factory: AppFactory) -> None:
+    """Headers rendered once per endpoint and scheme, then added in one pass, equal Talisman's own, in order:
+    per-view options, HSTS by scheme, a header the view set itself (replaced), and a nonce. One app serves
+    every case twice, so a rendering kept for one case would show up in another."""
+    from flask_talisman import Talisman
+
+    app, _ = app_factory()
+    talisman = get_state(app).talisman
+
+    @app.get("/framed")
+    @talisman(frame_options="SAMEORIGIN", content_security_policy={"default-src": "'none'"})
+    def framed() -> str:
+        return "framed"
+
+    @app.get("/nonce")
+    def nonce() -> str:
+        return render_template_string("<script nonce='{{ csp_nonce() }}'></script>")
+
+    cases: list[tuple[str, str, dict[str, str], dict[str, str]]] = [
+        ("/health", "http://localhost", {}, {}),
+        ("/health", "https://localhost", {}, {}),
+        ("/health", "http://localhost", {"X-Forwarded-Proto": "https"}, {}),
+        ("/framed", "https://localhost", {}, {}),
+        ("/health", "https://localhost", {}, {"X-Frame-Options": "SAMEORIGIN", "X-Other": "kept"}),
+        ("/nonce", "https://localhost", {}, {}),
+    ]
+    for path, base_url, headers, preset in cases * 2:
+        with app.test_request_context(path, base_url=base_url, headers=headers):
+            if path == "/nonce":
+                talisman._get_nonce()
+            ours, theirs = flask.Response(headers=preset), flask.Response(headers=preset)
+            talisman._set_response_headers(ours)
+            Talisman._set_response_headers(talisman, theirs)
+            assert list(ours.headers) == list(theirs.headers), (path, base_url, headers, preset)
+
+
+def test_rendered_headers_skip_werkzeug_revalidation_on_this_werkzeug() -> None:
+    """The fast path of ClerkTalisman relies on werkzeug's Headers list; if a werkzeug release drops it, the
+    public ``extend`` takes over (still correct, slower) and this test says so."""
+    from flask_clerk_security.headers import HEADERS_KEEP_A_LIST
+
+    assert HEADERS_KEEP_A_LIST

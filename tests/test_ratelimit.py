@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import flask
 from flask import Flask, g
 from flask_limiter import Limiter
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -392,3 +393,30 @@ def test_blueprint_limits_still_apply_through_before_request(clerk_issuer: Clerk
     clerk.init_app(app)
     headers = clerk_issuer.auth_header()
     assert statuses(app.test_client(), "/reports", 3, headers=headers) == [200, 200, 429]
+
+
+def test_after_request_work_of_the_limiter_still_runs_where_a_limit_was_checked(app_factory: Build) -> None:
+    """The limiter's after/teardown hooks skip requests no limit was checked for; where one was, its
+    conditional deductions (``deduct_when``) and ``current_limit`` work as in flask-limiter."""
+    app, clerk = app_factory()
+
+    @app.get("/teapot")
+    @clerk.public
+    @clerk.limiter.limit("2 per minute", deduct_when=lambda response: response.status_code == 418)
+    def teapot() -> tuple[dict[str, Any], int]:
+        limit = clerk.limiter.current_limit
+        status = 418 if flask.request.args.get("brew") else 200
+        return {"limit": limit.limit.amount if limit else None}, status
+
+    @app.get("/unlimited")
+    @clerk.public
+    def unlimited() -> dict[str, Any]:
+        return {"limit": clerk.limiter.current_limit}
+
+    client = app.test_client()
+    assert statuses(client, "/teapot", 3) == [200, 200, 200]  # never deducted: deduct_when said no
+    assert client.get("/teapot").get_json() == {"limit": 2}
+    assert statuses(client, "/teapot?brew=1", 2) == [418, 418]  # deducted after each response
+    assert client.get("/teapot").status_code == 429
+    response = client.get("/unlimited")
+    assert response.get_json() == {"limit": None} and "X-RateLimit-Limit" not in response.headers
