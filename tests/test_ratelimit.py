@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 import flask
+import pytest
 from flask import Flask, g
 from flask_limiter import Limiter
 from werkzeug.middleware.proxy_fix import ProxyFix
