@@ -90,10 +90,13 @@ def get_state(app: Flask | None = None) -> ClerkState:
 
 def get_auth() -> Auth:
     """The :class:`Auth` of the current request, computed on first use and cached on ``g``."""
-    if not has_request_context():
-        raise RuntimeError("get_auth() and current_auth need an active request (app.test_request_context()).")
-    auth: Auth | None = g.get(_G_AUTH)
+    try:
+        auth: Auth | None = g._get_current_object().get(_G_AUTH)  # g.get costs 4x
+    except RuntimeError:  # no app context, so no request either
+        auth = None
     if auth is None:
+        if not has_request_context():
+            raise RuntimeError("get_auth() and current_auth need an active request (app.test_request_context()).")
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         auth = _authenticate(app, request._get_current_object(), get_state(app), g._get_current_object())  # type: ignore[attr-defined]
     return auth
@@ -106,8 +109,12 @@ def _authenticate(app: Flask, req: Request, state: ClerkState, request_globals: 
     """Authenticate ``req`` (Clerk's ``authenticateRequest`` for the endpoint's accepted token types) and
     remember the answer on ``g`` (``request_globals``) for the rest of the request."""
     token = token_from_authorization(req.environ.get("HTTP_AUTHORIZATION"))
-    session = functools.partial(state.authenticator.authenticate, req)
-    auth = authenticate_request(token, _accepted_tokens(app, req, state), session, state.machine)
+    accepts = _accepted_tokens(app, req, state)
+    if token and accepts == SESSION_TOKEN:  # the default, and the common request: no machine-token routing
+        auth = state.authenticator.authenticate(req, token)
+    else:
+        session = functools.partial(state.authenticator.authenticate, req)
+        auth = authenticate_request(token, accepts, session, state.machine)
     setattr(request_globals, _G_AUTH, auth)
     if auth.reason:
         logger.info("signed out: %s (%s %s)", auth.reason, req.method, req.path)
@@ -269,12 +276,12 @@ class ClerkSecurity:
         if getattr(app.view_functions.get(endpoint), _PUBLIC_ATTR, False) or (routes and routes(req.path)):
             # Page navigations and handshake returns are authenticated even here: the handshake may redirect.
             if handshake.needs_early_auth(req):
-                if getattr(request_globals, _G_AUTH, None) is None:
+                if request_globals.get(_G_AUTH) is None:
                     _authenticate(app, req, state, request_globals)
-                handshake.raise_for_redirect()
+                handshake.raise_for_redirect(request_globals)
             return
-        auth: Auth = getattr(request_globals, _G_AUTH, None) or _authenticate(app, req, state, request_globals)
-        handshake.raise_for_redirect()
+        auth: Auth = request_globals.get(_G_AUTH) or _authenticate(app, req, state, request_globals)
+        handshake.raise_for_redirect(request_globals)
         if not auth.is_authenticated:
             raise _signed_out_error(auth, state.settings)
 

@@ -600,9 +600,10 @@ def needs_early_auth(request: Request) -> bool:
     return any(name in request.args or name in request.cookies for name in (HANDSHAKE, HANDSHAKE_NONCE))
 
 
-def raise_for_redirect() -> None:
-    """Raise the 307 this request's page state asks for (handshake, or the clean URL after one)."""
-    state: PageState | None = g.get(_G_STATE)
+def raise_for_redirect(request_globals: Any) -> None:
+    """Raise the 307 this request's page state (kept on ``g``, passed in) asks for: handshake, or the clean
+    URL after one."""
+    state: PageState | None = request_globals.get(_G_STATE)
     if state is None or state.location is None:
         return
     response = Response(status=307, headers={"Location": state.location, "Cache-Control": "no-store"})
@@ -616,7 +617,7 @@ def apply_response_headers(response: Response) -> Response:
     Signed-out and handshake states carry ``x-clerk-auth-status`` / ``x-clerk-auth-reason``, as Clerk's SDKs
     copy ``requestState.headers`` onto the response; responses that set cookies are never cached.
     """
-    state: PageState | None = g.get(_G_STATE)
+    state: PageState | None = g._get_current_object().get(_G_STATE)  # one proxy lookup
     if state is None:
         return response
     for directive in state.cookies:
