@@ -19,7 +19,7 @@ from .handshake import (
     request_reason,
 )
 from .handshake import PageReason as AuthReason
-from .tokens import TokenVerifier, decode_unverified
+from .tokens import TokenVerifier, decode_token
 
 logger = logging.getLogger("flask_clerk_security")
 
@@ -70,10 +70,10 @@ class RequestAuthenticator:
             cached = self.verifier.cached_session(token)
             if cached is not None:
                 return cached
-            header, payload, _, _ = decode_unverified(token)
-            if not is_session_jwt(header, payload):
+            decoded = decode_token(token)  # looked at once: the type, then verification
+            if not is_session_jwt(decoded[0], decoded[1]):
                 return Auth.signed_out(AuthReason.TOKEN_TYPE_MISMATCH)
-            return self.verifier.verify_session(token)
+            return self.verifier.verify_session(token, decoded)
         except TokenVerificationError as exc:
             return Auth.signed_out(request_reason(exc.reason, method))
 

@@ -134,16 +134,29 @@ def _decode(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     return header, payload, f"{parts[0]}.{parts[1]}".encode(), signature
 
 
-def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
-    """Split and decode a JWT without verifying it: (header, payload, signing input, signature).
+Decoded = tuple[dict[str, Any], dict[str, Any], bytes, bytes]
 
-    One request may look at its token several times (token type, session checks, verification): the last few
-    decodings are kept, keyed by the exact string, and each caller gets its own copy of the two dicts.
+
+def decode_token(token: str) -> Decoded:
+    """Split and decode a JWT without verifying it: (header, payload, signing input, signature), the dicts
+    fresh for the caller. For a token looked at once; :func:`decode_unverified` for several looks."""
+    _check_length(token)
+    return _decode(token)
+
+
+def decode_unverified(token: str) -> Decoded:
+    """:func:`decode_token`, remembered: one request may look at its token several times (token type, session
+    checks, verification). The last few decodings are kept, keyed by the exact string, and each caller gets
+    its own copy of the two dicts.
     """
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
-        raise TokenVerificationError(Reason.TOKEN_INVALID, "Token is not a string of acceptable length.")
+    _check_length(token)
     header, payload, signing_input, signature = _remembered(_DECODED, token, _DECODED_KEPT, _decode)
     return dict(header), dict(payload), signing_input, signature
+
+
+def _check_length(token: str) -> None:
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        raise TokenVerificationError(Reason.TOKEN_INVALID, "Token is not a string of acceptable length.")
 
 
 def try_decode(token: str | None) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -274,15 +287,16 @@ class TokenVerifier:
             self._store(token, entry)
         return entry.payload
 
-    def verify_session(self, token: str) -> Auth:
+    def verify_session(self, token: str, decoded: Decoded | None = None) -> Auth:
         """:meth:`verify` then :meth:`Auth.from_claims`, both cached: one shared, frozen ``Auth`` per token.
 
-        Treat the returned object (its ``claims`` and lists included) as read-only: later requests carrying
-        the same token get the same object.
+        ``decoded`` is :func:`decode_token` of ``token`` when the caller already has it (it becomes the
+        claims). Treat the returned object (its ``claims`` and lists included) as read-only: later requests
+        carrying the same token get the same object.
         """
         entry = self._cached(token)
         if entry is None:
-            entry = self._verify(token)
+            entry = self._verify(token, decoded)
             entry.auth = Auth.from_claims(entry.payload)
             self._store(token, entry)
         elif entry.auth is None:
@@ -302,8 +316,8 @@ class TokenVerifier:
         """How many verified tokens are remembered now."""
         return len(self._cache)
 
-    def _verify(self, token: str) -> _Verified:
-        header, payload, signing_input, signature = decode_unverified(token)
+    def _verify(self, token: str, decoded: Decoded | None = None) -> _Verified:
+        header, payload, signing_input, signature = decoded if decoded is not None else decode_unverified(token)
         if header.get("cat") == JWT_CATEGORY_M2M:
             raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid session token category.")
         kid = header.get("kid")
