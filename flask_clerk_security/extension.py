@@ -98,18 +98,19 @@ def get_auth() -> Auth:
         if not has_request_context():
             raise RuntimeError("get_auth() and current_auth need an active request (app.test_request_context()).")
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        auth = _authenticate(app, request._get_current_object(), get_state(app), g._get_current_object())  # type: ignore[attr-defined]
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        auth = _authenticate(req, get_state(app), g._get_current_object(), _view(app, req))
     return auth
 
 
 current_auth: Auth = cast(Auth, LocalProxy(get_auth))
 
 
-def _authenticate(app: Flask, req: Request, state: ClerkState, request_globals: Any) -> Auth:
-    """Authenticate ``req`` (Clerk's ``authenticateRequest`` for the endpoint's accepted token types) and
+def _authenticate(req: Request, state: ClerkState, request_globals: Any, view: Any) -> Auth:
+    """Authenticate ``req`` (Clerk's ``authenticateRequest`` for the token types ``view`` accepts) and
     remember the answer on ``g`` (``request_globals``) for the rest of the request."""
     token = token_from_authorization(req.environ.get("HTTP_AUTHORIZATION"))
-    accepts = _accepted_tokens(app, req, state)
+    accepts = _accepted_tokens(view, state)
     if token and accepts == SESSION_TOKEN:  # the default, and the common request: no machine-token routing
         auth = state.authenticator.authenticate(req, token)
     else:
@@ -121,9 +122,14 @@ def _authenticate(app: Flask, req: Request, state: ClerkState, request_globals: 
     return auth
 
 
-def _accepted_tokens(app: Flask, req: Request, state: ClerkState) -> AcceptsToken:
-    """The token types the endpoint accepts: its ``require(accepts_token=...)`` or the app default."""
-    view = app.view_functions.get(req.endpoint) if req.endpoint else None
+def _view(app: Flask, req: Request) -> Any:
+    """The view function the request was routed to (None when unrouted)."""
+    endpoint = req.endpoint
+    return app.view_functions.get(endpoint) if endpoint else None
+
+
+def _accepted_tokens(view: Any, state: ClerkState) -> AcceptsToken:
+    """The token types a view accepts: its ``require(accepts_token=...)`` or the app default."""
     accepts: AcceptsToken = getattr(view, _ACCEPTS_ATTR, state.settings.accepts_token)
     return accepts
 
@@ -148,7 +154,8 @@ def _signed_out_error(auth: Auth, settings: ClerkSettings) -> HTTPException:
 def _accepts_sessions() -> bool:
     """Whether this endpoint takes session tokens (a sign-in redirect is pointless on machine-only routes)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    return is_accepted(SESSION_TOKEN, _accepted_tokens(app, request._get_current_object(), get_state(app)))  # type: ignore[attr-defined]
+    view = _view(app, request._get_current_object())  # type: ignore[attr-defined]
+    return is_accepted(SESSION_TOKEN, _accepted_tokens(view, get_state(app)))
 
 
 def _check_machine_keys(settings: ClerkSettings) -> None:
@@ -270,17 +277,18 @@ class ClerkSecurity:
         if endpoint is None or endpoint == "static" or req.method == "OPTIONS":
             return
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        state = get_state(app)
+        state: ClerkState = app.extensions[EXTENSION_KEY]
         request_globals = g._get_current_object()
+        view = app.view_functions.get(endpoint)
         routes = state.public_routes
-        if getattr(app.view_functions.get(endpoint), _PUBLIC_ATTR, False) or (routes and routes(req.path)):
+        if getattr(view, _PUBLIC_ATTR, False) or (routes and routes(req.path)):
             # Page navigations and handshake returns are authenticated even here: the handshake may redirect.
             if handshake.needs_early_auth(req):
                 if request_globals.get(_G_AUTH) is None:
-                    _authenticate(app, req, state, request_globals)
+                    _authenticate(req, state, request_globals, view)
                 handshake.raise_for_redirect(request_globals)
             return
-        auth: Auth = request_globals.get(_G_AUTH) or _authenticate(app, req, state, request_globals)
+        auth: Auth = request_globals.get(_G_AUTH) or _authenticate(req, state, request_globals, view)
         handshake.raise_for_redirect(request_globals)
         if not auth.is_authenticated:
             raise _signed_out_error(auth, state.settings)

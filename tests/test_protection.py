@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flask_clerk_security import ClerkSecurity, current_auth
 from flask_clerk_security.authenticate import cookie_suffix
@@ -286,3 +288,15 @@ def test_machine_and_template_jwts_are_not_sessions(
 def test_session_categories_are_sessions(client: Any, clerk_issuer: ClerkTestIssuer, category: str) -> None:
     token = clerk_issuer.sign(clerk_issuer.session_claims(), headers={"cat": category})
     assert client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+@given(st.lists(st.sampled_from(["Bearer", "bearer", " ", "t", "x.y"]), max_size=8).map("".join))
+def test_authorization_header_parsing_matches_clerks_split(value: str) -> None:
+    """``token_from_authorization`` as Clerk's ``parseAuthorizationHeader``: ``header.split(' ', 2)`` in
+    JavaScript keeps the first two pieces; an empty token gives back the scheme."""
+    from flask_clerk_security.authenticate import token_from_authorization
+
+    pieces = value.split(" ")[:2]  # JavaScript's split(' ', 2)
+    scheme, token = pieces[0], pieces[1] if len(pieces) > 1 else ""
+    expected = (scheme or None) if not token else (token if scheme == "Bearer" else None)
+    assert token_from_authorization(value) == (expected if value else None)
