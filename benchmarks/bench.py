@@ -221,17 +221,19 @@ def timed(func: Callable[[], Any]) -> Callable[[], int]:
 
 
 def import_ms(statement: str, module: str, runs: int) -> float:
-    """Median cumulative ``-X importtime`` of ``module`` in fresh interpreters running ``statement``."""
+    """Median cumulative ``-X importtime`` of ``module`` in fresh interpreters running ``statement``.
+
+    Measured with bytecode cached, as an installed package has it: an unmeasured first run writes it even where
+    ``PYTHONDONTWRITEBYTECODE`` is set (it is on some CI images; compiling every module on every import
+    would be timed instead of importing).
+    """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    command = [sys.executable, "-X", "importtime", "-c", statement]
+    subprocess.run(command, capture_output=True, env=env, check=True)
     times: list[float] = []
     for _ in range(runs):
-        done = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", statement],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        )
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
         for line in done.stderr.splitlines():
             parts = [part.strip() for part in line.split("|")]
             if len(parts) == 3 and parts[2] == module:
@@ -429,12 +431,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     checks.append((backend_calls == 0, f"Backend API calls per request in steady state: {backend_calls} == 0"))
-    # An app imports Flask before any extension, so the target is what this package adds on top of it (on a
-    # slow machine ``import flask`` alone can take longer than the whole budget; both figures are printed above).
     checks.append(
         (
-            import_own < IMPORT_MAX_MS,
-            f"import flask_clerk_security adds {import_own:.1f} ms to import flask < {IMPORT_MAX_MS}",
+            import_total < IMPORT_MAX_MS,
+            f"import flask_clerk_security {import_total:.1f} ms < {IMPORT_MAX_MS} (of which import flask "
+            f"{import_flask:.1f} ms; the package adds {import_own:.1f} ms)",
         )
     )
 
