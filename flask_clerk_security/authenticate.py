@@ -56,10 +56,20 @@ class RequestAuthenticator:
 
     def authenticate(self, request: Request, header_token: str | None) -> Auth:
         """The session path: the ``Authorization`` header's token (see :func:`token_from_authorization`) when
-        there is one, else Clerk's cookies."""
-        if header_token:
-            return self._verify(header_token, request.method)
-        return self._authenticate_cookie(request)
+        there is one, else Clerk's cookies. In the header, machine JWTs and other categories are no sessions;
+        refusals carry the reasons Clerk's requests give."""
+        if not header_token:
+            return self._authenticate_cookie(request)
+        try:
+            cached = self.verifier.cached_session(header_token)
+            if cached is not None:
+                return cached
+            decoded = decode_token(header_token)  # looked at once: the type, then verification
+            if not is_session_jwt(decoded[0], decoded[1]):
+                return Auth.signed_out(AuthReason.TOKEN_TYPE_MISMATCH)
+            return self.verifier.verify_session(header_token, decoded)
+        except TokenVerificationError as exc:
+            return Auth.signed_out(request_reason(exc.reason, request.method))
 
     def _authenticate_cookie(self, request: Request) -> Auth:
         """Clerk's cookie path (suffixed cookies, client_uat rules, handshake); then the CSRF origin check."""
@@ -69,19 +79,6 @@ class RequestAuthenticator:
         if auth.is_authenticated and request.method not in SAFE_METHODS and not self._same_origin(request):
             return Auth.signed_out(CSRF_REASON)
         return auth
-
-    def _verify(self, token: str, method: str) -> Auth:
-        """The header path: machine JWTs and other categories are no sessions; reasons as Clerk's requests."""
-        try:
-            cached = self.verifier.cached_session(token)
-            if cached is not None:
-                return cached
-            decoded = decode_token(token)  # looked at once: the type, then verification
-            if not is_session_jwt(decoded[0], decoded[1]):
-                return Auth.signed_out(AuthReason.TOKEN_TYPE_MISMATCH)
-            return self.verifier.verify_session(token, decoded)
-        except TokenVerificationError as exc:
-            return Auth.signed_out(request_reason(exc.reason, method))
 
     def _same_origin(self, request: Request) -> bool:
         """Cookie-authenticated writes must come from this origin or an authorized party (CSRF defence)."""

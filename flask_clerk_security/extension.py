@@ -110,7 +110,7 @@ def _authenticate(req: Request, state: ClerkState, request_globals: Any, view: A
     """Authenticate ``req`` (Clerk's ``authenticateRequest`` for the token types ``view`` accepts) and
     remember the answer on ``g`` (``request_globals``) for the rest of the request."""
     token = token_from_authorization(req.environ.get("HTTP_AUTHORIZATION"))
-    accepts = _accepted_tokens(view, state)
+    accepts: AcceptsToken = getattr(view, _ACCEPTS_ATTR, state.settings.accepts_token)
     if token and accepts == SESSION_TOKEN:  # the default, and the common request: no machine-token routing
         auth = state.authenticator.authenticate(req, token)
     else:
@@ -126,12 +126,6 @@ def _view(app: Flask, req: Request) -> Any:
     """The view function the request was routed to (None when unrouted)."""
     endpoint = req.endpoint
     return app.view_functions.get(endpoint) if endpoint else None
-
-
-def _accepted_tokens(view: Any, state: ClerkState) -> AcceptsToken:
-    """The token types a view accepts: its ``require(accepts_token=...)`` or the app default."""
-    accepts: AcceptsToken = getattr(view, _ACCEPTS_ATTR, state.settings.accepts_token)
-    return accepts
 
 
 def _signed_out_error(auth: Auth, settings: ClerkSettings) -> HTTPException:
@@ -155,7 +149,7 @@ def _accepts_sessions() -> bool:
     """Whether this endpoint takes session tokens (a sign-in redirect is pointless on machine-only routes)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     view = _view(app, request._get_current_object())  # type: ignore[attr-defined]
-    return is_accepted(SESSION_TOKEN, _accepted_tokens(view, get_state(app)))
+    return is_accepted(SESSION_TOKEN, getattr(view, _ACCEPTS_ATTR, get_state(app).settings.accepts_token))
 
 
 def _check_machine_keys(settings: ClerkSettings) -> None:
