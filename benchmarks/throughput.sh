@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Whole-server throughput on loopback: gunicorn (gthread) serving the apps of benchmarks/throughput_app.py,
+# Whole-server throughput on loopback: gunicorn serving the apps of benchmarks/throughput_app.py,
 # loaded by wrk. Every server runs for the whole script and the rows take turns, ROUNDS times, so load from
 # other processes spreads over all rows; the figures are medians over the rounds.
 #
 #   bash benchmarks/throughput.sh                          # 5 rows x 3 rounds x 5 s
 #   DURATION=10 ROUNDS=5 WORKERS=4 bash benchmarks/throughput.sh
+#
+# Workers are gunicorn's default sync workers (a connection per request). gthread with keep-alive
+# (WORKER_CLASS=gthread) swings between about 2,000 and 7,000 req/s for the same plain app from one run to the
+# next on a 2-core machine, which drowns every difference between rows; sync stays within a few percent.
 #
 # Needs wrk (Debian: apt-get install -y wrk), gunicorn and curl. wrk and gunicorn share the machine's cores, so
 # the figures compare rows of one run; they are not a capacity plan.
@@ -14,7 +18,11 @@ ROOT=$PWD
 DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-3}
 WORKERS=${WORKERS:-$(nproc)}
+WORKER_CLASS=${WORKER_CLASS:-sync}
 THREADS=${THREADS:-4}
+worker_args=(--worker-class "$WORKER_CLASS")
+# gunicorn turns a sync worker with --threads into gthread: pass threads only when asked for gthread.
+[ "$WORKER_CLASS" = gthread ] && worker_args+=(--threads "$THREADS")
 CONNECTIONS=${CONNECTIONS:-16}
 
 for tool in wrk gunicorn curl; do
@@ -53,7 +61,7 @@ serve() {  # serve NAME APP [ENV=VALUE ...]: gunicorn on a free loopback port, u
   local name=$1 app=$2; shift 2
   port[$name]=$(free_port)
   env "$@" BENCH_JWT_KEY_FILE="$work/key.pem" PYTHONPATH="$ROOT" \
-    gunicorn --bind "127.0.0.1:${port[$name]}" --workers "$WORKERS" --worker-class gthread --threads "$THREADS" \
+    gunicorn --bind "127.0.0.1:${port[$name]}" --workers "$WORKERS" "${worker_args[@]}" \
     --log-level warning "benchmarks.throughput_app:$app" &
   pids+=($!)
   for _ in $(seq 100); do
@@ -101,7 +109,7 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-echo "gunicorn gthread: $WORKERS workers x $THREADS threads; wrk: 1 thread, $CONNECTIONS connections;" \
+echo "gunicorn $WORKER_CLASS: $WORKERS workers$([ "$WORKER_CLASS" = gthread ] && echo " x $THREADS threads"); wrk: 1 thread, $CONNECTIONS connections;" \
   "$ROUNDS rounds x ${DURATION}s per row, rows interleaved; medians over the rounds"
 echo "machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(python3 --version)," \
   "load average $(cut -d' ' -f1-3 /proc/loadavg)"
