@@ -482,6 +482,10 @@ def build_cases(issuer: Any) -> list[Case]:
     add("iat_nbf_missing", sign(c.v2(iat=_DROP, nbf=_DROP)), [{"reverification": "lax"}])
     add("exp_float", sign(c.v2(exp=now + 60.5)), [{"reverification": "lax"}])
     add("expired_and_nbf_future", sign(c.v2(exp=now - 60, nbf=now + 60)))
+    # Beyond JavaScript's Date range: the date is NaN and NaN never compares true (so never expires/binds).
+    add("exp_beyond_js_dates", sign(c.v2(exp=10**13)), [{"reverification": "lax"}])
+    add("exp_before_js_dates", sign(c.v2(exp=-(10**13))))
+    add("nbf_iat_beyond_js_dates", sign(c.v2(nbf=10**13, iat=10**13)), [{"reverification": "lax"}])
 
     # ---- algorithms / header
     add("alg_rs384", sign(c.v2(o=ORG_V2, fea=FEA), algorithm="RS384"), ORG_QUERIES[:3])
