@@ -93,7 +93,9 @@ def _to_python_query(query: dict[str, Any]) -> dict[str, Any]:
     kwargs = dict(query)
     rev = kwargs.get("reverification")
     if isinstance(rev, dict):
-        kwargs["reverification"] = {("after_minutes" if k == "afterMinutes" else k): v for k, v in rev.items()}
+        kwargs["reverification"] = {
+            ("after_minutes" if k == "afterMinutes" else k): v for k, v in rev.items()
+        }
     return kwargs
 
 
@@ -206,10 +208,14 @@ def test_matches_clerk_backend(
         return
 
     if not clerk["ok"]:
-        assert ours == {"ok": False, "reason": clerk["reason"]}, f"Clerk rejects with {clerk['reason']!r}; ours: {ours}"
+        assert ours == {"ok": False, "reason": clerk["reason"]}, (
+            f"Clerk rejects with {clerk['reason']!r}; ours: {ours}"
+        )
         return
 
-    assert ours["ok"], f"Clerk accepts (sub={clerk['payloadSub']!r}); ours rejects with {ours.get('reason')!r}"
+    assert ours["ok"], (
+        f"Clerk accepts (sub={clerk['payloadSub']!r}); ours rejects with {ours.get('reason')!r}"
+    )
     assert ours["payloadSub"] == clerk["payloadSub"]
     if "unsupported" in ours:
         pytest.skip(ours["unsupported"])
@@ -230,7 +236,9 @@ def test_matches_clerk_backend(
         for q, c, o in zip(case.has, clerk["has"], ours["has"], strict=True)
         if c != o
     ]
-    assert not mismatched, f"{len(mismatched)}/{len(case.has)} has() answers differ:\n" + "\n".join(mismatched)
+    assert not mismatched, f"{len(mismatched)}/{len(case.has)} has() answers differ:\n" + "\n".join(
+        mismatched
+    )
 
 
 @pytest.mark.parametrize("case_id", CASE_IDS)
@@ -257,5 +265,7 @@ def test_request_outcome_matches_authenticate_request(
 
 
 def _diff_auth(clerk: dict[str, Any], ours: dict[str, Any]) -> str:
-    lines = [f"  {k}: Clerk={clerk.get(k)!r} ours={ours.get(k)!r}" for k in clerk if clerk.get(k) != ours.get(k)]
+    lines = [
+        f"  {k}: Clerk={clerk.get(k)!r} ours={ours.get(k)!r}" for k in clerk if clerk.get(k) != ours.get(k)
+    ]
     return "auth fields differ:\n" + "\n".join(lines)

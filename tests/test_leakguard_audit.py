@@ -32,7 +32,9 @@ def captured(signal: NamedSignal) -> Iterator[list[dict[str, Any]]]:
         yield events
 
 
-def leaky_app(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer, **config: Any) -> tuple[Flask, dict[str, str]]:
+def leaky_app(
+    app_factory: AppFactory, clerk_issuer: ClerkTestIssuer, **config: Any
+) -> tuple[Flask, dict[str, str]]:
     secrets = {
         "CLERK_SECRET_KEY": clerk_issuer.secret_key,
         "CLERK_WEBHOOK_SECRET": WEBHOOK_SECRET,
@@ -194,7 +196,9 @@ def test_csrf_rejected(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer) -
     assert failures == []
 
 
-def test_default_handler_per_app_and_off_switch(app_factory: AppFactory, caplog: pytest.LogCaptureFixture) -> None:
+def test_default_handler_per_app_and_off_switch(
+    app_factory: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     quiet, _ = app_factory({"CLERK_AUDIT_LOG": "false"})
     loud, _ = app_factory()
     with caplog.at_level(logging.INFO):

@@ -256,7 +256,11 @@ def build_cases(issuer: Any) -> list[Case]:
     perms70 = ",".join(f"p{i}" for i in range(70))
     add(
         "v2_fpm_large_mask_70_bits",
-        sign(c.v2(o={"id": "org_1", "rol": "admin", "per": perms70, "fpm": str(2**69 + 2**53 + 1)}, fea="o:big")),
+        sign(
+            c.v2(
+                o={"id": "org_1", "rol": "admin", "per": perms70, "fpm": str(2**69 + 2**53 + 1)}, fea="o:big"
+            )
+        ),
         [
             {"permission": "org:big:p0"},
             {"permission": "org:big:p53"},
@@ -266,7 +270,9 @@ def build_cases(issuer: Any) -> list[Case]:
     )
     add(
         "v2_fpm_mask_wider_than_per",
-        sign(c.v2(o={"id": "org_1", "rol": "admin", "per": "read,manage", "fpm": "255"}, fea="o:memberships")),
+        sign(
+            c.v2(o={"id": "org_1", "rol": "admin", "per": "read,manage", "fpm": "255"}, fea="o:memberships")
+        ),
         ORG_QUERIES,
     )
     add(
@@ -281,7 +287,11 @@ def build_cases(issuer: Any) -> list[Case]:
     )
     add(
         "v2_fpm_more_masks_than_features",
-        sign(c.v2(o={"id": "org_1", "rol": "admin", "per": "read,manage", "fpm": "1,2,3,3"}, fea="o:memberships")),
+        sign(
+            c.v2(
+                o={"id": "org_1", "rol": "admin", "per": "read,manage", "fpm": "1,2,3,3"}, fea="o:memberships"
+            )
+        ),
         ORG_QUERIES,
     )
     add(
