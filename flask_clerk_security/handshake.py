@@ -585,7 +585,7 @@ def is_page_request(request: Request) -> bool:
     dest = environ.get("HTTP_SEC_FETCH_DEST")
     if dest:
         return dest in ("document", "iframe")
-    return str(environ.get("HTTP_ACCEPT", "")).startswith("text/html")
+    return bool(environ.get("HTTP_ACCEPT", "").startswith("text/html"))
 
 
 def needs_early_auth(request: Request) -> bool:

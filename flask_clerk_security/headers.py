@@ -215,6 +215,7 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
         return redirect
 
     def _set_response_headers(self, response: Response) -> Response:
+        """Talisman's headers: rendered by Talisman once per endpoint and scheme, or per response with a nonce."""
         request = flask.request._get_current_object()  # type: ignore[attr-defined]
         if getattr(request, "csp_nonce", None) is not None:
             return cast(Response, super()._set_response_headers(response))

@@ -52,12 +52,14 @@ _PKCS1V15 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
 #: Expired entries dropped from the cold end of the token cache per insert (memory goes back without a sweep).
 _EXPIRED_DROPPED_PER_INSERT = 4
-#: Decoded JWT headers by segment; cleared when full, so headers crafted to churn it cost nothing lasting.
 _T = TypeVar("_T")
+#: A decoded JWT: (header, payload, signing input, signature).
+Decoded = tuple[dict[str, Any], dict[str, Any], bytes, bytes]
+#: Decoded JWT headers by segment; cleared when full, so headers crafted to churn it cost nothing lasting.
 _HEADERS: dict[str, dict[str, Any]] = {}
 _HEADERS_KEPT = 64
 #: Recently decoded tokens (see decode_unverified); cleared when full, so at most this many are held.
-_DECODED: dict[str, tuple[dict[str, Any], dict[str, Any], bytes, bytes]] = {}
+_DECODED: dict[str, Decoded] = {}
 _DECODED_KEPT = 256
 
 
@@ -95,11 +97,11 @@ def _js_date_ms(seconds: float) -> float:
     """``new Date(0).setUTCSeconds(seconds).getTime()``: truncated to whole seconds, NaN out of range."""
     if type(seconds) is int:  # what Clerk signs: whole seconds, nothing to truncate
         ms = seconds * 1000
-        return math.nan if abs(ms) > _MAX_JS_DATE_MS else float(ms)
-    try:
-        ms = math.trunc(seconds) * 1000
-    except (OverflowError, ValueError):
-        return math.nan
+    else:
+        try:
+            ms = math.trunc(seconds) * 1000
+        except (OverflowError, ValueError):
+            return math.nan
     return math.nan if abs(ms) > _MAX_JS_DATE_MS else float(ms)
 
 
@@ -119,7 +121,7 @@ def _decode_header(segment: str) -> dict[str, Any]:
     return _remembered(_HEADERS, segment, _HEADERS_KEPT, _json_object)
 
 
-def _decode(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+def _decode(token: str) -> Decoded:
     parts = token.split(".")
     if len(parts) != 3:
         raise TokenVerificationError(
@@ -132,9 +134,6 @@ def _decode(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
     except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid JWT encoding.") from None
     return header, payload, f"{parts[0]}.{parts[1]}".encode(), signature
-
-
-Decoded = tuple[dict[str, Any], dict[str, Any], bytes, bytes]
 
 
 def decode_token(token: str) -> Decoded:
