@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -83,3 +84,10 @@ def redis_prefix(redis_client: Any) -> Iterator[str]:
     keys = list(redis_client.scan_iter(match=f"*{prefix}*", count=500))
     if keys:
         redis_client.delete(*keys)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released): a server that is down."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

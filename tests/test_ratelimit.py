@@ -21,6 +21,8 @@ from flask_clerk_security.ratelimit import rate_limit_key
 from flask_clerk_security.signals import rate_limit_exceeded
 from flask_clerk_security.testing import ClerkTestIssuer, clerk_event
 
+from .conftest import closed_port
+
 Build = Callable[..., tuple[Flask, ClerkSecurity]]
 
 
@@ -219,12 +221,6 @@ def test_apps_sharing_one_clerksecurity_share_its_limiter(clerk_issuer: ClerkTes
     assert statuses(second.test_client(), "/api/shared", 1, headers=headers) == [429]
     with pytest.raises(ConfigurationError, match="differs between apps"):
         make("third", CLERK_RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/0")
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_redis_down_falls_back_to_per_process_memory_and_logs(

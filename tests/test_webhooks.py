@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +23,8 @@ from flask_clerk_security import ClerkSecurity, ConfigurationError
 from flask_clerk_security.signals import webhook_received, webhook_rejected, webhook_replayed
 from flask_clerk_security.testing import ClerkTestIssuer, clerk_event, generate_webhook_secret, sign_webhook
 from flask_clerk_security.webhooks import WebhookEvent
+
+from .conftest import closed_port
 
 URL = "/api/webhooks/clerk"
 
@@ -538,12 +539,6 @@ def test_redis_claim_is_released_when_a_handler_fails(
 
     assert post(app.test_client(), clerk_issuer.sign_webhook(clerk_event("user.created"))).status_code == 500
     assert list(redis_client.scan_iter(match=f"{redis_prefix}*")) == []
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_replay_store_down_is_503_and_handlers_do_not_run(
