@@ -254,8 +254,7 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
 
 def _is_https(request: flask.Request) -> bool:
     """Talisman's test for HTTPS (HSTS and the redirect): the WSGI scheme or ``X-Forwarded-Proto``."""
-    environ = request.environ
-    return bool(environ.get("wsgi.url_scheme") == "https" or environ.get("HTTP_X_FORWARDED_PROTO") == "https")
+    return request.is_secure or request.environ.get("HTTP_X_FORWARDED_PROTO") == "https"
 
 
 class _HeaderSink:
