@@ -315,7 +315,8 @@ def test_clerk_talisman_sets_exactly_the_headers_talisman_sets(app_factory: AppF
         ("/health", "http://localhost", {}, {}),
         ("/health", "https://localhost", {}, {}),
         ("/health", "http://localhost", {"X-Forwarded-Proto": "https"}, {}),
-        ("/health", "wss://localhost", {}, {}),
+        ("/nowhere", "wss://localhost", {}, {}),  # secure to Talisman as well (request.is_secure)
+        ("/nowhere", "http://localhost", {}, {}),
         ("/framed", "https://localhost", {}, {}),
         ("/health", "https://localhost", {}, {"X-Frame-Options": "SAMEORIGIN", "X-Other": "kept"}),
         ("/nonce", "https://localhost", {}, {}),
