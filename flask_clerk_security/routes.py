@@ -216,7 +216,7 @@ def _compile_js(src: str) -> str:
 # --------------------------------------------------------------------------------------------- JS -> Python
 _JS_SPACE = "\\t\\n\\v\\f\\r \\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff"
 _JS_LINE_END = "\\n\\r\\u2028\\u2029"
-_CLASS_ESCAPES = {"d": "0-9", "w": "A-Za-z0-9_", "s": _JS_SPACE}
+_CLASS_ESCAPES = {"d": "0-9", "w": "A-Za-z0-9_"}
 _QUANTIFIER = re.compile(r"\{[0-9]+(?:,[0-9]*)?\}")
 _HEX2 = re.compile(r"[0-9A-Fa-f]{2}")
 _HEX4 = re.compile(r"[0-9A-Fa-f]{4}")
