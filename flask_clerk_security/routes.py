@@ -464,7 +464,10 @@ def _char_bytes(c: str) -> bytes:
 
 
 def _wsgi_bytes(text: str) -> bytes:
-    return b"".join(_char_bytes(c) for c in text)
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return b"".join(_char_bytes(c) for c in text)
 
 
 def _app_relative(target: str, script_name: str, path_info: str) -> str | None:
@@ -516,6 +519,8 @@ class RouteMatcher:
         compiled: list[re.Pattern[str]] = []
         callables: list[Callable[[str], bool]] = []
         for pattern in patterns:
+            if pattern == "":
+                continue  # Clerk drops empty patterns (they would compile to "/")
             if isinstance(pattern, str):
                 regexes.append(pattern_to_regex(pattern))
             elif isinstance(pattern, re.Pattern):

@@ -79,6 +79,7 @@ def test_regexes_and_callables() -> None:
     matcher = RouteMatcher([re.compile(r"^/public/"), lambda path: path.endswith(".txt")])
     assert matcher("/public/a") and matcher("/robots.txt") and not matcher("/private")
     assert not RouteMatcher([])
+    assert not RouteMatcher([""]) and not RouteMatcher([""])("/")
     assert RouteMatcher(["/x"])
 
 
