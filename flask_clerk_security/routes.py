@@ -3,7 +3,7 @@
 Clerk (``@clerk/shared``) compiles each pattern with its vendored path-to-regexp 6.x into a JavaScript regex
 (flag ``i``), normalises ``new URL(req.url).pathname`` with ``decodeURI`` and a ``//+`` -> ``/`` collapse, and
 tests the regex. This module ports that tokenizer and compiler line by line, translates the JavaScript regex into
-an equivalent Python one (``$`` is end of input, ``.`` stops at line terminators, case folding is ASCII-only,
+an equivalent Python one (``$`` is end of input, ``.`` stops at line terminators, case folding is JavaScript's,
 strings are matched as UTF-16 code units), and rebuilds the pathname Clerk sees from the raw WSGI request path.
 What cannot be translated exactly is refused at init, so a route is never more public here than in Clerk.
 """
@@ -226,7 +226,7 @@ _JS_SPECIAL_ESCAPES = "bBdDwWsSfnrtvcxu0123456789"
 
 def _to_code_units(text: str) -> str:
     """The string as JavaScript sees it: a character beyond the BMP becomes its two UTF-16 surrogates."""
-    if all(c <= "\uffff" for c in text):
+    if text.isascii() or max(text) <= "\uffff":
         return text
     return "".join(c if c <= "\uffff" else _surrogates(ord(c) - 0x10000) for c in text)
 
