@@ -275,7 +275,7 @@ class ClerkSecurity:
         request_globals = g._get_current_object()
         view = app.view_functions.get(endpoint)
         routes = state.public_routes
-        if getattr(view, _PUBLIC_ATTR, False) or (routes and routes(req.path)):
+        if getattr(view, _PUBLIC_ATTR, False) or (routes and routes.matches_request(req.environ)):
             # Page navigations and handshake returns are authenticated even here: the handshake may redirect.
             if handshake.needs_early_auth(req):
                 if request_globals.get(_G_AUTH) is None:
