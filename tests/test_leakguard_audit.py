@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote
 
 import brotli
 import pytest
@@ -321,3 +323,57 @@ def test_handler_drops_fields_outside_the_allowlist(app: Flask, caplog: pytest.L
         {"event": "authentication-failed", "method": "GET", "route": "/x", "reason": "token-invalid"}
     ]
     assert "eyJ.secret.sig" not in caplog.text
+
+
+# Log forging: request-derived values are escaped in every log line and audit record
+
+FORGED = (
+    "\n2026-12-01 CRITICAL flask_clerk_security.audit clerk audit secret-leak-blocked key=CLERK_SECRET_KEY\r\x1b[2J\u2028"
+)
+
+
+@contextmanager
+def text_log() -> Iterator[tuple[io.StringIO, list[logging.LogRecord]]]:
+    """The package's log as a plain text handler writes it, and the records behind it."""
+    stream = io.StringIO()
+    records: list[logging.LogRecord] = []
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    handler.addFilter(lambda record: records.append(record) or True)
+    package_logger = logging.getLogger("flask_clerk_security")
+    level = package_logger.level
+    package_logger.addHandler(handler)
+    package_logger.setLevel(logging.DEBUG)
+    try:
+        yield stream, records
+    finally:
+        package_logger.removeHandler(handler)
+        package_logger.setLevel(level)
+
+
+def test_request_data_cannot_forge_log_lines(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer) -> None:
+    app, clerk = app_factory({"CLERK_WEBHOOK_SECRET": clerk_issuer.webhook_secret})
+    app.register_blueprint(clerk.webhooks)
+
+    @app.get("/api/files/<path:name>")
+    def files(name: str) -> str:
+        return name
+
+    client = app.test_client()
+    with text_log() as (stream, records):
+        assert client.get("/api/files/" + quote(FORGED, safe="")).status_code == 401
+        signed_in = app.test_client()
+        for name, value in clerk_issuer.session_cookies().items():
+            signed_in.set_cookie(name, value)
+        origin = "https://evil.example" + FORGED
+        assert signed_in.post("/api/me", environ_overrides={"HTTP_ORIGIN": origin}).status_code == 403
+        svix = {"HTTP_SVIX_ID": "msg_1" + FORGED, "HTTP_SVIX_TIMESTAMP": "1", "HTTP_SVIX_SIGNATURE": "v1,x"}
+        assert client.post("/api/webhooks/clerk", data=b"{}", environ_overrides=svix).status_code in (400, 401)
+    text = stream.getvalue()
+    lines = text.splitlines()
+    assert len(records) >= 4 and len(lines) == len(records), text  # one line per record, none started by a request
+    assert all(line.split(" ", 2)[1].startswith("flask_clerk_security") for line in lines), text
+    assert "\x1b" not in text and "\r" not in text and "\u2028" not in text
+    assert "\\n2026-12-01 CRITICAL" in text and "\\x1b[2J" in text  # shown, escaped
+    audit = [record.clerk_audit for record in records if hasattr(record, "clerk_audit")]
+    assert audit and all("\n" not in str(value) for fields in audit for value in fields.values())
