@@ -17,7 +17,7 @@ from . import handshake, signals
 from .audit import connect_default_handler, log_safe
 from .auth import Auth, reverification_config
 from .authenticate import CSRF_REASON, RequestAuthenticator, is_page_request, token_from_authorization
-from .config import ClerkSettings, load_settings
+from .config import ClerkSettings, hold_secrets, load_settings
 from .errors import (
     AuthenticationRequired,
     AuthUnavailable,
@@ -234,7 +234,7 @@ class ClerkSecurity:
     """
 
     def __init__(self, app: Flask | None = None, *, limiter: Limiter | None = None, **options: Any) -> None:
-        self._options: Mapping[str, Any] = options
+        self._options: Mapping[str, Any] = hold_secrets(options)
         self._owns_limiter = limiter is None
         self.limiter: Limiter = limiter or create_limiter()
         self.webhooks = WebhookBlueprint(self.limiter)

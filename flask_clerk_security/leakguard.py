@@ -27,6 +27,7 @@ from flask import Flask, Response, current_app, request
 
 from . import signals
 from .audit import write_record
+from .config import Secret
 
 #: Well-known prefixes; the rest of a secret is what must never appear, with or without its prefix.
 _PREFIXES = ("sk_test_", "sk_live_", "whsec_", "ak_", "test_", "live_")
@@ -169,8 +170,8 @@ class LeakGuard:
     """The ``after_request`` hook for one app's configured secrets (``ClerkSettings.secrets``)."""
 
     def __init__(self, secrets: Mapping[str, str]) -> None:
-        self._needles = [(key, _needle(value)) for key, value in secrets.items()]
-        self._byte_needles = [(key, needle.encode()) for key, needle in self._needles]
+        # Held as Secrets, so the guard's own repr (in a captured frame) does not carry what it looks for.
+        self._needles = [(key, Secret(_needle(value))) for key, value in secrets.items()]
 
     def install(self, app: Flask) -> None:
         if self._needles:
@@ -181,9 +182,10 @@ class LeakGuard:
 
         Raises :class:`UnscannableBodyError` when the body's ``Content-Encoding`` cannot be undone.
         """
+        needles = [(key, needle.reveal()) for key, needle in self._needles]
         for name, value in response.headers:
-            for key, needle in self._needles:
-                if needle in value:
+            for key, text in needles:
+                if text in value:
                     return key, f"header {name}"
         if response.is_streamed or response.direct_passthrough:
             return None
@@ -194,8 +196,8 @@ class LeakGuard:
                 body = decoded_body(body, encoding)
             except _Undecodable as exc:
                 raise UnscannableBodyError(str(exc)) from None
-        for key, byte_needle in self._byte_needles:
-            if byte_needle in body:
+        for key, text in needles:
+            if text.encode() in body:
                 return key, "body"
         return None
 

@@ -20,7 +20,7 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import BadRequest, Conflict, InternalServerError, RequestEntityTooLarge, ServiceUnavailable
 
 from .audit import log_safe
-from .config import ClerkSettings
+from .config import ClerkSettings, Secret, reveal
 from .errors import _JSONError
 from .signals import webhook_received, webhook_rejected, webhook_replayed
 from .stores import StoreError, TTLStore, store_from_uri
@@ -95,7 +95,7 @@ class WebhookFailed(_JSONError, InternalServerError):
 class _Verifier:
     """``svix.Webhook`` for one secret, created on first use: importing svix costs a noticeable fraction of a second."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: Secret) -> None:
         self._secret = secret
         self._webhook: Any = None
         self._lock = threading.Lock()
@@ -106,7 +106,7 @@ class _Verifier:
 
         if self._webhook is None:
             with self._lock:
-                self._webhook = self._webhook or Webhook(self._secret)
+                self._webhook = self._webhook or Webhook(self._secret.reveal())
         try:
             # svix 2.x returns None here; the caller parses the body itself.
             self._webhook.verify(body, headers)
@@ -130,7 +130,7 @@ class WebhookState:
         self.store: TTLStore = store_from_uri(settings.webhook_store_uri, prefix=settings.store_key_prefix)
         # Svix sends one message id to every endpoint subscribed to it: namespacing claims by the endpoint's
         # secret keeps two apps sharing a Redis from swallowing each other's deliveries.
-        digest = hashlib.sha256((self.secret or "").encode()).hexdigest()[:16]
+        digest = hashlib.sha256((reveal(self.secret) or "").encode()).hexdigest()[:16]
         self.namespace = f"webhook:{digest}:"
 
 

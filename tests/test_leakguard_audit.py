@@ -328,7 +328,8 @@ def test_handler_drops_fields_outside_the_allowlist(app: Flask, caplog: pytest.L
 # Log forging: request-derived values are escaped in every log line and audit record
 
 FORGED = (
-    "\n2026-12-01 CRITICAL flask_clerk_security.audit clerk audit secret-leak-blocked key=CLERK_SECRET_KEY\r\x1b[2J\u2028"
+    "\n2026-12-01 CRITICAL flask_clerk_security.audit clerk audit secret-leak-blocked key=CLERK_SECRET_KEY"
+    "\r\x1b[2J\u2028"
 )
 
 
