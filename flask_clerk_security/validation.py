@@ -182,30 +182,41 @@ def _normal(text: str) -> str:
     return unicodedata.normalize("NFKC", text).strip().casefold()
 
 
-def _echoes(value: Any, message: str, min_chars: int, known: frozenset[str] = frozenset()) -> bool:
-    """Whether ``message`` repeats a submitted string other than a ``known`` name (or the input is too large to
-    tell)."""
+def _normal_leaves(value: Any, known: frozenset[str]) -> frozenset[str] | None:
+    """The submitted strings of 3 characters or more, normalised, ``known`` names aside; ``None`` when there are
+    too many to check (then every message is replaced). Computed once per 422, not once per error."""
+    leaves: set[str] = set()
+    for count, leaf in enumerate(_string_leaves(value)):
+        if count >= _MAX_ECHO_LEAVES:
+            return None
+        if leaf not in known:
+            normal = _normal(leaf)
+            if len(normal) >= _MIN_ECHO_CHARS:
+                leaves.add(normal)
+    return frozenset(leaves)
+
+
+def _echoes(value: Any, message: str, min_chars: int) -> bool:
+    """Whether ``message`` repeats a submitted string (or the input is too large to tell)."""
     normal_message = _normal(message)
     for count, leaf in enumerate(_string_leaves(value)):
         if count >= _MAX_ECHO_LEAVES:
             return True
-        if leaf in known:
-            continue
         normal_leaf = _normal(leaf)
         if len(normal_leaf) >= min_chars and normal_leaf in normal_message:
             return True
     return False
 
 
-def safe_message(error: Mapping[str, Any], submitted: Any = None, declared: frozenset[str] = frozenset()) -> str:
+def safe_message(error: Mapping[str, Any], submitted_leaves: frozenset[str] | None = frozenset()) -> str:
     """pydantic's message without anything taken from the input.
 
     Parser details (``Input should be a valid UUID, invalid character: found `<` at 1``) are cut after the fixed
     part and a discriminator's tag is dropped. A message of the app's own validators (``value_error``,
     ``assertion_error``, custom types) that contains any string of the error's input (keys too), however short,
     becomes :data:`GENERIC_MESSAGE`; so does any message that still contains a string of 3 characters or more from
-    the error's input or from anywhere in the ``submitted`` body or query (a model validator may quote a sibling),
-    field names the model ``declared`` aside.
+    the error's input or among ``submitted_leaves`` (:func:`_normal_leaves` of the whole body or query: a model
+    validator may quote a sibling).
     """
     kind = str(error["type"])
     from_app = kind in _DEVELOPER_TYPES or kind not in _CORE_TYPES
@@ -219,16 +230,19 @@ def safe_message(error: Mapping[str, Any], submitted: Any = None, declared: froz
             message = message[:cut].rstrip(" ,:")
     if _echoes(error.get("input"), message, 1 if from_app else _MIN_ECHO_CHARS):
         return GENERIC_MESSAGE
-    if _echoes(submitted, message, _MIN_ECHO_CHARS, declared):
+    if submitted_leaves is None:
+        return GENERIC_MESSAGE
+    normal_message = _normal(message)
+    if any(leaf in normal_message for leaf in submitted_leaves):
         return GENERIC_MESSAGE
     return message
 
 
 def _submitted_keys(value: Any) -> frozenset[str]:
-    """Every dict key of a submitted value, at any depth (bounded like :func:`_echoes`)."""
+    """Every dict key of a submitted value, at any depth (one pass over a body already bounded in size)."""
     keys: set[str] = set()
     stack = [value]
-    while stack and len(keys) < _MAX_ECHO_LEAVES:
+    while stack:
         item = stack.pop()
         if isinstance(item, Mapping):
             keys.update(key for key in item if isinstance(key, str))
@@ -254,10 +268,11 @@ def safe_errors(
     """``[{loc, msg, type}]`` for a 422: ``loc`` starts with ``"body"``/``"query"``; no input, no context, and no
     submitted key (``submitted`` is the body or query as received, ``declared`` the names the model knows)."""
     keys = _submitted_keys(submitted)
+    leaves = _normal_leaves(submitted, declared)
     return [
         {
             "loc": [part, *(_loc_item(item, keys, declared) for item in error["loc"])],
-            "msg": safe_message(error, submitted, declared),
+            "msg": safe_message(error, leaves),
             "type": error["type"],
         }
         for error in exc.errors(include_url=False)[:MAX_REPORTED_ERRORS]
