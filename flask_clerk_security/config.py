@@ -82,7 +82,7 @@ class SecretURI(Secret):
 
 def mask_uri(uri: str) -> str:
     """``scheme://user:password@host/...`` -> ``scheme://user:****@host/...``; a ``password=`` query value too."""
-    masked = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:?#]*):[^@/?#]*@", r"\1:****@", uri)
+    masked = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:?#]*):[^/?#]*@", r"\1:****@", uri)
     return re.sub(r"(?i)([?&](?:password|pass|pwd)=)[^&#]*", r"\1****", masked)
 
 

@@ -277,5 +277,6 @@ def test_secret_holds_its_value_behind_reveal() -> None:
     assert str(uri) == "rediss://user:****@cache.internal:6380/2?password=****"
     assert "p%40ss" not in repr(uri) and "again" not in repr(uri)
     assert str(SecretURI("memory://")) == "memory://"
+    assert str(SecretURI("redis://:p@ss@host:6379/0")) == "redis://:****@host:6379/0"  # an unescaped @ too
     app = init({"CLERK_SECRET_KEY": held, "CLERK_JWT_KEY": None})  # a Secret in app.config is read too
     assert app.extensions["clerk_security"].settings.secret_key == held
