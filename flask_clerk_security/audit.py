@@ -1,7 +1,8 @@
 """The default audit handler: one structured log record per audit signal, on ``flask_clerk_security.audit``.
 
 Records carry the event, user id, session id, method, route and reason (plus a few event-specific fields
-from an allowlist), never a token or a secret. Formatters find the fields in ``record.clerk_audit``.
+from an allowlist), never a token or a secret. Formatters find the fields in ``record.clerk_audit``. Every
+string in a record is passed through :func:`log_safe`, so a request path or header cannot start a forged line.
 Connect your own receivers to :mod:`flask_clerk_security.signals` to feed a SIEM or metrics.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from typing import Any
 
 from blinker import NamedSignal
@@ -36,14 +38,49 @@ FIELDS = (
 )  # fmt: skip
 
 
+#: Control characters (C0, DEL, C1), Unicode line/paragraph separators and the backslash that escapes them.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def log_safe(value: Any) -> str:
+    """``str(value)`` with control characters written as escapes (``\\n``, ``\\x1b``), as ``repr`` shows them.
+
+    For every request-derived value in a log line: a path with ``%0A`` cannot start a second, forged line,
+    and ANSI escapes cannot rewrite a terminal.
+    """
+    text = value if isinstance(value, str) else str(value)
+    return _UNSAFE.sub(_escape, text)
+
+
+def _field_text(value: Any) -> str:
+    """A ``key=value`` value for the text line: escaped, and quoted when a space, quote or ``=`` could forge a
+    field."""
+    text = log_safe(value)
+    if text and not any(char in text for char in ' "='):
+        return text
+    return '"' + text.replace('"', '\\"') + '"'
+
+
+def _safe_field(value: Any) -> Any:
+    """A ``record.clerk_audit`` value: strings escaped (a plain ``%(clerk_audit)s`` formatter must not forge
+    lines either), other values as they are."""
+    return log_safe(value) if isinstance(value, str) else value
+
+
 def write_record(event: str, level: int, data: dict[str, Any]) -> None:
     """Log one audit record: ``clerk audit <event> key=value ...`` with the fields on ``record.clerk_audit``."""
     fields: dict[str, Any] = {"event": event}
     if has_request_context():
-        fields["method"] = request.method
-        fields["route"] = request.path
-    fields.update((name, data[name]) for name in FIELDS if data.get(name) is not None)
-    text = " ".join(f"{name}={value}" for name, value in fields.items() if name != "event")
+        fields["method"] = log_safe(request.method)
+        fields["route"] = log_safe(request.path)
+    fields.update((name, _safe_field(data[name])) for name in FIELDS if data.get(name) is not None)
+    text = " ".join(f"{name}={_field_text(value)}" for name, value in fields.items() if name != "event")
     audit_logger.log(level, "clerk audit %s %s", event, text, extra={"clerk_audit": fields})
 
 

@@ -7,7 +7,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from .config import CLERK_API_VERSION_HEADER
+from .config import CLERK_API_VERSION_HEADER, Secret, reveal
 
 if TYPE_CHECKING:  # imported when the first call is made: most apps verify with a cached JWKS or a PEM
     import requests
@@ -47,7 +47,7 @@ def call(
     method: str,
     url: str,
     *,
-    bearer: str,
+    bearer: str | Secret,
     timeout: float,
     json_body: Any = None,
     params: dict[str, str] | None = None,
@@ -59,7 +59,7 @@ def call(
     import requests
 
     deadline = time.monotonic() + timeout
-    headers = {"Authorization": f"Bearer {bearer}", "Clerk-API-Version": CLERK_API_VERSION_HEADER}
+    headers = {"Authorization": f"Bearer {reveal(bearer)}", "Clerk-API-Version": CLERK_API_VERSION_HEADER}
     try:
         with http_session().request(
             method,

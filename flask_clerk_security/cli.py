@@ -57,9 +57,9 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
 def check_settings(app: Flask, settings: ClerkSettings, csp: str | None) -> list[Finding]:
     """Findings about keys, debug mode, authorized parties, webhooks, rate limiting and the CSP."""
     found: list[Finding] = []
-    live = bool(settings.secret_key and instance_type(settings.secret_key) == "live")
+    live = bool(settings.secret_key and instance_type(settings.secret_key.reveal()) == "live")
     if settings.secret_key:
-        found.append(Finding("ok", "keys", f"CLERK_SECRET_KEY is well-formed ({mask_secret(settings.secret_key)})"))
+        found.append(Finding("ok", "keys", f"CLERK_SECRET_KEY is well-formed ({settings.secret_key.masked()})"))
     if not settings.publishable_key:
         found.append(
             Finding(
@@ -69,7 +69,7 @@ def check_settings(app: Flask, settings: ClerkSettings, csp: str | None) -> list
                 "set CLERK_PUBLISHABLE_KEY (pk_test_... / pk_live_...) from the Clerk Dashboard's API keys page",
             )
         )
-    elif settings.secret_key and instance_type(settings.secret_key) != instance_type(settings.publishable_key):
+    elif settings.secret_key and instance_type(settings.secret_key.reveal()) != instance_type(settings.publishable_key):
         found.append(
             Finding(
                 "error",
@@ -109,7 +109,7 @@ def check_settings(app: Flask, settings: ClerkSettings, csp: str | None) -> list
                 "copy the endpoint's signing secret (whsec_...) from the Clerk Dashboard's Webhooks page",
             )
         )
-    if settings.ratelimit_storage_uri.startswith("memory://"):
+    if settings.ratelimit_storage_uri.reveal().startswith("memory://"):
         found.append(
             Finding(
                 "warning",

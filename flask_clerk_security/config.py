@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 import os
 import re
@@ -32,6 +33,89 @@ def mask_secret(value: str | None) -> str:
     prefix = prefix_match.group(1) if prefix_match else ""
     tail = value[-4:] if len(value) - len(prefix) >= 12 else ""
     return f"{prefix}****{tail}"
+
+
+class Secret:
+    """A secret held so that ``repr``/``str``/f-strings show it masked (``sk_live_****abcd``); only
+    :meth:`reveal` gives the value. Error reporters that capture frame locals (Sentry, the werkzeug debugger)
+    then store the mask, never the secret.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | Secret) -> None:
+        self._value = value.reveal() if isinstance(value, Secret) else str(value)
+
+    def reveal(self) -> str:
+        """The secret itself: call it where the value is sent (an ``Authorization`` header), nowhere else."""
+        return self._value
+
+    def masked(self) -> str:
+        return mask_secret(self._value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.masked()!r})"
+
+    def __str__(self) -> str:
+        return self.masked()
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+
+class SecretURI(Secret):
+    """A storage URI (``redis://:password@host/0``) shown with its password masked: ``redis://:****@host/0``."""
+
+    __slots__ = ()
+
+    def masked(self) -> str:
+        return mask_uri(self._value)
+
+
+def mask_uri(uri: str) -> str:
+    """``scheme://user:password@host/...`` -> ``scheme://user:****@host/...``; a ``password=`` query value too."""
+    masked = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:?#]*):[^/?#]*@", r"\1:****@", uri)
+    return re.sub(r"(?i)([?&](?:password|pass|pwd)=)[^&#]*", r"\1****", masked)
+
+
+#: The default of every storage URI setting: this process's memory.
+MEMORY_URI = SecretURI("memory://")
+
+
+def reveal(value: str | Secret | None) -> str | None:
+    """The plain value of a :class:`Secret` (or of a plain string, as callers of the public API pass)."""
+    return value.reveal() if isinstance(value, Secret) else value
+
+
+#: ``ClerkSecurity(**options)`` names whose values are secrets (held as :class:`Secret` from the start).
+SECRET_OPTIONS = frozenset(
+    {
+        "secret_key",
+        "webhook_secret",
+        "machine_secret_key",
+        "ratelimit_storage_uri",
+        "machine_token_cache_uri",
+        "webhook_store_uri",
+    }
+)
+
+
+def hold_secrets(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` with every secret string (keys, storage URIs) wrapped in a :class:`Secret`/:class:`SecretURI`."""
+    held: dict[str, Any] = {}
+    for name, value in options.items():
+        if name in SECRET_OPTIONS and isinstance(value, str) and not isinstance(value, Secret):
+            value = SecretURI(value) if name.endswith("_uri") else Secret(value)
+        held[name] = value
+    return held
 
 
 def frontend_api_from_publishable_key(key: str) -> str:
@@ -83,7 +167,7 @@ def split_list(value: Any) -> tuple[str, ...]:
 class ClerkSettings:
     """Every setting the extension reads, resolved and validated once per app."""
 
-    secret_key: str | None = None
+    secret_key: Secret | None = None
     publishable_key: str | None = None
     jwt_key: str | None = None
     authorized_parties: tuple[str, ...] = ()
@@ -92,9 +176,9 @@ class ClerkSettings:
     clock_skew: float = 5.0
     public_routes: tuple[Any, ...] = ()
     sign_in_url: str | None = None
-    webhook_secret: str | None = None
-    machine_secret_key: str | None = None
-    ratelimit_storage_uri: str = "memory://"
+    webhook_secret: Secret | None = None
+    machine_secret_key: Secret | None = None
+    ratelimit_storage_uri: SecretURI = MEMORY_URI
     frontend_api: str | None = None
     http_timeout: float = 3.0
     jwks_cache_ttl: float = 300.0
@@ -115,22 +199,22 @@ class ClerkSettings:
     audit_log: bool = True
     accepts_token: AcceptsToken = SESSION_TOKEN
     machine_token_cache_ttl: float = 0.0
-    machine_token_cache_uri: str = "memory://"
+    machine_token_cache_uri: SecretURI = MEMORY_URI
     webhook_max_bytes: int = 1_048_576
     webhook_replay_ttl: float = 86_400.0
-    webhook_store_uri: str = "memory://"
+    webhook_store_uri: SecretURI = MEMORY_URI
     webhook_rate_limit: str = "600 per minute"
     store_key_prefix: str = "clerk:"
 
     @property
     def secrets(self) -> dict[str, str]:
-        """Configured secrets by config key, for leak checks and masking."""
+        """Configured secrets by config key, revealed for the leak guard's search (never store the result)."""
         named = {
             "CLERK_SECRET_KEY": self.secret_key,
             "CLERK_WEBHOOK_SECRET": self.webhook_secret,
             "CLERK_MACHINE_SECRET_KEY": self.machine_secret_key,
         }
-        return {key: value for key, value in named.items() if value}
+        return {key: value.reveal() for key, value in named.items() if value}
 
 
 class _Reader:
@@ -143,6 +227,8 @@ class _Reader:
     def get(self, key: str, default: Any = None) -> Any:
         for source in (self._options, self._config, os.environ):
             value = source.get(key)
+            if isinstance(value, Secret):  # a Secret passed as an option or in app.config
+                value = value.reveal()
             if value is not None and value != "":
                 return value
         return default
@@ -399,9 +485,10 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         read.get("CLERK_RATELIMIT_STORAGE_URI") or config.get("RATELIMIT_STORAGE_URI") or "memory://"
     )
     webhook_store_uri = _webhook_store_uri(read, ratelimit_storage_uri, webhook_secret)
+    machine_secret_key = read.get("CLERK_MACHINE_SECRET_KEY")
 
     return ClerkSettings(
-        secret_key=secret_key,
+        secret_key=Secret(secret_key) if secret_key else None,
         publishable_key=publishable_key,
         jwt_key=jwt_key,
         authorized_parties=read.parse(
@@ -415,9 +502,9 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         clock_skew=read.parse("CLERK_CLOCK_SKEW", _non_negative_float, 5.0, "use seconds, e.g. 5"),
         public_routes=tuple(public_routes),
         sign_in_url=sign_in_url,
-        webhook_secret=webhook_secret,
-        machine_secret_key=read.get("CLERK_MACHINE_SECRET_KEY"),
-        ratelimit_storage_uri=ratelimit_storage_uri,
+        webhook_secret=Secret(webhook_secret) if webhook_secret else None,
+        machine_secret_key=Secret(machine_secret_key) if machine_secret_key else None,
+        ratelimit_storage_uri=SecretURI(ratelimit_storage_uri),
         frontend_api=frontend_api,
         http_timeout=read.parse("CLERK_HTTP_TIMEOUT", _positive_float, 3.0, "use seconds, e.g. 3"),
         jwks_cache_ttl=read.parse("CLERK_JWKS_CACHE_TTL", _positive_float, 300.0, "use seconds, e.g. 300"),
@@ -440,14 +527,14 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         machine_token_cache_ttl=read.parse(
             "CLERK_MACHINE_TOKEN_CACHE_TTL", _non_negative_float, 0.0, "use seconds, e.g. 30; 0 turns the cache off"
         ),
-        machine_token_cache_uri=str(read.get("CLERK_MACHINE_TOKEN_CACHE_URI", "memory://")),
+        machine_token_cache_uri=SecretURI(str(read.get("CLERK_MACHINE_TOKEN_CACHE_URI", "memory://"))),
         webhook_max_bytes=read.parse(
             "CLERK_WEBHOOK_MAX_BYTES", _positive_int, 1_048_576, "use a number of bytes, e.g. 1048576"
         ),
         webhook_replay_ttl=read.parse(
             "CLERK_WEBHOOK_REPLAY_TTL", _replay_ttl, 86_400.0, "use seconds, e.g. 86400 (24 hours)"
         ),
-        webhook_store_uri=webhook_store_uri,
+        webhook_store_uri=SecretURI(webhook_store_uri),
         webhook_rate_limit=read.parse(
             "CLERK_WEBHOOK_RATE_LIMIT", _rate_limit, "600 per minute", "use e.g. '600 per minute', or 'off'"
         ),

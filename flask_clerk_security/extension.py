@@ -14,10 +14,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.local import LocalProxy
 
 from . import handshake, signals
-from .audit import connect_default_handler
+from .audit import connect_default_handler, log_safe
 from .auth import Auth, reverification_config
 from .authenticate import CSRF_REASON, RequestAuthenticator, is_page_request, token_from_authorization
-from .config import ClerkSettings, load_settings
+from .config import ClerkSettings, hold_secrets, load_settings
 from .errors import (
     AuthenticationRequired,
     AuthUnavailable,
@@ -118,7 +118,7 @@ def _authenticate(req: Request, state: ClerkState, request_globals: Any, view: A
         auth = authenticate_request(token, accepts, session, state.machine)
     setattr(request_globals, _G_AUTH, auth)
     if auth.reason:
-        logger.info("signed out: %s (%s %s)", auth.reason, req.method, req.path)
+        logger.info("signed out: %s (%s %s)", log_safe(auth.reason), log_safe(req.method), log_safe(req.path))
     return auth
 
 
@@ -234,7 +234,7 @@ class ClerkSecurity:
     """
 
     def __init__(self, app: Flask | None = None, *, limiter: Limiter | None = None, **options: Any) -> None:
-        self._options: Mapping[str, Any] = options
+        self._options: Mapping[str, Any] = hold_secrets(options)
         self._owns_limiter = limiter is None
         self.limiter: Limiter = limiter or create_limiter()
         self.webhooks = WebhookBlueprint(self.limiter)

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from . import backend_api
+from .config import Secret
 from .errors import TokenVerificationError
 
 logger = logging.getLogger("flask_clerk_security")
@@ -57,7 +58,7 @@ class RemoteKeySource:
     def __init__(
         self,
         api_url: str,
-        secret_key: str,
+        secret_key: str | Secret,
         *,
         api_version: str = "v1",
         ttl: float = 300.0,
@@ -65,7 +66,7 @@ class RemoteKeySource:
         timeout: float = 3.0,
     ) -> None:
         self._url = f"{api_url.rstrip('/')}/{api_version.strip('/')}/jwks"
-        self._secret_key = secret_key
+        self._secret_key = Secret(secret_key)
         self._ttl = ttl
         self._cooldown = cooldown
         self._timeout = timeout
@@ -148,7 +149,7 @@ _remote_lock = threading.Lock()
 
 def remote_key_source(
     api_url: str,
-    secret_key: str,
+    secret_key: str | Secret,
     *,
     api_version: str = "v1",
     ttl: float = 300.0,
@@ -156,7 +157,7 @@ def remote_key_source(
     timeout: float = 3.0,
 ) -> RemoteKeySource:
     """The process-wide JWKS cache for one (api_url, api_version, secret key)."""
-    scope = (api_url.rstrip("/"), api_version, hashlib.sha256(secret_key.encode()).hexdigest())
+    scope = (api_url.rstrip("/"), api_version, hashlib.sha256(Secret(secret_key).reveal().encode()).hexdigest())
     with _remote_lock:
         source = _remote_sources.get(scope)
         if source is None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import backend_api
 from .auth import Auth
-from .config import ClerkSettings, mask_secret
+from .config import ClerkSettings, Secret
 from .errors import TokenVerificationError
 from .jwks import KeySource
 from .stores import StoreError, TTLStore
@@ -330,17 +330,17 @@ class MachineVerifier:
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
-    def _refuse_unless_retryable(exc: backend_api.BackendAPIError, token_type: str, bearer: str) -> None:
+    def _refuse_unless_retryable(exc: backend_api.BackendAPIError, token_type: str, bearer: Secret) -> None:
         status = exc.status
         if status is None or status >= 500:
             return
         if status == 401:
-            which = "CLERK_MACHINE_SECRET_KEY" if bearer.startswith(API_KEY_PREFIX) else "CLERK_SECRET_KEY"
+            which = "CLERK_MACHINE_SECRET_KEY" if bearer.reveal().startswith(API_KEY_PREFIX) else "CLERK_SECRET_KEY"
             logger.error(
                 "Clerk Backend API refused %s (%s) while verifying a %s: every machine token is refused until "
                 "the key is fixed. Fix: copy the key from the Clerk Dashboard.",
                 which,
-                mask_secret(bearer),
+                bearer.masked(),
                 token_type,
             )
             raise TokenVerificationError(Reason.SECRET_KEY_INVALID, "The Backend API refused the secret key.")

@@ -149,7 +149,7 @@ def init_limiter(limiter: Limiter, app: Flask, settings: ClerkSettings, *, owned
     An app's own limiter (``ClerkSecurity(app, limiter=...)``) keeps its own ``RATELIMIT_*`` configuration.
     """
     if owned:
-        uri = settings.ratelimit_storage_uri
+        uri = settings.ratelimit_storage_uri.reveal()
         configured = app.config.setdefault("RATELIMIT_STORAGE_URI", uri)
         if configured != uri:
             raise ConfigurationError(

@@ -10,6 +10,7 @@ import time
 from collections import OrderedDict
 from typing import Any, Protocol
 
+from .config import SecretURI
 from .errors import ConfigurationError
 
 
@@ -117,8 +118,9 @@ class RedisStore:
         self._call("delete", self._prefix + key)
 
 
-def store_from_uri(uri: str, *, prefix: str = "clerk:") -> TTLStore:
+def store_from_uri(uri: str | SecretURI, *, prefix: str = "clerk:") -> TTLStore:
     """``memory://`` or ``redis://host:port/db`` (also ``rediss://``, ``unix://``) to a store."""
+    uri = uri.reveal() if isinstance(uri, SecretURI) else uri
     if uri.startswith("memory://"):
         return MemoryStore()
     if uri.startswith(("redis://", "rediss://", "unix://")):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import types
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
@@ -34,6 +35,8 @@ MAX_REPORTED_ERRORS = 50
 MAX_LOC_CHARS = 64
 #: A message is replaced by this when it repeats a submitted string (a validator's ``f"bad {value}"``).
 GENERIC_MESSAGE = "Invalid value"
+#: A ``loc`` item that is a submitted dict key (not a field the model declares) is shown as this.
+SUBMITTED_KEY = "<key>"
 #: In pydantic's own messages, input strings shorter than this are not looked for ("a" is in most sentences).
 _MIN_ECHO_CHARS = 3
 _MAX_ECHO_LEAVES = 10_000
@@ -91,7 +94,7 @@ def parse_body(model: type[BaseModel]) -> BaseModel:
     except ValidationError as exc:
         if any(error["type"] == "json_invalid" and not error["loc"] for error in exc.errors()):
             raise MalformedJSON("body is not valid JSON") from None
-        raise ValidationFailed(safe_errors(exc, "body")) from None
+        raise ValidationFailed(safe_errors(exc, "body", _submitted_json(data), _declared_names(model))) from None
 
 
 def _is_sequence(annotation: Any) -> bool:
@@ -125,17 +128,50 @@ def parse_query(model: type[BaseModel], sequence_keys: frozenset[str]) -> BaseMo
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ValidationFailed(safe_errors(exc, "query")) from None
+        raise ValidationFailed(safe_errors(exc, "query", data, _declared_names(model))) from None
+
+
+def _submitted_json(data: bytes) -> Any:
+    """The submitted body as plain JSON values (``None`` if it does not parse), to tell its keys and strings."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _declared_names(model: type[BaseModel]) -> frozenset[str]:
+    """Field names and string aliases of ``model`` and of every model its annotations reach."""
+    names: set[str] = set()
+    seen: set[type[BaseModel]] = set()
+    stack: list[Any] = [model]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            if item in seen:
+                continue
+            seen.add(item)
+            for name, field in item.model_fields.items():
+                names.add(name)
+                for alias in (field.alias, field.validation_alias):
+                    if isinstance(alias, str):
+                        names.add(alias)
+                    elif isinstance(alias, AliasChoices):
+                        names.update(choice for choice in alias.choices if isinstance(choice, str))
+                stack.append(field.annotation)
+        else:
+            stack.extend(get_args(item))
+    return frozenset(names)
 
 
 def _string_leaves(value: Any) -> Iterator[str]:
-    """The strings inside a submitted value (dict values and list items, depth first)."""
+    """The strings inside a submitted value (dict keys and values, list items, depth first)."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
             yield item
         elif isinstance(item, Mapping):
+            stack.extend(key for key in item if isinstance(key, str))
             stack.extend(item.values())
         elif isinstance(item, (list, tuple, set, frozenset)):
             stack.extend(item)
@@ -144,6 +180,20 @@ def _string_leaves(value: Any) -> Iterator[str]:
 def _normal(text: str) -> str:
     """Text as a comparison sees it: models often strip, case-fold or NFKC-normalise a value before complaining."""
     return unicodedata.normalize("NFKC", text).strip().casefold()
+
+
+def _normal_leaves(value: Any, known: frozenset[str]) -> frozenset[str] | None:
+    """The submitted strings of 3 characters or more, normalised, ``known`` names aside; ``None`` when there are
+    too many to check (then every message is replaced). Computed once per 422, not once per error."""
+    leaves: set[str] = set()
+    for count, leaf in enumerate(_string_leaves(value)):
+        if count >= _MAX_ECHO_LEAVES:
+            return None
+        if leaf not in known:
+            normal = _normal(leaf)
+            if len(normal) >= _MIN_ECHO_CHARS:
+                leaves.add(normal)
+    return frozenset(leaves)
 
 
 def _echoes(value: Any, message: str, min_chars: int) -> bool:
@@ -158,13 +208,15 @@ def _echoes(value: Any, message: str, min_chars: int) -> bool:
     return False
 
 
-def safe_message(error: Mapping[str, Any]) -> str:
+def safe_message(error: Mapping[str, Any], submitted_leaves: frozenset[str] | None = frozenset()) -> str:
     """pydantic's message without anything taken from the input.
 
     Parser details (``Input should be a valid UUID, invalid character: found `<` at 1``) are cut after the fixed
     part and a discriminator's tag is dropped. A message of the app's own validators (``value_error``,
-    ``assertion_error``, custom types) that contains any submitted string, however short, becomes
-    :data:`GENERIC_MESSAGE`; so does a built-in message that still contains one of 3 characters or more.
+    ``assertion_error``, custom types) that contains any string of the error's input (keys too), however short,
+    becomes :data:`GENERIC_MESSAGE`; so does any message that still contains a string of 3 characters or more from
+    the error's input or among ``submitted_leaves`` (:func:`_normal_leaves` of the whole body or query: a model
+    validator may quote a sibling).
     """
     kind = str(error["type"])
     from_app = kind in _DEVELOPER_TYPES or kind not in _CORE_TYPES
@@ -178,18 +230,51 @@ def safe_message(error: Mapping[str, Any]) -> str:
             message = message[:cut].rstrip(" ,:")
     if _echoes(error.get("input"), message, 1 if from_app else _MIN_ECHO_CHARS):
         return GENERIC_MESSAGE
+    if submitted_leaves is None:
+        return GENERIC_MESSAGE
+    normal_message = _normal(message)
+    if any(leaf in normal_message for leaf in submitted_leaves):
+        return GENERIC_MESSAGE
     return message
 
 
-def _short(item: int | str) -> int | str:
-    """A ``loc`` item; a submitted dict key longer than :data:`MAX_LOC_CHARS` is cut."""
-    return item[:MAX_LOC_CHARS] + "..." if isinstance(item, str) and len(item) > MAX_LOC_CHARS else item
+def _submitted_keys(value: Any) -> frozenset[str]:
+    """Every dict key of a submitted value, at any depth (one pass over a body already bounded in size)."""
+    keys: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            keys.update(key for key in item if isinstance(key, str))
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return frozenset(keys)
 
 
-def safe_errors(exc: ValidationError, part: Part) -> list[dict[str, Any]]:
-    """``[{loc, msg, type}]`` for a 422: ``loc`` starts with ``"body"``/``"query"``; no input, no context."""
+def _loc_item(item: int | str, submitted_keys: frozenset[str], declared: frozenset[str]) -> int | str:
+    """A ``loc`` item: a submitted dict key the model does not declare is :data:`SUBMITTED_KEY`; any other string
+    (a field name, a union member's schema name) is cut to :data:`MAX_LOC_CHARS`."""
+    if not isinstance(item, str):
+        return item
+    if item in submitted_keys and item not in declared:
+        return SUBMITTED_KEY
+    return item[:MAX_LOC_CHARS] + "..." if len(item) > MAX_LOC_CHARS else item
+
+
+def safe_errors(
+    exc: ValidationError, part: Part, submitted: Any = None, declared: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """``[{loc, msg, type}]`` for a 422: ``loc`` starts with ``"body"``/``"query"``; no input, no context, and no
+    submitted key (``submitted`` is the body or query as received, ``declared`` the names the model knows)."""
+    keys = _submitted_keys(submitted)
+    leaves = _normal_leaves(submitted, declared)
     return [
-        {"loc": [part, *map(_short, error["loc"])], "msg": safe_message(error), "type": error["type"]}
+        {
+            "loc": [part, *(_loc_item(item, keys, declared) for item in error["loc"])],
+            "msg": safe_message(error, leaves),
+            "type": error["type"],
+        }
         for error in exc.errors(include_url=False)[:MAX_REPORTED_ERRORS]
     ]
 

@@ -19,7 +19,8 @@ from flask import Blueprint, Flask, current_app, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import BadRequest, Conflict, InternalServerError, RequestEntityTooLarge, ServiceUnavailable
 
-from .config import ClerkSettings
+from .audit import log_safe
+from .config import ClerkSettings, Secret, reveal
 from .errors import _JSONError
 from .signals import webhook_received, webhook_rejected, webhook_replayed
 from .stores import StoreError, TTLStore, store_from_uri
@@ -94,7 +95,7 @@ class WebhookFailed(_JSONError, InternalServerError):
 class _Verifier:
     """``svix.Webhook`` for one secret, created on first use: importing svix costs a noticeable fraction of a second."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: Secret) -> None:
         self._secret = secret
         self._webhook: Any = None
         self._lock = threading.Lock()
@@ -105,7 +106,7 @@ class _Verifier:
 
         if self._webhook is None:
             with self._lock:
-                self._webhook = self._webhook or Webhook(self._secret)
+                self._webhook = self._webhook or Webhook(self._secret.reveal())
         try:
             # svix 2.x returns None here; the caller parses the body itself.
             self._webhook.verify(body, headers)
@@ -129,7 +130,7 @@ class WebhookState:
         self.store: TTLStore = store_from_uri(settings.webhook_store_uri, prefix=settings.store_key_prefix)
         # Svix sends one message id to every endpoint subscribed to it: namespacing claims by the endpoint's
         # secret keeps two apps sharing a Redis from swallowing each other's deliveries.
-        digest = hashlib.sha256((self.secret or "").encode()).hexdigest()[:16]
+        digest = hashlib.sha256((reveal(self.secret) or "").encode()).hexdigest()[:16]
         self.namespace = f"webhook:{digest}:"
 
 
@@ -240,7 +241,7 @@ class WebhookBlueprint(Blueprint):
         body = _read_body(state.max_bytes)
         problem = state.verifier.verify(body, headers)
         if problem is not None:
-            logger.info("webhook refused: %s (svix-id %.64s)", problem, headers["svix-id"])
+            logger.info("webhook refused: %s (svix-id %s)", log_safe(problem), log_safe(headers["svix-id"][:64]))
             raise _reject("invalid_signature", WebhookRejected())
         event = _parse_event(body, headers)
         handlers = self.handlers_for(event.type)
@@ -257,7 +258,7 @@ def _dispatch(state: WebhookState, event: WebhookEvent, handlers: list[WebhookHa
         claimed = state.store.add(key, _PROCESSING, PROCESSING_TTL)
         status = None if claimed else state.store.get(key)
     except StoreError as exc:
-        logger.error("webhook %s not processed: replay store unavailable (%s)", event.id, exc)
+        logger.error("webhook %s not processed: replay store unavailable (%s)", log_safe(event.id), exc)
         raise WebhookStoreUnavailable() from None
     if not claimed:
         if status == _DONE:
@@ -269,16 +270,20 @@ def _dispatch(state: WebhookState, event: WebhookEvent, handlers: list[WebhookHa
         for handler in handlers:
             current_app.ensure_sync(handler)(event)
     except Exception:
-        logger.exception("webhook handler failed for %s (%s); Svix will retry", event.type, event.id)
+        logger.exception(
+            "webhook handler failed for %s (%s); Svix will retry", log_safe(event.type), log_safe(event.id)
+        )
         try:
             state.store.delete(key)
         except StoreError as exc:
-            logger.error("could not release webhook claim %s (%s); it expires in %.0f s", event.id, exc, PROCESSING_TTL)
+            logger.error(
+                "could not release webhook claim %s (%s); it expires in %.0f s", log_safe(event.id), exc, PROCESSING_TTL
+            )
         raise WebhookFailed() from None
     try:
         state.store.set(key, _DONE, state.replay_ttl)
     except StoreError as exc:
-        logger.error("webhook %s processed but not remembered (%s): a replay may run it again", event.id, exc)
+        logger.error("webhook %s processed but not remembered (%s): a replay may run it again", log_safe(event.id), exc)
     return {"status": "processed"}, 200
 
 

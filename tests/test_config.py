@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+import logging
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
 from flask import Flask
 
-from flask_clerk_security import ClerkSecurity, ConfigurationError
-from flask_clerk_security.config import frontend_api_from_publishable_key, mask_secret
-from flask_clerk_security.testing import ClerkTestIssuer
+from flask_clerk_security import ClerkSecurity, ConfigurationError, current_auth
+from flask_clerk_security.config import Secret, SecretURI, frontend_api_from_publishable_key, mask_secret
+from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer, clerk_event
 
 SECRET = "sk_live_" + "a1B2c3D4" * 5
 
@@ -145,3 +147,136 @@ def test_accessors_fail_loudly_without_init_app() -> None:
         get_auth()
     with pytest.raises(RuntimeError, match="active request"):
         get_auth()
+
+
+# Secrets are held masked: no repr/str of anything the extension builds, and no log line, carries one
+
+
+REDIS_PASSWORD = "hunter2-" + "Pa55word-k7Q"  # the server's default user is nopass: any password is accepted
+
+
+def walk(root: Any) -> Iterator[Any]:
+    """Every object reachable from ``root`` through the extension's own objects and containers.
+
+    Objects of other libraries (Talisman, redis, svix, flask-limiter) are reached and yielded but not entered:
+    an error reporter shows their ``repr``. A :class:`Secret` is yielded but not entered (its slot is the
+    value, by design).
+    """
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or isinstance(item, (int, float, bool, type(None))):
+            continue
+        seen.add(id(item))
+        yield item
+        if isinstance(item, Secret):
+            continue
+        if isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+        elif type(item).__module__.startswith("flask_clerk_security"):
+            stack.extend(vars(item).values() if hasattr(item, "__dict__") else ())
+            for slots in (getattr(cls, "__slots__", ()) for cls in type(item).__mro__):
+                names = (slots,) if isinstance(slots, str) else slots
+                stack.extend(getattr(item, name) for name in names if hasattr(item, name))
+
+
+def test_no_repr_str_or_log_line_carries_a_secret(
+    clerk_issuer: ClerkTestIssuer,
+    clerk_backend_api: BackendAPIStandIn,
+    redis_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    webhook_secret = clerk_issuer.webhook_secret
+    machine_secret = "ak_" + "0123456789abcdef" * 2
+    clerk_backend_api.machine_secret_key = machine_secret
+    redis_uri = f"redis://default:{REDIS_PASSWORD}@127.0.0.1:6379/0"
+    secrets = {
+        "secret key": clerk_issuer.secret_key.removeprefix("sk_test_"),
+        "webhook secret": webhook_secret.removeprefix("whsec_"),
+        "machine secret": machine_secret.removeprefix("ak_"),
+        "redis password": REDIS_PASSWORD,
+    }
+    app = Flask("every_feature")
+    app.config.update(
+        TESTING=False,
+        SECRET_KEY="flask-session-secret",
+        CLERK_FORCE_HTTPS=False,
+        CLERK_PUBLISHABLE_KEY=clerk_issuer.publishable_key,
+        CLERK_API_URL=clerk_backend_api.url,
+        CLERK_ACCEPTS_TOKEN="any",
+        CLERK_MACHINE_TOKEN_CACHE_TTL=5,
+        CLERK_STORE_KEY_PREFIX=redis_prefix,
+        RATELIMIT_KEY_PREFIX=redis_prefix,
+    )
+    clerk = ClerkSecurity(
+        app,
+        secret_key=clerk_issuer.secret_key,
+        webhook_secret=webhook_secret,
+        machine_secret_key=machine_secret,
+        machine_token_cache_uri=redis_uri,
+        ratelimit_storage_uri=redis_uri,
+        webhook_store_uri=redis_uri,
+    )
+    app.register_blueprint(clerk.webhooks)
+    received: list[str] = []
+
+    @clerk.webhooks.on("user.created")
+    def on_user(event: Any) -> None:
+        received.append(event.id)
+
+    @app.get("/api/limited")
+    @clerk.limiter.limit("2 per minute")
+    def limited() -> dict[str, str | None]:
+        return {"user": current_auth.user_id}
+
+    @app.get("/api/leak")
+    def leak() -> dict[str, str]:
+        return {"oops": clerk_issuer.secret_key}
+
+    state = app.extensions["clerk_security"]
+    with caplog.at_level(logging.DEBUG):
+        client = app.test_client()
+        session = clerk_issuer.auth_header()
+        statuses = [client.get("/api/limited", headers=session).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        assert client.get("/api/limited").status_code == 401
+        api_key = clerk_backend_api.mint_api_key()
+        m2m = clerk_backend_api.mint_m2m_token()
+        for token in (api_key, api_key, m2m, "ak_" + "f" * 32):
+            client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+        body, headers = clerk_issuer.sign_webhook(clerk_event("user.created"))
+        for _ in range(2):  # the second is a replay
+            assert client.post("/api/webhooks/clerk", data=body, headers=headers).status_code == 200
+        assert client.post("/api/webhooks/clerk", data=body, headers={**headers, "svix-signature": "v1,x"}).status_code
+        assert client.get("/api/leak", headers=session).status_code == 500
+    assert len(received) == 1
+    texts = [caplog.text]
+    texts += [text for record in caplog.records for text in (str(record.__dict__), record.getMessage())]
+    for item in [clerk, state, *walk(state), *walk(clerk), *walk(app.after_request_funcs)]:
+        texts += [repr(item), str(item)]
+    for text in texts:
+        for name, value in secrets.items():
+            assert value not in text, f"the {name} is in {text[:300]!r}"
+    assert repr(state.settings.secret_key) == f"Secret('sk_test_****{clerk_issuer.secret_key[-4:]}')"
+    assert str(state.settings.webhook_store_uri) == "redis://default:****@127.0.0.1:6379/0"
+    assert state.settings.secret_key.reveal() == clerk_issuer.secret_key
+
+
+def test_secret_holds_its_value_behind_reveal() -> None:
+    held = Secret(SECRET)
+    assert repr(held) == f"Secret('sk_live_****{SECRET[-4:]}')"
+    assert str(held) == f"{held}" == f"sk_live_****{SECRET[-4:]}"
+    assert held.reveal() == SECRET and held == Secret(SECRET) and held != Secret(SECRET + "x")
+    assert held != SECRET  # never equal to a plain string: comparisons go through reveal()
+    assert not Secret("") and Secret(held).reveal() == SECRET
+    uri = SecretURI("rediss://user:p%40ss@cache.internal:6380/2?password=again")
+    assert str(uri) == "rediss://user:****@cache.internal:6380/2?password=****"
+    assert "p%40ss" not in repr(uri) and "again" not in repr(uri)
+    assert str(SecretURI("memory://")) == "memory://"
+    assert str(SecretURI("redis://:p@ss@host:6379/0")) == "redis://:****@host:6379/0"  # an unescaped @ too
+    app = init({"CLERK_SECRET_KEY": held, "CLERK_JWT_KEY": None})  # a Secret in app.config is read too
+    assert app.extensions["clerk_security"].settings.secret_key == held

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote
 
+import brotli
 import pytest
 from blinker import NamedSignal
 from flask import Flask, Response, redirect, send_file, stream_with_context
+from flask_compress import Compress
+from werkzeug.test import EnvironBuilder
 
-from flask_clerk_security import signals
-from flask_clerk_security.leakguard import SecretLeakError
+from flask_clerk_security import ClerkSecurity, signals
+from flask_clerk_security.leakguard import MAX_DECODED_BYTES, SecretLeakError, UnscannableBodyError
 from flask_clerk_security.testing import ClerkTestIssuer
 
 from .conftest import AppFactory
@@ -32,9 +38,7 @@ def captured(signal: NamedSignal) -> Iterator[list[dict[str, Any]]]:
         yield events
 
 
-def leaky_app(
-    app_factory: AppFactory, clerk_issuer: ClerkTestIssuer, **config: Any
-) -> tuple[Flask, dict[str, str]]:
+def leaky_app(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer, **config: Any) -> tuple[Flask, dict[str, str]]:
     secrets = {
         "CLERK_SECRET_KEY": clerk_issuer.secret_key,
         "CLERK_WEBHOOK_SECRET": WEBHOOK_SECRET,
@@ -127,6 +131,112 @@ def test_guard_can_be_turned_off(app_factory: AppFactory, clerk_issuer: ClerkTes
     assert app.test_client().get("/leak/CLERK_SECRET_KEY").status_code == 200
 
 
+# Compressed bodies (a compression extension registered after ClerkSecurity runs before the guard)
+
+CODINGS = ["gzip", "deflate", "br", "zstd"]
+
+
+@pytest.mark.parametrize("coding", CODINGS)
+def test_compressed_leak_is_caught(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer, coding: str) -> None:
+    app, _ = leaky_app(app_factory, clerk_issuer, COMPRESS_MIN_SIZE=0, COMPRESS_ALGORITHM=coding)
+    Compress(app)
+    client = app.test_client()
+    with pytest.raises(SecretLeakError, match="body contains the value of CLERK_SECRET_KEY"):
+        client.get("/leak/CLERK_SECRET_KEY", headers={"Accept-Encoding": coding})
+    with pytest.raises(SecretLeakError, match="body contains the value of CLERK_SECRET_KEY"):
+        client.get("/leak-unprefixed", headers={"Accept-Encoding": coding})
+    clean = client.get("/clean", headers={"Accept-Encoding": coding})
+    assert clean.status_code == 200 and clean.headers["Content-Encoding"] == coding  # compressed, and let through
+
+
+@pytest.mark.parametrize("coding", CODINGS)
+def test_compressed_leak_is_refused_in_production(
+    app_factory: AppFactory, clerk_issuer: ClerkTestIssuer, coding: str
+) -> None:
+    app, _ = leaky_app(app_factory, clerk_issuer, TESTING=False, COMPRESS_MIN_SIZE=0, COMPRESS_ALGORITHM=coding)
+    Compress(app)
+    response = app.test_client().get(
+        "/leak/CLERK_WEBHOOK_SECRET", base_url="https://localhost", headers={"Accept-Encoding": coding}
+    )
+    assert response.status_code == 500
+    assert "Content-Encoding" not in response.headers
+    assert response.get_json() == {"error": "internal_error"}
+
+
+def refused_body_app(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer, **config: Any) -> Flask:
+    """Views that compress by hand: stacked codings, junk, an unknown coding, a body too large once decoded."""
+    app, secrets = leaky_app(app_factory, clerk_issuer, **config)
+    bodies = {
+        "stacked": (brotli.compress(gzip.compress(secrets["CLERK_SECRET_KEY"].encode())), "gzip, br"),
+        "junk": (b"\x1f\x8b not gzip at all", "gzip"),
+        "truncated": (gzip.compress(secrets["CLERK_SECRET_KEY"].encode())[:-12], "gzip"),
+        "unknown": (b"opaque", "x-custom"),
+        "bomb": (gzip.compress(b"\0" * (MAX_DECODED_BYTES + 1), compresslevel=1), "gzip"),
+        "two-members": (gzip.compress(b"ok") + gzip.compress(secrets["CLERK_SECRET_KEY"].encode()), "gzip"),
+    }
+
+    @app.get("/encoded/<name>")
+    @ClerkSecurity.public
+    def encoded(name: str) -> Response:
+        body, coding = bodies[name]
+        return Response(body, headers={"Content-Encoding": coding})
+
+    return app
+
+
+def test_undecodable_or_oversized_bodies_are_refused(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer) -> None:
+    app = refused_body_app(app_factory, clerk_issuer)
+    client = app.test_client()
+    for name in ("stacked", "two-members"):
+        with pytest.raises(SecretLeakError, match="CLERK_SECRET_KEY"):
+            client.get(f"/encoded/{name}")
+    for name, reason in (
+        ("junk", "invalid gzip data"),
+        ("truncated", "truncated"),
+        ("unknown", "unknown Content-Encoding 'x-custom'"),
+        ("bomb", "once decoded"),
+    ):
+        with pytest.raises(UnscannableBodyError, match=reason):
+            client.get(f"/encoded/{name}")
+    production = refused_body_app(app_factory, clerk_issuer, TESTING=False)
+    for name in ("stacked", "junk", "unknown", "bomb"):
+        response = production.test_client().get(f"/encoded/{name}", base_url="https://localhost")
+        assert (response.status_code, response.get_json()) == (500, {"error": "internal_error"}), name
+
+
+# A leak inside an error handler's response (Flask swallows after_request errors while handling an error)
+
+
+def error_handler_app(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer) -> Flask:
+    app, secrets = leaky_app(app_factory, clerk_issuer)
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # the 500 handler runs under testing too
+
+    @app.get("/boom")
+    @ClerkSecurity.public
+    def boom() -> str:
+        raise RuntimeError("boom")
+
+    @app.errorhandler(500)
+    def server_error(error: Exception) -> tuple[dict[str, str], int]:
+        return {"error": "internal", "debug": secrets["CLERK_SECRET_KEY"]}, 500
+
+    return app
+
+
+def test_leak_in_an_error_handler_is_caught(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer) -> None:
+    app = error_handler_app(app_factory, clerk_issuer)
+    with pytest.raises(SecretLeakError, match="body contains the value of CLERK_SECRET_KEY"):
+        app.test_client().get("/boom")
+    # What a WSGI server gets: a clean 500 status and headers, then the error again when it reads the body.
+    started: list[Any] = []
+    environ = EnvironBuilder("/boom").get_environ()
+    body = app.wsgi_app(environ, lambda status, headers, exc_info=None: started.append((status, headers)))
+    [(status, headers)] = started
+    assert status.startswith("500") and clerk_issuer.secret_key[8:] not in str(headers)
+    with pytest.raises(SecretLeakError):
+        b"".join(body)
+
+
 # Audit signals and the default handler
 
 
@@ -196,9 +306,7 @@ def test_csrf_rejected(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer) -
     assert failures == []
 
 
-def test_default_handler_per_app_and_off_switch(
-    app_factory: AppFactory, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_default_handler_per_app_and_off_switch(app_factory: AppFactory, caplog: pytest.LogCaptureFixture) -> None:
     quiet, _ = app_factory({"CLERK_AUDIT_LOG": "false"})
     loud, _ = app_factory()
     with caplog.at_level(logging.INFO):
@@ -215,3 +323,58 @@ def test_handler_drops_fields_outside_the_allowlist(app: Flask, caplog: pytest.L
         {"event": "authentication-failed", "method": "GET", "route": "/x", "reason": "token-invalid"}
     ]
     assert "eyJ.secret.sig" not in caplog.text
+
+
+# Log forging: request-derived values are escaped in every log line and audit record
+
+FORGED = (
+    "\n2026-12-01 CRITICAL flask_clerk_security.audit clerk audit secret-leak-blocked key=CLERK_SECRET_KEY"
+    "\r\x1b[2J\u2028"
+)
+
+
+@contextmanager
+def text_log() -> Iterator[tuple[io.StringIO, list[logging.LogRecord]]]:
+    """The package's log as a plain text handler writes it, and the records behind it."""
+    stream = io.StringIO()
+    records: list[logging.LogRecord] = []
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    handler.addFilter(lambda record: records.append(record) or True)
+    package_logger = logging.getLogger("flask_clerk_security")
+    level = package_logger.level
+    package_logger.addHandler(handler)
+    package_logger.setLevel(logging.DEBUG)
+    try:
+        yield stream, records
+    finally:
+        package_logger.removeHandler(handler)
+        package_logger.setLevel(level)
+
+
+def test_request_data_cannot_forge_log_lines(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer) -> None:
+    app, clerk = app_factory({"CLERK_WEBHOOK_SECRET": clerk_issuer.webhook_secret})
+    app.register_blueprint(clerk.webhooks)
+
+    @app.get("/api/files/<path:name>")
+    def files(name: str) -> str:
+        return name
+
+    client = app.test_client()
+    with text_log() as (stream, records):
+        assert client.get("/api/files/" + quote(FORGED, safe="")).status_code == 401
+        signed_in = app.test_client()
+        for name, value in clerk_issuer.session_cookies().items():
+            signed_in.set_cookie(name, value)
+        origin = "https://evil.example" + FORGED
+        assert signed_in.post("/api/me", environ_overrides={"HTTP_ORIGIN": origin}).status_code == 403
+        svix = {"HTTP_SVIX_ID": "msg_1" + FORGED, "HTTP_SVIX_TIMESTAMP": "1", "HTTP_SVIX_SIGNATURE": "v1,x"}
+        assert client.post("/api/webhooks/clerk", data=b"{}", environ_overrides=svix).status_code in (400, 401)
+    text = stream.getvalue()
+    lines = text.splitlines()
+    assert len(records) >= 4 and len(lines) == len(records), text  # one line per record, none started by a request
+    assert all(line.split(" ", 2)[1].startswith("flask_clerk_security") for line in lines), text
+    assert "\x1b" not in text and "\r" not in text and "\u2028" not in text
+    assert "\\n2026-12-01 CRITICAL" in text and "\\x1b[2J" in text  # shown, escaped
+    audit = [record.clerk_audit for record in records if hasattr(record, "clerk_audit")]
+    assert audit and all("\n" not in str(value) for fields in audit for value in fields.values())

@@ -12,7 +12,7 @@ import requests
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, Field, RootModel, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, field_validator, model_validator
 
 from flask_clerk_security import (
     BodyTooLarge,
@@ -24,7 +24,7 @@ from flask_clerk_security import (
     get_validated_query,
 )
 from flask_clerk_security.testing import ClerkTestIssuer, serve_app
-from flask_clerk_security.validation import GENERIC_MESSAGE, MAX_REPORTED_ERRORS
+from flask_clerk_security.validation import GENERIC_MESSAGE, MAX_REPORTED_ERRORS, SUBMITTED_KEY
 
 AppFactory = Callable[..., tuple[Flask, ClerkSecurity]]
 ALLOWED_STATUSES = {200, 400, 413, 415, 422}
@@ -303,8 +303,67 @@ def test_error_list_and_long_keys_are_bounded(app_factory: AppFactory, auth: dic
     assert response.status_code == 422
     errors = response.json["errors"]
     assert len(errors) == MAX_REPORTED_ERRORS
-    assert errors[0]["loc"] == ["body", "scores", "k" * 64 + "..."]
+    assert errors[0]["loc"] == ["body", "scores", SUBMITTED_KEY]
     assert len(response.data) < 8000
+
+
+HOSTILE = ("<img src=x onerror=alert(1)>", "sk_live_0123456789abcdef", "\u00a7k")
+
+
+class Strict(BaseModel):
+    """Hostile keys reach pydantic's ``loc`` (extra keys, dict keys) and validators that quote them."""
+
+    model_config = ConfigDict(extra="forbid")
+    scores: dict[str, int] = {}
+    labels: dict[str, Annotated[str, StringConstraints(max_length=3)]] = {}
+
+    @field_validator("scores")
+    @classmethod
+    def known_keys(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = [key for key in value if not key.isalnum()]
+        if unknown:
+            raise ValueError(f"unknown score {unknown[0]}")  # quotes a submitted key
+        return value
+
+    @model_validator(mode="after")
+    def total(self) -> Strict:
+        if self.labels and sum(self.scores.values()) < 0:
+            raise ValueError(f"scores must be positive for labels {sorted(self.labels)}")  # quotes a sibling's keys
+        return self
+
+
+def test_422_never_echoes_submitted_keys(app_factory: AppFactory, auth: dict[str, str]) -> None:
+    app, clerk = app_factory()
+
+    @app.post("/api/strict")
+    @clerk.validate(body=Strict, query=Strict)
+    def strict(body: Strict, query: Strict) -> dict[str, str]:
+        return {}
+
+    client = app.test_client()
+    for key in HOSTILE:
+        bodies = [
+            {key: 1},  # extra_forbidden: loc is the key
+            {"scores": {key: 1}},  # the validator's message quotes the key
+            {"scores": {"a": "x", key: "y"}},  # int_parsing under a dict key
+            {"labels": {key: "long value"}, "scores": {"a": -1}},  # a model validator quotes the keys
+            {"labels": {"ok": key}},  # a submitted value
+        ]
+        for body in bodies:
+            response = client.post("/api/strict", query_string={key: key}, json=body, headers=auth)
+            assert response.status_code == 422, body
+            text = response.get_data(as_text=True)
+            assert key not in text and json.dumps(key)[1:-1] not in text, (body, text)
+            assert "onerror" not in text and "<img" not in text and "0123456789" not in text, (body, text)
+    errors = client.post("/api/strict", json={"scores": {"a": "x", "<k>": "y"}, "x": 1}, headers=auth).json
+    assert {
+        "loc": ["body", "scores", SUBMITTED_KEY],
+        "msg": "Input should be a valid integer, unable to parse string as an integer",
+        "type": "int_parsing",
+    } in errors["errors"]
+    assert {"loc": ["body", SUBMITTED_KEY], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"} in (
+        errors["errors"]
+    )
 
 
 def test_apps_customise_the_answers_with_errorhandler(app: Flask, auth: dict[str, str]) -> None:

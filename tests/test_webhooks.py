@@ -559,7 +559,7 @@ def test_rate_limit_storage_redis_is_the_default_replay_store(app_factory: Any, 
         {"CLERK_WEBHOOK_SECRET": clerk_issuer.webhook_secret, "CLERK_RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/3"}
     )
     settings_ = app.extensions["clerk_security"].settings
-    assert settings_.webhook_store_uri == "redis://127.0.0.1:6379/3"
+    assert settings_.webhook_store_uri.reveal() == "redis://127.0.0.1:6379/3"
     with pytest.raises(ConfigurationError, match="CLERK_WEBHOOK_STORE_URI"):
         app_factory(
             {
