@@ -74,7 +74,7 @@ class RequestAuthenticator:
     def _authenticate_cookie(self, request: Request) -> Auth:
         """Clerk's cookie path (suffixed cookies, client_uat rules, handshake); then the CSRF origin check."""
         state = self.pages.authenticate(request)
-        remember(state)
+        remember(request, state)
         auth = state.auth
         if auth.is_authenticated and request.method not in SAFE_METHODS and not self._same_origin(request):
             return Auth.signed_out(CSRF_REASON)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus, urljoin, urlsplit, urlunsplit
 
-from flask import Request, g
+from flask import Request, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -34,6 +34,7 @@ from . import backend_api
 from .auth import Auth
 from .config import CLERK_API_VERSION_HEADER, ClerkSettings
 from .errors import TokenVerificationError
+from .state import PAGE_STATE_KEY
 from .tokens import Reason, TokenVerifier, decode_unverified, try_decode, verify_signature
 
 logger = logging.getLogger("flask_clerk_security")
@@ -60,7 +61,6 @@ SIGNED_IN = "signed-in"
 SIGNED_OUT = "signed-out"
 HANDSHAKE_STATUS = "handshake"
 
-_G_STATE = "_clerk_security_page_state"
 _SESSION_CATEGORIES = frozenset({"cl_B7d4PD111AAA", "cl_I7d4PD111III"})
 _OAUTH_JWT_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -572,9 +572,9 @@ def _dev_browser_cookie(settings: ClerkSettings, request: Request) -> str | None
 
 
 # --------------------------------------------------------------------------------------------- Flask glue
-def remember(state: PageState) -> None:
-    """Keep the page state of this request on ``g`` (its cookies go on the response, its redirect is raised)."""
-    setattr(g, _G_STATE, state)
+def remember(request: Request, state: PageState) -> None:
+    """Keep the page state with ``request`` (its cookies go on the response, its redirect is raised)."""
+    request.environ[PAGE_STATE_KEY] = state
 
 
 def is_page_request(request: Request) -> bool:
@@ -600,10 +600,10 @@ def needs_early_auth(request: Request) -> bool:
     return any(name in request.args or name in request.cookies for name in (HANDSHAKE, HANDSHAKE_NONCE))
 
 
-def raise_for_redirect(request_globals: Any) -> None:
-    """Raise the 307 this request's page state (kept on ``g``, passed in) asks for: handshake, or the clean
-    URL after one."""
-    state: PageState | None = request_globals.get(_G_STATE)
+def raise_for_redirect(environ: Mapping[str, Any]) -> None:
+    """Raise the 307 this request's page state (kept in its ``environ``, passed in) asks for: handshake, or the
+    clean URL after one."""
+    state: PageState | None = environ.get(PAGE_STATE_KEY)
     if state is None or state.location is None:
         return
     response = Response(status=307, headers={"Location": state.location, "Cache-Control": "no-store"})
@@ -617,7 +617,7 @@ def apply_response_headers(response: Response) -> Response:
     Signed-out and handshake states carry ``x-clerk-auth-status`` / ``x-clerk-auth-reason``, as Clerk's SDKs
     copy ``requestState.headers`` onto the response; responses that set cookies are never cached.
     """
-    state: PageState | None = g._get_current_object().get(_G_STATE)  # one proxy lookup
+    state: PageState | None = request.environ.get(PAGE_STATE_KEY)
     if state is None:
         return response
     for directive in state.cookies:
