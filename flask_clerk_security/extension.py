@@ -31,7 +31,9 @@ from .machine import MachineVerifier
 from .machine import authenticate as authenticate_request
 from .ratelimit import create_limiter, init_limiter
 from .routes import RouteMatcher
+from .state import ACCEPTS_ATTR as _ACCEPTS_ATTR
 from .state import AUTH_KEY, EXTENSION_KEY, ClerkState, current_auth, get_auth, get_state, view_of
+from .state import PUBLIC_ATTR as _PUBLIC_ATTR
 from .stores import store_from_uri
 from .token_types import (
     API_KEY,
@@ -54,8 +56,6 @@ logger = logging.getLogger("flask_clerk_security")
 __all__ = ["EXTENSION_KEY", "ClerkSecurity", "ClerkState", "current_auth", "get_auth", "get_state"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_PUBLIC_ATTR = "_clerk_public"
-_ACCEPTS_ATTR = "_clerk_accepts_token"
 _UNAVAILABLE_REASONS = frozenset(
     {"jwk-remote-failed-to-load", "secret-key-invalid", "jwk-failed-to-resolve", "unexpected-error"}
 )
@@ -346,6 +346,6 @@ class ClerkSecurity:
         415 not JSON, 413 over ``CLERK_MAX_BODY_BYTES``, 400 not a JSON object, 422 ``[{loc, msg, type}]``.
         See :mod:`flask_clerk_security.validation`.
         """
-        from .validation import validate  # validation reads this module's state: import it when used
+        from .validation import validate  # pydantic is imported only by apps that validate
 
         return validate(body=body, query=query)

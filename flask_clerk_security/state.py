@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import Flask, Request, current_app, has_request_context, request
 from werkzeug.local import LocalProxy
@@ -22,10 +22,14 @@ if TYPE_CHECKING:
     from .routes import RouteMatcher
     from .webhooks import WebhookState
 
+F = TypeVar("F", bound=Callable[..., Any])
 EXTENSION_KEY = "clerk_security"
 #: ``request.environ`` keys of this request's :class:`Auth` and Clerk page state (a private namespace).
 AUTH_KEY = "flask_clerk_security.auth"
 PAGE_STATE_KEY = "flask_clerk_security.page_state"
+#: View attributes: opted out of the default-deny protection; the token types ``require()`` accepts.
+PUBLIC_ATTR = "_clerk_public"
+ACCEPTS_ATTR = "_clerk_accepts_token"
 
 
 @dataclass
@@ -60,6 +64,12 @@ def view_of(app: Flask, req: Request) -> Any:
     """The view function the request was routed to (None when unrouted)."""
     endpoint = req.endpoint
     return app.view_functions.get(endpoint) if endpoint else None
+
+
+def mark_public(view: F) -> F:
+    """Opt ``view`` out of the default-deny protection (what ``ClerkSecurity.public`` does)."""
+    setattr(view, PUBLIC_ATTR, True)
+    return view
 
 
 def get_auth() -> Auth:
