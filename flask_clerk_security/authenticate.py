@@ -16,17 +16,16 @@ from .handshake import (
     is_page_request,
     is_session_jwt,
     remember,
-    request_reason,
 )
-from .handshake import PageReason as AuthReason
+from .reasons import CSRF_ORIGIN_MISMATCH, AuthErrorReason, request_reason
 from .tokens import TokenVerifier, decode_token
 
 logger = logging.getLogger("flask_clerk_security")
 
-__all__ = ["AuthReason", "RequestAuthenticator", "cookie_suffix", "is_page_request", "token_from_authorization"]
+__all__ = ["RequestAuthenticator", "cookie_suffix", "is_page_request", "token_from_authorization"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-CSRF_REASON = "csrf-origin-mismatch"
+CSRF_REASON = CSRF_ORIGIN_MISMATCH
 
 
 def token_from_authorization(value: str | None) -> str | None:
@@ -66,7 +65,7 @@ class RequestAuthenticator:
                 return cached
             decoded = decode_token(header_token)  # looked at once: the type, then verification
             if not is_session_jwt(decoded[0], decoded[1]):
-                return Auth.signed_out(AuthReason.TOKEN_TYPE_MISMATCH)
+                return Auth.signed_out(AuthErrorReason.TOKEN_TYPE_MISMATCH)
             return self.verifier.verify_session(header_token, decoded)
         except TokenVerificationError as exc:
             return Auth.signed_out(request_reason(exc.reason, request.method))

@@ -30,6 +30,7 @@ from .leakguard import LeakGuard
 from .machine import MachineVerifier
 from .machine import authenticate as authenticate_request
 from .ratelimit import create_limiter, init_limiter
+from .reasons import UNAVAILABLE as UNAVAILABLE_REASONS
 from .routes import RouteMatcher
 from .state import ACCEPTS_ATTR as _ACCEPTS_ATTR
 from .state import AUTH_KEY, EXTENSION_KEY, ClerkState, current_auth, get_auth, get_state, view_of
@@ -56,9 +57,6 @@ logger = logging.getLogger("flask_clerk_security")
 __all__ = ["EXTENSION_KEY", "ClerkSecurity", "ClerkState", "current_auth", "get_auth", "get_state"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_UNAVAILABLE_REASONS = frozenset(
-    {"jwk-remote-failed-to-load", "secret-key-invalid", "jwk-failed-to-resolve", "unexpected-error"}
-)
 
 
 def _authenticate(req: Request, state: ClerkState, view: Any) -> Auth:
@@ -85,7 +83,7 @@ def _signed_out_error(auth: Auth, settings: ClerkSettings) -> HTTPException:
         signals.csrf_rejected.send(app, origin=request.headers.get("Origin"), reason=auth.reason)
         return CSRFRejected()
     signals.authentication_failed.send(app, reason=auth.reason)
-    if auth.reason in _UNAVAILABLE_REASONS:
+    if auth.reason in UNAVAILABLE_REASONS:
         logger.error("authentication unavailable: %s", auth.reason)
         return AuthUnavailable()
     target = handshake.sign_in_url(settings, request) if is_page_request(request) and _accepts_sessions() else None

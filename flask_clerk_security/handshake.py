@@ -34,8 +34,9 @@ from . import backend_api
 from .auth import Auth
 from .config import CLERK_API_VERSION_HEADER, ClerkSettings
 from .errors import TokenVerificationError
+from .reasons import HANDSHAKE_REASONS, AuthErrorReason, TokenVerificationErrorReason, request_reason
 from .state import PAGE_STATE_KEY
-from .tokens import Reason, TokenVerifier, decode_unverified, try_decode, verify_signature
+from .tokens import TokenVerifier, decode_unverified, try_decode, verify_signature
 
 logger = logging.getLogger("flask_clerk_security")
 
@@ -66,27 +67,6 @@ _OAUTH_JWT_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _LEGACY_DEV_SUFFIXES = (".lcl.dev", ".lclstage.dev", ".lclclerk.com")
 _CURRENT_DEV_SUFFIXES = (".accounts.dev", ".accountsstage.dev", ".accounts.lclclerk.com")
-_HANDSHAKE_REASONS = {
-    Reason.TOKEN_EXPIRED: "session-token-expired",
-    Reason.TOKEN_NOT_ACTIVE_YET: "session-token-nbf",
-    Reason.TOKEN_IAT_IN_THE_FUTURE: "session-token-iat-in-the-future",
-}
-
-
-class PageReason:
-    """Clerk's AuthErrorReason values of the cookie path (``authStatus.ts``)."""
-
-    CLIENT_UAT_WITHOUT_SESSION_TOKEN = "client-uat-but-no-session-token"
-    DEV_BROWSER_MISSING = "dev-browser-missing"
-    DEV_BROWSER_SYNC = "dev-browser-sync"
-    PRIMARY_DOMAIN_CROSS_ORIGIN_SYNC = "primary-domain-cross-origin-sync"
-    SESSION_TOKEN_AND_UAT_MISSING = "session-token-and-uat-missing"
-    SESSION_TOKEN_MISSING = "session-token-missing"
-    SESSION_TOKEN_IAT_BEFORE_CLIENT_UAT = "session-token-iat-before-client-uat"
-    SESSION_TOKEN_WITHOUT_CLIENT_UAT = "session-token-but-no-client-uat"
-    TOKEN_TYPE_MISMATCH = "token-type-mismatch"
-    #: Ours: Clerk throws here (a 500 in its Express SDK); we sign the request out and stop handshaking.
-    HANDSHAKE_TOKEN_INVALID = "handshake-token-invalid"
 
 
 class HandshakeFailed(Exception):
@@ -105,19 +85,6 @@ class PageState:
 
 
 # --------------------------------------------------------------------------------------------- JS helpers
-def request_reason(token_reason: str, method: str) -> str:
-    """Clerk's ``convertTokenVerificationErrorReasonToAuthErrorReason`` for a session token refused on a request.
-
-    The ``__refresh`` cookie exchange is not implemented, so an expired token's reason is always one of Clerk's
-    not-eligible-for-refresh variants.
-    """
-    reason = _HANDSHAKE_REASONS.get(token_reason, token_reason)
-    if token_reason == Reason.TOKEN_EXPIRED:
-        refresh = "non-eligible-non-get" if method != "GET" else "non-eligible-no-refresh-cookie"
-        reason = f"{reason}-refresh-{refresh}"
-    return reason
-
-
 def cookie_suffix(publishable_key: str) -> str:
     """Clerk's ``getCookieSuffix``: the first 8 characters of base64url(SHA-1(publishable key))."""
     digest = hashlib.sha1(publishable_key.encode(), usedforsecurity=False).digest()
@@ -373,7 +340,7 @@ class PageAuthenticator:
             except TokenVerificationError as exc:
                 if ctx.is_development:
                     logger.warning("handshake token refused (%s); not handshaking again", exc.reason)
-                    return self._signed_out(PageReason.HANDSHAKE_TOKEN_INVALID)
+                    return self._signed_out(AuthErrorReason.HANDSHAKE_TOKEN_INVALID)
                 logger.warning("handshake token refused (%s)", exc.reason)
             except HandshakeFailed as exc:
                 logger.warning("handshake could not be resolved: %s", exc)
@@ -382,24 +349,24 @@ class PageAuthenticator:
     def _cookie_rules(self, ctx: CookieContext) -> PageState:
         """``authenticateRequestWithTokenInCookie`` after the handshake return (no satellite/org sync)."""
         if ctx.is_development and DEV_BROWSER in ctx.request.args:
-            return self._maybe_handshake(ctx, PageReason.DEV_BROWSER_SYNC)
+            return self._maybe_handshake(ctx, AuthErrorReason.DEV_BROWSER_SYNC)
         if ctx.is_development and not ctx.dev_browser_token:
-            return self._maybe_handshake(ctx, PageReason.DEV_BROWSER_MISSING)
+            return self._maybe_handshake(ctx, AuthErrorReason.DEV_BROWSER_MISSING)
         session = ctx.session_token
         if not ctx.client_uat and not session:
-            return self._signed_out(PageReason.SESSION_TOKEN_AND_UAT_MISSING)
+            return self._signed_out(AuthErrorReason.SESSION_TOKEN_AND_UAT_MISSING)
         if not ctx.client_uat:
-            return self._maybe_handshake(ctx, PageReason.SESSION_TOKEN_WITHOUT_CLIENT_UAT)
+            return self._maybe_handshake(ctx, AuthErrorReason.SESSION_TOKEN_WITHOUT_CLIENT_UAT)
         if not session:
-            return self._maybe_handshake(ctx, PageReason.CLIENT_UAT_WITHOUT_SESSION_TOKEN)
+            return self._maybe_handshake(ctx, AuthErrorReason.CLIENT_UAT_WITHOUT_SESSION_TOKEN)
         try:
             header, payload, _, _ = decode_unverified(session)
         except TokenVerificationError as exc:
             return self._token_error(ctx, exc)
         if not is_session_jwt(header, payload):
-            return self._signed_out(PageReason.TOKEN_TYPE_MISMATCH)
+            return self._signed_out(AuthErrorReason.TOKEN_TYPE_MISMATCH)
         if _numeric(payload.get("iat")) < ctx.client_uat:
-            return self._maybe_handshake(ctx, PageReason.SESSION_TOKEN_IAT_BEFORE_CLIENT_UAT)
+            return self._maybe_handshake(ctx, AuthErrorReason.SESSION_TOKEN_IAT_BEFORE_CLIENT_UAT)
         try:
             auth = self.verifier.verify_session(session)
         except TokenVerificationError as exc:
@@ -411,13 +378,13 @@ class PageAuthenticator:
             and not ctx.is_known_clerk_referrer()
             and ctx.redirect_count == 0
         ):
-            return self._maybe_handshake(ctx, PageReason.PRIMARY_DOMAIN_CROSS_ORIGIN_SYNC)
+            return self._maybe_handshake(ctx, AuthErrorReason.PRIMARY_DOMAIN_CROSS_ORIGIN_SYNC)
         return PageState(SIGNED_IN, auth)
 
     def _token_error(self, ctx: CookieContext, exc: TokenVerificationError) -> PageState:
         """``handleSessionTokenError``: expired / not yet valid tokens hand shake, anything else signs out."""
         reason = request_reason(exc.reason, ctx.method)
-        if exc.reason not in _HANDSHAKE_REASONS:
+        if exc.reason not in HANDSHAKE_REASONS:
             return self._signed_out(reason)
         return self._maybe_handshake(ctx, reason)
 
@@ -458,11 +425,11 @@ class PageAuthenticator:
                 _without_params(ctx.clerk_url, (HANDSHAKE, HANDSHAKE_HELP, DEV_BROWSER, HANDSHAKE_NONCE))
             )
         if not session_token:
-            return self._signed_out(PageReason.SESSION_TOKEN_MISSING, cookies, location)
+            return self._signed_out(AuthErrorReason.SESSION_TOKEN_MISSING, cookies, location)
         try:
             claims = self.verifier.verify(session_token)
         except TokenVerificationError as exc:
-            if not (ctx.is_development and exc.reason in _HANDSHAKE_REASONS):
+            if not (ctx.is_development and exc.reason in HANDSHAKE_REASONS):
                 raise HandshakeFailed(f"session token from the handshake refused ({exc.reason})") from None
             logger.error("Clerk: clock skew detected; retrying the handshake session token with a 24 h skew")
             lenient = TokenVerifier(
@@ -513,7 +480,7 @@ def verify_handshake_token(token: str, verifier: TokenVerifier) -> dict[str, Any
 
 def _check_handshake_category(header: Mapping[str, Any]) -> None:
     if "cat" in header and header["cat"] not in _SESSION_CATEGORIES:
-        raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid handshake token category.")
+        raise TokenVerificationError(TokenVerificationErrorReason.TOKEN_INVALID, "Invalid handshake token category.")
 
 
 def handshake_url(ctx: CookieContext, reason: str) -> str:
