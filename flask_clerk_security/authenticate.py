@@ -9,15 +9,11 @@ from flask import Request
 
 from .auth import Auth
 from .config import ClerkSettings
+from .cookies import cookie_suffix
 from .errors import TokenVerificationError
-from .handshake import (
-    PageAuthenticator,
-    cookie_suffix,
-    is_page_request,
-    is_session_jwt,
-    remember,
-)
+from .pages import PageAuthenticator, is_page_request, remember
 from .reasons import CSRF_ORIGIN_MISMATCH, AuthErrorReason, request_reason
+from .token_types import is_session_jwt
 from .tokens import TokenVerifier, decode_token
 
 logger = logging.getLogger("flask_clerk_security")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 from flask import Flask, Request, current_app, redirect, request
 from werkzeug.exceptions import HTTPException
 
-from . import handshake, signals
+from . import pages, signals
 from .audit import connect_default_handler
 from .auth import Auth, reverification_config
 from .authenticate import CSRF_REASON, RequestAuthenticator, is_page_request, token_from_authorization
@@ -31,6 +31,7 @@ from .machine import MachineVerifier
 from .machine import authenticate as authenticate_request
 from .ratelimit import create_limiter, init_limiter
 from .reasons import UNAVAILABLE as UNAVAILABLE_REASONS
+from .redirects import sign_in_url
 from .routes import RouteMatcher
 from .state import ACCEPTS_ATTR as _ACCEPTS_ATTR
 from .state import AUTH_KEY, EXTENSION_KEY, ClerkState, current_auth, get_auth, get_state, view_of
@@ -86,7 +87,7 @@ def _signed_out_error(auth: Auth, settings: ClerkSettings) -> HTTPException:
     if auth.reason in UNAVAILABLE_REASONS:
         logger.error("authentication unavailable: %s", auth.reason)
         return AuthUnavailable()
-    target = handshake.sign_in_url(settings, request) if is_page_request(request) and _accepts_sessions() else None
+    target = sign_in_url(settings, request) if is_page_request(request) and _accepts_sessions() else None
     if target:
         return HTTPException(response=redirect(target, code=307))
     return AuthenticationRequired(auth.reason)
@@ -199,7 +200,7 @@ class ClerkSecurity:
         if settings.security_headers:  # before _protect, so plain-HTTP requests are redirected first
             state.talisman, state.content_security_policy = install_talisman(app, settings)
         app.before_request(self._protect)
-        app.after_request(handshake.apply_response_headers)
+        app.after_request(pages.apply_response_headers)
         if settings.leak_guard:
             LeakGuard(settings.secrets).install(app)
         if settings.audit_log:
@@ -225,13 +226,13 @@ class ClerkSecurity:
         routes = state.public_routes
         if getattr(view, _PUBLIC_ATTR, False) or (routes and routes(req.path)):
             # Page navigations and handshake returns are authenticated even here: the handshake may redirect.
-            if handshake.needs_early_auth(req):
+            if pages.needs_early_auth(req):
                 if environ.get(AUTH_KEY) is None:
                     _authenticate(req, state, view)
-                handshake.raise_for_redirect(environ)
+                pages.raise_for_redirect(environ)
             return
         auth: Auth = environ.get(AUTH_KEY) or _authenticate(req, state, view)
-        handshake.raise_for_redirect(environ)
+        pages.raise_for_redirect(environ)
         if not auth.is_authenticated:
             raise _signed_out_error(auth, state.settings)
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from .handshake import cookie_suffix
+from .cookies import cookie_suffix
 
 __all__ = [
     "BackendAPIStandIn",
