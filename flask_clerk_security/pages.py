@@ -159,7 +159,7 @@ def apply_response_headers(response: Response) -> Response:
     Signed-out and handshake states carry ``x-clerk-auth-status`` / ``x-clerk-auth-reason``, as Clerk's SDKs
     copy ``requestState.headers`` onto the response; responses that set cookies are never cached.
     """
-    state: PageState | None = request.environ.get(PAGE_STATE_KEY)
+    state: PageState | None = request._get_current_object().environ.get(PAGE_STATE_KEY)  # type: ignore[attr-defined]  # one proxy lookup
     if state is None:
         return response
     for directive in state.cookies:

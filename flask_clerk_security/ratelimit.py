@@ -69,8 +69,12 @@ def rate_limited_response(limit: RequestLimit) -> Response:
 
 
 def _limiter_used() -> bool:
-    """Whether the limiter touched this request's state."""
-    return has_request_context() and _LIMITER_USED_KEY in request.environ
+    """Whether the limiter touched this request's state (the request resolved once, not through the proxy)."""
+    try:
+        environ = request._get_current_object().environ  # type: ignore[attr-defined]
+    except RuntimeError:  # no request
+        return False
+    return _LIMITER_USED_KEY in environ
 
 
 @functools.cache
