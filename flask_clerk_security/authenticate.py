@@ -9,24 +9,19 @@ from flask import Request
 
 from .auth import Auth
 from .config import ClerkSettings
+from .cookies import cookie_suffix
 from .errors import TokenVerificationError
-from .handshake import (
-    PageAuthenticator,
-    cookie_suffix,
-    is_page_request,
-    is_session_jwt,
-    remember,
-    request_reason,
-)
-from .handshake import PageReason as AuthReason
+from .pages import PageAuthenticator, is_page_request, remember
+from .reasons import CSRF_ORIGIN_MISMATCH, AuthErrorReason, request_reason
+from .token_types import is_session_jwt
 from .tokens import TokenVerifier, decode_token
 
 logger = logging.getLogger("flask_clerk_security")
 
-__all__ = ["AuthReason", "RequestAuthenticator", "cookie_suffix", "is_page_request", "token_from_authorization"]
+__all__ = ["RequestAuthenticator", "cookie_suffix", "is_page_request", "token_from_authorization"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-CSRF_REASON = "csrf-origin-mismatch"
+CSRF_REASON = CSRF_ORIGIN_MISMATCH
 
 
 def token_from_authorization(value: str | None) -> str | None:
@@ -66,7 +61,7 @@ class RequestAuthenticator:
                 return cached
             decoded = decode_token(header_token)  # looked at once: the type, then verification
             if not is_session_jwt(decoded[0], decoded[1]):
-                return Auth.signed_out(AuthReason.TOKEN_TYPE_MISMATCH)
+                return Auth.signed_out(AuthErrorReason.TOKEN_TYPE_MISMATCH)
             return self.verifier.verify_session(header_token, decoded)
         except TokenVerificationError as exc:
             return Auth.signed_out(request_reason(exc.reason, request.method))
@@ -74,7 +69,7 @@ class RequestAuthenticator:
     def _authenticate_cookie(self, request: Request) -> Auth:
         """Clerk's cookie path (suffixed cookies, client_uat rules, handshake); then the CSRF origin check."""
         state = self.pages.authenticate(request)
-        remember(state)
+        remember(request, state)
         auth = state.auth
         if auth.is_authenticated and request.method not in SAFE_METHODS and not self._same_origin(request):
             return Auth.signed_out(CSRF_REASON)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigurationError
+from .header_options import check_talisman_options, parse_csp_directives
 from .token_types import SESSION_TOKEN, AcceptsToken, parse_accepts_token
 
 DEFAULT_API_URL = "https://api.clerk.com"
@@ -383,8 +384,6 @@ def _check_url(key: str, value: str) -> str:
 
 def _header_settings(read: _Reader) -> dict[str, Any]:
     """The ``ClerkSettings`` fields of :mod:`.headers`, :mod:`.leakguard` and :mod:`.audit`."""
-    from .headers import check_talisman_options, parse_csp_directives
-
     proxy_url = read.get("CLERK_PROXY_URL")
     if proxy_url is not None and not (
         isinstance(proxy_url, str) and re.fullmatch(r"/\S*|https?://[^\s/?#]+(/\S*)?", proxy_url)

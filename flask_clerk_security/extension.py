@@ -6,14 +6,12 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-from flask import Flask, Request, current_app, g, has_request_context, redirect, request
+from flask import Flask, Request, current_app, redirect, request
 from werkzeug.exceptions import HTTPException
-from werkzeug.local import LocalProxy
 
-from . import handshake, signals
+from . import pages, signals
 from .audit import connect_default_handler, log_safe
 from .auth import Auth, reverification_config
 from .authenticate import CSRF_REASON, RequestAuthenticator, is_page_request, token_from_authorization
@@ -32,7 +30,12 @@ from .leakguard import LeakGuard
 from .machine import MachineVerifier
 from .machine import authenticate as authenticate_request
 from .ratelimit import create_limiter, init_limiter
+from .reasons import UNAVAILABLE as UNAVAILABLE_REASONS
+from .redirects import sign_in_url
 from .routes import RouteMatcher
+from .state import ACCEPTS_ATTR as _ACCEPTS_ATTR
+from .state import AUTH_KEY, EXTENSION_KEY, ClerkState, current_auth, get_auth, get_state, view_of
+from .state import PUBLIC_ATTR as _PUBLIC_ATTR
 from .stores import store_from_uri
 from .token_types import (
     API_KEY,
@@ -52,63 +55,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("flask_clerk_security")
 
+__all__ = ["EXTENSION_KEY", "ClerkSecurity", "ClerkState", "current_auth", "get_auth", "get_state"]
+
 F = TypeVar("F", bound=Callable[..., Any])
-EXTENSION_KEY = "clerk_security"
-_G_AUTH = "_clerk_security_auth"
-_PUBLIC_ATTR = "_clerk_public"
-_ACCEPTS_ATTR = "_clerk_accepts_token"
-_UNAVAILABLE_REASONS = frozenset(
-    {"jwk-remote-failed-to-load", "secret-key-invalid", "jwk-failed-to-resolve", "unexpected-error"}
-)
 
 
-@dataclass
-class ClerkState:
-    """What one app needs at request time; lives in ``app.extensions["clerk_security"]``."""
-
-    settings: ClerkSettings
-    authenticator: RequestAuthenticator
-    #: ``CLERK_PUBLIC_ROUTES`` compiled; ``None`` when there are none (most apps use ``@clerk.public``).
-    public_routes: RouteMatcher | None
-    machine: MachineVerifier
-    #: This app's own Talisman and the CSP it sends (nonce left out); ``None``/"" with CLERK_SECURITY_HEADERS off.
-    talisman: Any = None
-    content_security_policy: str = ""
-    webhooks: WebhookState | None = None
-
-
-def get_state(app: Flask | None = None) -> ClerkState:
-    """The extension state of ``app`` (default: the current app); fails loudly when init_app was not called."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    try:
-        return cast(ClerkState, app.extensions[EXTENSION_KEY])
-    except KeyError:
-        raise RuntimeError(
-            "ClerkSecurity is not set up on this app: call ClerkSecurity(app) or clerk.init_app(app) first."
-        ) from None
-
-
-def get_auth() -> Auth:
-    """The :class:`Auth` of the current request, computed on first use and cached on ``g``."""
-    try:
-        auth: Auth | None = g._get_current_object().get(_G_AUTH)  # g.get costs 4x
-    except RuntimeError:  # no app context, so no request either
-        auth = None
-    if auth is None:
-        if not has_request_context():
-            raise RuntimeError("get_auth() and current_auth need an active request (app.test_request_context()).")
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-        req = request._get_current_object()  # type: ignore[attr-defined]
-        auth = _authenticate(req, get_state(app), g._get_current_object(), _view(app, req))
-    return auth
-
-
-current_auth: Auth = cast(Auth, LocalProxy(get_auth))
-
-
-def _authenticate(req: Request, state: ClerkState, request_globals: Any, view: Any) -> Auth:
+def _authenticate(req: Request, state: ClerkState, view: Any) -> Auth:
     """Authenticate ``req`` (Clerk's ``authenticateRequest`` for the token types ``view`` accepts) and
-    remember the answer on ``g`` (``request_globals``) for the rest of the request."""
+    remember the answer in the request's environ for the rest of the request."""
     token = token_from_authorization(req.environ.get("HTTP_AUTHORIZATION"))
     accepts: AcceptsToken = getattr(view, _ACCEPTS_ATTR, state.settings.accepts_token)
     if token and accepts == SESSION_TOKEN:  # the default, and the common request: no machine-token routing
@@ -116,16 +70,10 @@ def _authenticate(req: Request, state: ClerkState, request_globals: Any, view: A
     else:
         session = functools.partial(state.authenticator.authenticate, req)
         auth = authenticate_request(token, accepts, session, state.machine)
-    setattr(request_globals, _G_AUTH, auth)
+    req.environ[AUTH_KEY] = auth
     if auth.reason:
         logger.info("signed out: %s (%s %s)", log_safe(auth.reason), log_safe(req.method), log_safe(req.path))
     return auth
-
-
-def _view(app: Flask, req: Request) -> Any:
-    """The view function the request was routed to (None when unrouted)."""
-    endpoint = req.endpoint
-    return app.view_functions.get(endpoint) if endpoint else None
 
 
 def _signed_out_error(auth: Auth, settings: ClerkSettings) -> HTTPException:
@@ -136,10 +84,10 @@ def _signed_out_error(auth: Auth, settings: ClerkSettings) -> HTTPException:
         signals.csrf_rejected.send(app, origin=request.headers.get("Origin"), reason=auth.reason)
         return CSRFRejected()
     signals.authentication_failed.send(app, reason=auth.reason)
-    if auth.reason in _UNAVAILABLE_REASONS:
+    if auth.reason in UNAVAILABLE_REASONS:
         logger.error("authentication unavailable: %s", auth.reason)
         return AuthUnavailable()
-    target = handshake.sign_in_url(settings, request) if is_page_request(request) and _accepts_sessions() else None
+    target = sign_in_url(settings, request) if is_page_request(request) and _accepts_sessions() else None
     if target:
         return HTTPException(response=redirect(target, code=307))
     return AuthenticationRequired(auth.reason)
@@ -148,7 +96,7 @@ def _signed_out_error(auth: Auth, settings: ClerkSettings) -> HTTPException:
 def _accepts_sessions() -> bool:
     """Whether this endpoint takes session tokens (a sign-in redirect is pointless on machine-only routes)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    view = _view(app, request._get_current_object())  # type: ignore[attr-defined]
+    view = view_of(app, request._get_current_object())  # type: ignore[attr-defined]
     return is_accepted(SESSION_TOKEN, getattr(view, _ACCEPTS_ATTR, get_state(app).settings.accepts_token))
 
 
@@ -245,13 +193,14 @@ class ClerkSecurity:
         """Validate configuration (raising :class:`ConfigurationError`) and install protection on ``app``."""
         settings = load_settings(app.config, self._options)
         state = _build_state(settings)
+        state.authenticate = _authenticate
         state.webhooks = WebhookState(settings)
         init_limiter(self.limiter, app, settings, owned=self._owns_limiter)
         app.extensions[EXTENSION_KEY] = state
         if settings.security_headers:  # before _protect, so plain-HTTP requests are redirected first
             state.talisman, state.content_security_policy = install_talisman(app, settings)
         app.before_request(self._protect)
-        app.after_request(handshake.apply_response_headers)
+        app.after_request(pages.apply_response_headers)
         if settings.leak_guard:
             LeakGuard(settings.secrets).install(app)
         if settings.audit_log:
@@ -272,18 +221,18 @@ class ClerkSecurity:
             return
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         state: ClerkState = app.extensions[EXTENSION_KEY]
-        request_globals = g._get_current_object()
+        environ = req.environ
         view = app.view_functions.get(endpoint)
         routes = state.public_routes
         if getattr(view, _PUBLIC_ATTR, False) or (routes and routes.matches_request(req.environ)):
             # Page navigations and handshake returns are authenticated even here: the handshake may redirect.
-            if handshake.needs_early_auth(req):
-                if request_globals.get(_G_AUTH) is None:
-                    _authenticate(req, state, request_globals, view)
-                handshake.raise_for_redirect(request_globals)
+            if pages.needs_early_auth(req):
+                if environ.get(AUTH_KEY) is None:
+                    _authenticate(req, state, view)
+                pages.raise_for_redirect(environ)
             return
-        auth: Auth = request_globals.get(_G_AUTH) or _authenticate(req, state, request_globals, view)
-        handshake.raise_for_redirect(request_globals)
+        auth: Auth = environ.get(AUTH_KEY) or _authenticate(req, state, view)
+        pages.raise_for_redirect(environ)
         if not auth.is_authenticated:
             raise _signed_out_error(auth, state.settings)
 
@@ -396,6 +345,6 @@ class ClerkSecurity:
         415 not JSON, 413 over ``CLERK_MAX_BODY_BYTES``, 400 not a JSON object, 422 ``[{loc, msg, type}]``.
         See :mod:`flask_clerk_security.validation`.
         """
-        from .validation import validate  # validation reads this module's state: import it when used
+        from .validation import validate  # pydantic is imported only by apps that validate
 
         return validate(body=body, query=query)

@@ -22,6 +22,8 @@ from .auth import Auth
 from .config import ClerkSettings, Secret
 from .errors import TokenVerificationError
 from .jwks import KeySource
+from .reasons import KEY_UNAVAILABLE as _UNAVAILABLE_KEY_REASONS
+from .reasons import MachineReason as Reason
 from .stores import StoreError, TTLStore
 from .token_types import (
     ANY,
@@ -52,8 +54,6 @@ OAUTH_ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
 _JWT_FORMAT = re.compile(r"[a-zA-Z0-9\-_]+\.[a-zA-Z0-9\-_]+\.[a-zA-Z0-9\-_]+")
 #: Claims Clerk's machine-token service adds to M2M JWTs; everything else is a custom claim.
 _M2M_RESERVED_CLAIMS = frozenset({"iss", "sub", "exp", "nbf", "iat", "jti"})
-#: Key-source failures that mean "cannot verify now" (answered 503), not "bad token".
-_UNAVAILABLE_KEY_REASONS = frozenset({"jwk-remote-failed-to-load", "secret-key-invalid", "jwk-failed-to-resolve"})
 #: Backend API verify endpoints (no ``/v1`` prefix, as Clerk's SDK calls them) and the JSON field of the token.
 ENDPOINTS: dict[str, tuple[str, str]] = {
     API_KEY: ("/api_keys/verify", "secret"),
@@ -62,19 +62,6 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
 }
 _ATTEMPTS = 3
 _BACKOFF = 0.05
-
-
-class Reason:
-    """Reason strings of machine-token refusals (Clerk's ``MachineTokenVerificationErrorCode`` and
-    ``AuthErrorReason``)."""
-
-    TOKEN_TYPE_MISMATCH = "token-type-mismatch"
-    NO_TOKEN_IN_HEADER = "No token in header"
-    TOKEN_INVALID = "token-invalid"
-    TOKEN_EXPIRED = "token-expired"
-    TOKEN_VERIFICATION_FAILED = "token-verification-failed"
-    SECRET_KEY_INVALID = "secret-key-invalid"
-    UNEXPECTED_ERROR = "unexpected-error"
 
 
 # -- detection (tokens/machine.ts) -------------------------------------------------------------------------------

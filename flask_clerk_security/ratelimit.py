@@ -1,7 +1,7 @@
 """Rate limiting: a real ``flask_limiter.Limiter`` keyed by Clerk user id, with JSON 429s and Redis storage.
 
 The key is resolved lazily from :func:`get_auth`, so it does not matter whether the limiter's ``before_request``
-hook runs before or after the extension's protection hook: the first one to ask computes the auth, ``g`` caches it.
+hook runs before or after the extension's protection hook: the first one to ask computes the auth, the request keeps it.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import time
 import weakref
 from typing import TYPE_CHECKING
 
-from flask import Flask, Response, current_app, g, has_request_context, request
+from flask import Flask, Response, current_app, has_request_context, request
 
 from .config import ClerkSettings
 from .errors import ConfigurationError
 from .signals import rate_limit_exceeded
+from .state import EXTENSION_KEY, get_auth
 
 if TYPE_CHECKING:
     from flask_limiter import Limiter, RequestLimit
@@ -29,8 +30,8 @@ _REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://", "redis+sentinel://",
 #: Seconds a Redis call may take before the limiter treats the storage as down and falls back to memory.
 REDIS_TIMEOUT = 1.0
 #: The storage URI each limiter we created was initialised with (flask-limiter keeps one storage per Limiter).
-#: Set on ``g`` once the limiter touches a request's state (a limit was checked).
-_G_LIMITER_USED = "_clerk_security_limiter_used"
+#: Set in the request's environ once the limiter touches the request's state (a limit was checked).
+_LIMITER_USED_KEY = "flask_clerk_security.limiter_used"
 _storage_uris: weakref.WeakKeyDictionary[Limiter, str] = weakref.WeakKeyDictionary()
 
 
@@ -41,8 +42,6 @@ def client_address_key() -> str:
 
 def rate_limit_key() -> str:
     """``user:<id>`` for a signed-in user, ``machine:<id>`` for a machine token, else the client address."""
-    from .extension import EXTENSION_KEY, get_auth
-
     if has_request_context() and EXTENSION_KEY in current_app.extensions:
         auth = get_auth()
         if auth.is_authenticated:
@@ -70,8 +69,12 @@ def rate_limited_response(limit: RequestLimit) -> Response:
 
 
 def _limiter_used() -> bool:
-    """Whether the limiter touched this request's state (``g`` resolved once: ``g.get`` costs 4x as much)."""
-    return bool(g._get_current_object().get(_G_LIMITER_USED))
+    """Whether the limiter touched this request's state (the request resolved once, not through the proxy)."""
+    try:
+        environ = request._get_current_object().environ  # type: ignore[attr-defined]
+    except RuntimeError:  # no request
+        return False
+    return _LIMITER_USED_KEY in environ
 
 
 @functools.cache
@@ -92,7 +95,8 @@ def limiter_class() -> type[Limiter]:
 
         @property
         def context(self) -> LimiterContext:
-            setattr(g, _G_LIMITER_USED, True)
+            if has_request_context():
+                request.environ[_LIMITER_USED_KEY] = True
             return super().context
 
         @property

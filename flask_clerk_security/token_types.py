@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 SESSION_TOKEN = "session_token"
@@ -13,6 +14,9 @@ ANY = "any"
 
 MACHINE_TOKEN_TYPES = frozenset({API_KEY, M2M_TOKEN, OAUTH_TOKEN})
 TOKEN_TYPES = frozenset({SESSION_TOKEN, *MACHINE_TOKEN_TYPES})
+#: ``cat`` header values of session tokens and handshake tokens (Clerk's ``jwtCategories.ts``).
+_SESSION_CATEGORIES = frozenset({"cl_B7d4PD111AAA", "cl_I7d4PD111III"})
+_OAUTH_JWT_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 
 #: One type name (or ``"any"``) kept as a string, or a list of types kept as a frozenset. Clerk treats the two
 #: forms slightly differently (which reason a refusal carries), so the distinction is preserved.
@@ -58,3 +62,13 @@ def accepts_machine_tokens(accepts: AcceptsToken) -> bool:
     if accepts == ANY:
         return True
     return bool((frozenset({accepts}) if isinstance(accepts, str) else accepts) & MACHINE_TOKEN_TYPES)
+
+
+def is_session_jwt(header: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:
+    """False for machine JWTs (OAuth ``at+jwt``, M2M ``sub: mch_...``) and non-session ``cat`` categories."""
+    sub = payload.get("sub")
+    return not (
+        header.get("typ") in _OAUTH_JWT_TYPES
+        or (isinstance(sub, str) and sub.startswith("mch_"))
+        or ("cat" in header and header["cat"] not in _SESSION_CATEGORIES)
+    )

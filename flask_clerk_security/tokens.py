@@ -21,24 +21,7 @@ from .auth import Auth
 from .config import DEFAULT_API_URL, DEFAULT_API_VERSION
 from .errors import TokenVerificationError
 from .jwks import KeySource, pem_key_source, remote_key_source
-
-
-class Reason:
-    """Clerk's TokenVerificationErrorReason values."""
-
-    TOKEN_EXPIRED = "token-expired"
-    TOKEN_INVALID = "token-invalid"
-    TOKEN_INVALID_ALGORITHM = "token-invalid-algorithm"
-    TOKEN_INVALID_AUTHORIZED_PARTIES = "token-invalid-authorized-parties"
-    TOKEN_INVALID_SIGNATURE = "token-invalid-signature"
-    TOKEN_NOT_ACTIVE_YET = "token-not-active-yet"
-    TOKEN_IAT_IN_THE_FUTURE = "token-iat-in-the-future"
-    TOKEN_VERIFICATION_FAILED = "token-verification-failed"
-    SECRET_KEY_INVALID = "secret-key-invalid"
-    JWK_FAILED_TO_RESOLVE = "jwk-failed-to-resolve"
-    JWK_REMOTE_FAILED_TO_LOAD = "jwk-remote-failed-to-load"
-    JWK_KID_MISMATCH = "jwk-kid-mismatch"
-
+from .reasons import TokenVerificationErrorReason as Reason
 
 #: Clerk's accepted ``alg`` values. Only RS256 ever verifies: Clerk imports every key as an RS256 key (PEM and
 #: JWKS alike), so WebCrypto refuses it for RS384/RS512 and verifyJwt answers token-verification-failed.

@@ -21,7 +21,7 @@ from pydantic import AliasChoices, BaseModel, RootModel, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .errors import BodyTooLarge, MalformedJSON, UnsupportedContentType, ValidationFailed
-from .extension import get_state
+from .state import get_state
 
 F = TypeVar("F", bound=Callable[..., Any])
 Part = Literal["body", "query"]

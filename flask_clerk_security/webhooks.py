@@ -23,6 +23,7 @@ from .audit import log_safe
 from .config import ClerkSettings, Secret, reveal
 from .errors import _JSONError
 from .signals import webhook_received, webhook_rejected, webhook_replayed
+from .state import EXTENSION_KEY, get_state, mark_public
 from .stores import StoreError, TTLStore, store_from_uri
 
 if TYPE_CHECKING:
@@ -199,9 +200,7 @@ class WebhookBlueprint(Blueprint):
             from .ratelimit import client_address_key
 
             view = limiter.limit(_webhook_rate_limit, key_func=client_address_key)(view)
-        from .extension import ClerkSecurity
-
-        self.add_url_rule("", "receive", ClerkSecurity.public(view), methods=["POST"])
+        self.add_url_rule("", "receive", mark_public(view), methods=["POST"])
         self.record(self._check_configured)
 
     def on(self, event_type: str) -> Callable[[H], H]:
@@ -227,8 +226,6 @@ class WebhookBlueprint(Blueprint):
         warn_if_unconfigured(cast(Flask, setup.app))
 
     def _receive(self) -> tuple[dict[str, str], int]:
-        from .extension import get_state
-
         state = get_state().webhooks
         if state is None or state.verifier is None:
             logger.error("webhook delivery refused: CLERK_WEBHOOK_SECRET is not set")
@@ -289,16 +286,12 @@ def _dispatch(state: WebhookState, event: WebhookEvent, handlers: list[WebhookHa
 
 def _webhook_rate_limit() -> str:
     """The app's ``CLERK_WEBHOOK_RATE_LIMIT`` at request time ('' turns the limit off)."""
-    from .extension import get_state
-
     state = get_state().webhooks
     return state.rate_limit if state is not None else ""
 
 
 def warn_if_unconfigured(app: Flask) -> None:
     """Warn once the blueprint is on an initialised app whose ``CLERK_WEBHOOK_SECRET`` is missing."""
-    from .extension import EXTENSION_KEY
-
     state = app.extensions.get(EXTENSION_KEY)
     if state is not None and getattr(state, "webhooks", None) is not None and state.webhooks.verifier is None:
         logger.warning(

@@ -30,7 +30,8 @@ import pytest
 from flask import Flask
 
 from flask_clerk_security import ClerkSecurity, current_auth
-from flask_clerk_security.handshake import cookie_name, cookie_suffix
+from flask_clerk_security.cookies import cookie_suffix
+from flask_clerk_security.handshake import cookie_name
 from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer
 
 CONFORMANCE_DIR = Path(__file__).resolve().parent / "conformance"

@@ -16,7 +16,8 @@ import requests
 from flask import Flask
 
 from flask_clerk_security import ClerkSecurity, current_auth
-from flask_clerk_security.handshake import _same_origin_target, cookie_suffix, safe_directives
+from flask_clerk_security.cookies import cookie_suffix
+from flask_clerk_security.handshake import _same_origin_target, safe_directives
 from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer, FrontendAPIStandIn
 
 DOC = {"Sec-Fetch-Dest": "document", "Accept": "text/html,application/xhtml+xml"}

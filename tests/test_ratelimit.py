@@ -12,13 +12,14 @@ from typing import Any
 
 import flask
 import pytest
-from flask import Flask, g
+from flask import Flask, request
 from flask_limiter import Limiter
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_clerk_security import Auth, ClerkSecurity, ConfigurationError
 from flask_clerk_security.ratelimit import rate_limit_key
 from flask_clerk_security.signals import rate_limit_exceeded
+from flask_clerk_security.state import AUTH_KEY
 from flask_clerk_security.testing import ClerkTestIssuer, clerk_event
 
 from .conftest import closed_port
@@ -132,7 +133,7 @@ def test_key_resolves_auth_lazily_whatever_the_hook_order(app_factory: Build, cl
 
 def test_machine_tokens_are_keyed_by_their_subject(app: Flask) -> None:
     with app.test_request_context("/", environ_base={"REMOTE_ADDR": "192.0.2.9"}):
-        g._clerk_security_auth = Auth(id="m2m_1", subject="mch_worker", token_type="m2m_token")
+        request.environ[AUTH_KEY] = Auth(id="m2m_1", subject="mch_worker", token_type="m2m_token")
         assert rate_limit_key() == "machine:mch_worker"
     with app.test_request_context("/", environ_base={"REMOTE_ADDR": "192.0.2.9"}):
         assert rate_limit_key() == "ip:192.0.2.9"

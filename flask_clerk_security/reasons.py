@@ -1,0 +1,93 @@
+"""Every reason string a refusal carries, each defined once, with the Clerk source it comes from.
+
+Clerk's values are copied from ``@clerk/backend``: ``src/errors.ts`` (``TokenVerificationErrorReason``,
+``MachineTokenVerificationErrorCode``) and ``src/tokens/authStatus.ts`` (``AuthErrorReason``). The extension's
+own reasons are marked as ours.
+"""
+
+from __future__ import annotations
+
+
+class TokenVerificationErrorReason:
+    """Clerk's ``TokenVerificationErrorReason`` (``errors.ts``): why a JWT was refused."""
+
+    TOKEN_EXPIRED = "token-expired"
+    TOKEN_INVALID = "token-invalid"
+    TOKEN_INVALID_ALGORITHM = "token-invalid-algorithm"
+    TOKEN_INVALID_AUTHORIZED_PARTIES = "token-invalid-authorized-parties"
+    TOKEN_INVALID_SIGNATURE = "token-invalid-signature"
+    TOKEN_NOT_ACTIVE_YET = "token-not-active-yet"
+    TOKEN_IAT_IN_THE_FUTURE = "token-iat-in-the-future"
+    TOKEN_VERIFICATION_FAILED = "token-verification-failed"
+    SECRET_KEY_INVALID = "secret-key-invalid"
+    JWK_FAILED_TO_RESOLVE = "jwk-failed-to-resolve"
+    JWK_REMOTE_FAILED_TO_LOAD = "jwk-remote-failed-to-load"
+    JWK_KID_MISMATCH = "jwk-kid-mismatch"
+
+
+class AuthErrorReason:
+    """Clerk's ``AuthErrorReason`` (``authStatus.ts``): why a request is signed out or handshakes."""
+
+    CLIENT_UAT_WITHOUT_SESSION_TOKEN = "client-uat-but-no-session-token"
+    DEV_BROWSER_MISSING = "dev-browser-missing"
+    DEV_BROWSER_SYNC = "dev-browser-sync"
+    PRIMARY_DOMAIN_CROSS_ORIGIN_SYNC = "primary-domain-cross-origin-sync"
+    SESSION_TOKEN_AND_UAT_MISSING = "session-token-and-uat-missing"
+    SESSION_TOKEN_MISSING = "session-token-missing"
+    SESSION_TOKEN_EXPIRED = "session-token-expired"
+    SESSION_TOKEN_IAT_BEFORE_CLIENT_UAT = "session-token-iat-before-client-uat"
+    SESSION_TOKEN_NBF = "session-token-nbf"
+    SESSION_TOKEN_IAT_IN_THE_FUTURE = "session-token-iat-in-the-future"
+    SESSION_TOKEN_WITHOUT_CLIENT_UAT = "session-token-but-no-client-uat"
+    TOKEN_TYPE_MISMATCH = "token-type-mismatch"
+    UNEXPECTED_ERROR = "unexpected-error"
+    #: Ours: Clerk throws here (a 500 in its Express SDK); we sign the request out and stop handshaking.
+    HANDSHAKE_TOKEN_INVALID = "handshake-token-invalid"
+
+
+class MachineReason:
+    """Machine-token refusals: Clerk's ``MachineTokenVerificationErrorCode`` (``errors.ts``) and the
+    ``AuthErrorReason`` values its machine path answers with."""
+
+    TOKEN_TYPE_MISMATCH = AuthErrorReason.TOKEN_TYPE_MISMATCH
+    NO_TOKEN_IN_HEADER = "No token in header"
+    TOKEN_INVALID = TokenVerificationErrorReason.TOKEN_INVALID
+    TOKEN_EXPIRED = TokenVerificationErrorReason.TOKEN_EXPIRED
+    TOKEN_VERIFICATION_FAILED = TokenVerificationErrorReason.TOKEN_VERIFICATION_FAILED
+    SECRET_KEY_INVALID = TokenVerificationErrorReason.SECRET_KEY_INVALID
+    UNEXPECTED_ERROR = AuthErrorReason.UNEXPECTED_ERROR
+
+
+#: Ours: a cookie-authenticated write from another origin (the CSRF defence), answered 403.
+CSRF_ORIGIN_MISMATCH = "csrf-origin-mismatch"
+
+#: Key-source failures that mean "cannot verify now" (answered 503), not "bad token".
+KEY_UNAVAILABLE = frozenset(
+    {
+        TokenVerificationErrorReason.JWK_REMOTE_FAILED_TO_LOAD,
+        TokenVerificationErrorReason.SECRET_KEY_INVALID,
+        TokenVerificationErrorReason.JWK_FAILED_TO_RESOLVE,
+    }
+)
+#: Every refusal answered 503: the key source, or an unexpected failure of the machine-token path.
+UNAVAILABLE = KEY_UNAVAILABLE | {AuthErrorReason.UNEXPECTED_ERROR}
+
+#: The token refusals Clerk answers with a handshake on a page, as the ``AuthErrorReason`` they become.
+HANDSHAKE_REASONS = {
+    TokenVerificationErrorReason.TOKEN_EXPIRED: AuthErrorReason.SESSION_TOKEN_EXPIRED,
+    TokenVerificationErrorReason.TOKEN_NOT_ACTIVE_YET: AuthErrorReason.SESSION_TOKEN_NBF,
+    TokenVerificationErrorReason.TOKEN_IAT_IN_THE_FUTURE: AuthErrorReason.SESSION_TOKEN_IAT_IN_THE_FUTURE,
+}
+
+
+def request_reason(token_reason: str, method: str) -> str:
+    """Clerk's ``convertTokenVerificationErrorReasonToAuthErrorReason`` for a session token refused on a request.
+
+    The ``__refresh`` cookie exchange is not implemented, so an expired token's reason is always one of Clerk's
+    not-eligible-for-refresh variants.
+    """
+    reason = HANDSHAKE_REASONS.get(token_reason, token_reason)
+    if token_reason == TokenVerificationErrorReason.TOKEN_EXPIRED:
+        refresh = "non-eligible-non-get" if method != "GET" else "non-eligible-no-refresh-cookie"
+        reason = f"{reason}-refresh-{refresh}"
+    return reason

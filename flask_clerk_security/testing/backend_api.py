@@ -1,0 +1,243 @@
+"""A stand-in for Clerk's Backend API on 127.0.0.1: the JWKS, machine-token verification, handshake payloads."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from .issuer import ClerkTestIssuer
+from .server import Handler, StandInRequest, _LoopbackServer
+
+
+class MachineTokenRecord:
+    """A machine token minted by the stand-in: the JSON its verify endpoint answers, and its state."""
+
+    def __init__(self, token_type: str, resource: dict[str, Any], expires_at: float | None) -> None:
+        self.token_type = token_type
+        self.resource = resource
+        self.expires_at = expires_at
+        self.revoked = False
+
+    def to_json(self) -> dict[str, Any]:
+        expired = self.expires_at is not None and self.expires_at <= time.time()
+        return {**self.resource, "revoked": self.revoked, "expired": expired}
+
+
+#: Verify route, JSON field holding the token, and the token prefix, per machine token type.
+_MACHINE_ROUTES = {
+    "api_key": ("/api_keys/verify", "secret", "ak_"),
+    "m2m_token": ("/m2m_tokens/verify", "token", "mt_"),
+    "oauth_token": ("/oauth_applications/access_tokens/verify", "access_token", "oat_"),
+}
+
+
+class BackendAPIStandIn(_LoopbackServer):
+    """Clerk's Backend API on 127.0.0.1 over real HTTP: ``GET /v1/jwks`` for the issuer, plus added routes.
+
+    Knobs for failure tests: ``delay`` (seconds before answering), ``fail_status`` (answer every call with
+    it), ``hang`` (accept, then never answer until stopped). ``calls`` records every request.
+
+    Machine tokens: ``mint_api_key``, ``mint_m2m_token`` and ``mint_oauth_token`` register opaque tokens that the
+    verify endpoints (``POST /api_keys/verify`` ...) then answer for, as Clerk's Backend API does; unknown
+    tokens get 404. ``revoke(token)`` marks one revoked. ``machine_secret_key`` (when set) is also accepted
+    as the bearer of ``/m2m_tokens/verify``.
+    """
+
+    def __init__(self, issuer: ClerkTestIssuer, *, secret_key: str | None = None) -> None:
+        self.issuer = issuer
+        self.secret_key = secret_key or issuer.secret_key
+        self.delay = 0.0
+        self.fail_status: int | None = None
+        self.hang = False
+        self.calls: list[StandInRequest] = []
+        #: Handshake payloads by nonce, filled by :class:`FrontendAPIStandIn`; each nonce answers once.
+        self.handshake_payloads: dict[str, list[str]] = {}
+        self.routes: dict[tuple[str, str], Handler] = {
+            ("GET", "/v1/jwks"): lambda _: (200, self.issuer.jwks),
+            ("GET", "/v1/clients/handshake_payload"): self._handshake_payload,
+        }
+        self.machine_secret_key: str | None = None
+        self.machine_tokens: dict[str, MachineTokenRecord] = {}
+        for token_type, (path, field, _) in _MACHINE_ROUTES.items():
+            self.routes[("POST", path)] = self._machine_verify_handler(token_type, field)
+        self._stopped = threading.Event()
+        super().__init__(self._handler_class())
+
+    def count(self, method: str, path: str) -> int:
+        return sum(1 for call in self.calls if call.method == method and call.path == path)
+
+    def stop(self) -> None:
+        self._stopped.set()  # releases requests held by ``hang``
+        super().stop()
+
+    def _handshake_payload(self, request: StandInRequest) -> tuple[int, Any]:
+        nonce = (request.query.get("nonce") or [""])[0]
+        directives = self.handshake_payloads.pop(nonce, None)
+        if directives is None:
+            return 404, {"errors": [{"code": "resource_not_found", "message": "unknown handshake nonce"}]}
+        return 200, {"object": "handshake_payload", "directives": directives}
+
+    def _answer(self, request: StandInRequest) -> tuple[int, Any]:
+        self.calls.append(request)
+        if self.hang:
+            self._stopped.wait(30)
+            return 503, {"errors": [{"code": "stopped"}]}
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail_status is not None:
+            return self.fail_status, {"errors": [{"code": "internal_error", "message": "stand-in failure"}]}
+        authorization = next((v for k, v in request.headers.items() if k.lower() == "authorization"), None)
+        bearers = {f"Bearer {self.secret_key}"}
+        if self.machine_secret_key and request.path.startswith("/m2m_tokens/"):
+            bearers.add(f"Bearer {self.machine_secret_key}")
+        if authorization not in bearers:
+            return 401, {"errors": [{"code": "clerk_key_invalid", "message": "The secret key is invalid."}]}
+        handler = self.routes.get((request.method, request.path))
+        if handler is None:
+            return 404, {"errors": [{"code": "resource_not_found", "message": "not found"}]}
+        return handler(request)
+
+    def mint_api_key(
+        self,
+        *,
+        subject: str = "user_123",
+        scopes: Iterable[str] = (),
+        name: str = "test key",
+        claims: Mapping[str, Any] | None = None,
+        expires_in: float | None = None,
+    ) -> str:
+        """An API key (``ak_...``) for ``subject`` (``user_...`` or ``org_...``); ``expires_in`` seconds or never."""
+        return self._mint(
+            "api_key",
+            {
+                "object": "api_key",
+                "type": "api_key",
+                "name": name,
+                "subject": subject,
+                "claims": dict(claims or {}) or None,
+                "created_by": None,
+                "description": None,
+                "last_used_at": None,
+            },
+            scopes,
+            expires_in,
+            milliseconds=True,
+        )
+
+    def mint_m2m_token(
+        self,
+        *,
+        machine_id: str = "mch_test",
+        scopes: Iterable[str] = (),
+        claims: Mapping[str, Any] | None = None,
+        expires_in: float | None = 3600,
+    ) -> str:
+        """An opaque M2M token (``mt_...``) of machine ``machine_id``; ``scopes`` are the machines it may reach."""
+        return self._mint(
+            "m2m_token",
+            {"object": "machine_to_machine_token", "subject": machine_id, "claims": dict(claims or {}) or None},
+            scopes,
+            expires_in,
+            milliseconds=True,
+        )
+
+    def mint_oauth_token(
+        self,
+        *,
+        user_id: str = "user_123",
+        client_id: str = "client_test",
+        scopes: Iterable[str] = (),
+        expires_in: float | None = 3600,
+    ) -> str:
+        """An opaque OAuth access token (``oat_...``) granted to ``client_id`` by ``user_id``."""
+        return self._mint(
+            "oauth_token",
+            {
+                "object": "clerk_idp_oauth_access_token",
+                "type": "oauth_token",
+                "subject": user_id,
+                "client_id": client_id,
+            },
+            scopes,
+            expires_in,
+            milliseconds=False,
+        )
+
+    def revoke(self, token: str, reason: str | None = "revoked in test") -> None:
+        """Mark a minted token revoked: its verify answer then says ``"revoked": true``."""
+        record = self.machine_tokens[token]
+        record.revoked = True
+        record.resource["revocation_reason"] = reason
+
+    def _mint(
+        self,
+        token_type: str,
+        resource: dict[str, Any],
+        scopes: Iterable[str],
+        expires_in: float | None,
+        *,
+        milliseconds: bool,
+    ) -> str:
+        prefix = _MACHINE_ROUTES[token_type][2]
+        token = f"{prefix}{secrets.token_urlsafe(32)}"
+        now = time.time()
+        expires_at = None if expires_in is None else now + expires_in
+        scale = 1000 if milliseconds else 1
+        resource.update(
+            id=f"{prefix}id_{secrets.token_hex(8)}",
+            scopes=list(scopes),
+            revocation_reason=None,
+            expiration=None if expires_at is None else int(expires_at * scale),
+            created_at=int(now * scale),
+            updated_at=int(now * scale),
+        )
+        self.machine_tokens[token] = MachineTokenRecord(token_type, resource, expires_at)
+        return token
+
+    def _machine_verify_handler(self, token_type: str, field: str) -> Handler:
+        def verify(request: StandInRequest) -> tuple[int, Any]:
+            token = request.json.get(field) if isinstance(request.json, dict) else None
+            if not isinstance(token, str):
+                return 422, {"errors": [{"code": "form_param_missing", "message": f"{field} is missing"}]}
+            record = self.machine_tokens.get(token)
+            if record is None or record.token_type != token_type:
+                return 404, {"errors": [{"code": "resource_not_found", "message": "not found"}]}
+            return 200, record.to_json()
+
+        return verify
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        stand_in = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = None
+                parts = urlsplit(self.path)
+                request = StandInRequest(
+                    self.command, parts.path, parse_qs(parts.query), dict(self.headers.items()), body
+                )
+                status, payload = stand_in._answer(request)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = do_PATCH = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return _Handler
