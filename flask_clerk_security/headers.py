@@ -192,6 +192,12 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
     API answer, a page without inline scripts) carries none, and costs no random string.
     """
 
+    #: The redirect follows the app (no ``CLERK_FORCE_HTTPS`` given): off while ``app.debug`` or ``app.testing`` is
+    #: set, read per request so a config change after ``init_app`` counts.
+    follows_app = False
+    #: A development instance (``pk_test_``): a plain-HTTP loopback host is served, not redirected.
+    serves_loopback = False
+
     def init_app(self, app: Flask, **options: Any) -> None:
         self._view_options: dict[str | None, dict[str, Any]] = {}
         self._policy_parts: dict[tuple[int, tuple[str, ...]], tuple[Any, list[tuple[str, bool]]]] = {}
@@ -209,7 +215,10 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
         """Talisman's redirect of plain-HTTP requests; HTTPS requests (nearly all) return after one look."""
         if self.session_cookie_secure and not self.app.debug:
             self.app.config["SESSION_COOKIE_SECURE"] = True
-        if self.app.debug or _is_https(flask.request) or not self._get_local_options()["force_https"]:
+        request = flask.request
+        if self.app.debug or _is_https(request) or not self._get_local_options()["force_https"]:
+            return None
+        if self.follows_app and (self.app.testing or (self.serves_loopback and _LOOPBACK.fullmatch(request.host))):
             return None
         redirect: Response | None = super()._force_https()
         return redirect
@@ -250,6 +259,10 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
         if nonce is None:
             return "; ".join(text for text, _ in cached[1])
         return "; ".join(f"{text} 'nonce-{nonce}'" if wants else text for text, wants in cached[1])
+
+
+#: A loopback ``Host`` (127.0.0.0/8, ``[::1]``, ``localhost``), with or without a port.
+_LOOPBACK = re.compile(r"(?i:localhost|127(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}|\[::1\])(?::\d{1,5})?")
 
 
 def _is_https(request: flask.Request) -> bool:
@@ -304,12 +317,12 @@ def install_talisman(app: Flask, settings: ClerkSettings) -> tuple[Talisman, str
     """A Talisman for ``app`` alone (it keeps state on itself) and the CSP it sends, built once.
 
     The nonce goes into ``script-src`` in every mode, so templates can always use ``csp_nonce()``.
-    HTTPS redirects are on unless ``CLERK_FORCE_HTTPS`` says otherwise or the app runs debug/testing.
+    HTTPS redirects follow ``CLERK_FORCE_HTTPS`` when it is set; otherwise they are decided per request: off
+    while the app runs debug/testing, and off for loopback hosts on a development instance (``pk_test_``).
     """
     policy = render_csp(build_csp(settings))
-    force_https = settings.force_https if settings.force_https is not None else not (app.debug or app.testing)
     options: dict[str, Any] = {
-        "force_https": force_https,
+        "force_https": True if settings.force_https is None else settings.force_https,
         "frame_options": "DENY",
         "referrer_policy": "strict-origin-when-cross-origin",
         "content_security_policy": policy,
@@ -324,6 +337,9 @@ def install_talisman(app: Flask, settings: ClerkSettings) -> tuple[Talisman, str
         talisman = ClerkTalisman(app, **options)
     except ValueError as exc:
         raise ConfigurationError(f"CLERK_TALISMAN_OPTIONS were refused by Talisman: {exc}") from None
+    talisman.follows_app = settings.force_https is None and "force_https" not in settings.talisman_options
+    key = settings.publishable_key or settings.secret_key or ""
+    talisman.serves_loopback = key.startswith(("pk_test_", "sk_test_"))
     return talisman, policy_text(options["content_security_policy"])
 
 

@@ -8,12 +8,13 @@ from typing import Any
 
 import flask
 import pytest
+import requests
 from flask import Flask, render_template_string
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_clerk_security import ClerkSecurity, ConfigurationError
 from flask_clerk_security.extension import get_state
-from flask_clerk_security.testing import ClerkTestIssuer
+from flask_clerk_security.testing import ClerkTestIssuer, serve_app
 
 from .conftest import AppFactory
 
@@ -224,18 +225,71 @@ def production_app(clerk_issuer: ClerkTestIssuer, **config: Any) -> Flask:
     return app
 
 
+@pytest.fixture(scope="module")
+def live_issuer() -> ClerkTestIssuer:
+    """A production instance's keys (``pk_live_``/``sk_live_``)."""
+    return ClerkTestIssuer(instance="live")
+
+
 def test_https_redirect_is_on_in_production_off_in_testing(
-    app_factory: AppFactory, clerk_issuer: ClerkTestIssuer
+    app_factory: AppFactory, clerk_issuer: ClerkTestIssuer, live_issuer: ClerkTestIssuer
 ) -> None:
-    response = production_app(clerk_issuer).test_client().get("/health?x=1")
+    response = production_app(live_issuer).test_client().get("/health?x=1")
     assert response.status_code == 302
     assert response.headers["Location"] == "https://localhost/health?x=1"
     # Redirect comes before authentication: a protected route is redirected too, not answered 401.
-    assert production_app(clerk_issuer).test_client().get("/api/anything").status_code == 302
+    assert production_app(live_issuer).test_client().get("/api/anything").status_code == 302
+    # A development instance is redirected too, away from loopback.
+    dev = production_app(clerk_issuer).test_client().get("/health", base_url="http://app.example.com")
+    assert dev.status_code == 302
     assert app_factory()[0].test_client().get("/health").status_code == 200
     assert production_app(clerk_issuer, CLERK_FORCE_HTTPS=False).test_client().get("/health").status_code == 200
     forced, _ = app_factory({"CLERK_FORCE_HTTPS": "true"})
     assert forced.test_client().get("/health").status_code == 302
+
+
+def test_https_redirect_follows_config_changed_after_init(live_issuer: ClerkTestIssuer) -> None:
+    """``TESTING``/``DEBUG`` set after the app is built turn the redirect off, and back on when unset."""
+    app = production_app(live_issuer)
+    client = app.test_client()
+    assert client.get("/health").status_code == 302
+    app.config.update(TESTING=True)
+    assert client.get("/health").status_code == 200
+    app.config.update(TESTING=False, DEBUG=True)
+    assert client.get("/health").status_code == 200
+    app.config.update(DEBUG=False)
+    assert client.get("/health").status_code == 302
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:5000", "127.3.2.1", "localhost:8000", "LOCALHOST", "[::1]:5000"])
+def test_development_instance_serves_loopback_over_http(clerk_issuer: ClerkTestIssuer, host: str) -> None:
+    """``flask run`` without ``--debug`` on a ``pk_test_`` instance: loopback is served, not sent to https://."""
+    response = production_app(clerk_issuer).test_client().get("/health", base_url=f"http://{host}")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1.example.com", "127.0.0.256", "localhost.example.com", "[::2]", "10.0.0.1"])
+def test_development_instance_redirects_other_hosts(clerk_issuer: ClerkTestIssuer, host: str) -> None:
+    response = production_app(clerk_issuer).test_client().get("/health", base_url=f"http://{host}")
+    assert response.status_code == 302
+
+
+def test_development_instance_real_request_on_loopback(clerk_issuer: ClerkTestIssuer) -> None:
+    """A real HTTP request to 127.0.0.1 (the test kit's server): 200 for pk_test_, still 302 for pk_live_."""
+    with serve_app(production_app(clerk_issuer)) as base_url:
+        response = requests.get(base_url + "/health", allow_redirects=False, timeout=5)
+        assert response.status_code == 200
+        assert response.text == "ok"
+    with serve_app(production_app(ClerkTestIssuer(instance="live"))) as base_url:
+        response = requests.get(base_url + "/health", allow_redirects=False, timeout=5)
+        assert response.status_code == 302
+        assert response.headers["Location"] == base_url.replace("http://", "https://") + "/health"
+
+
+def test_explicit_force_https_is_strict_on_loopback(clerk_issuer: ClerkTestIssuer) -> None:
+    """``CLERK_FORCE_HTTPS=true`` redirects loopback too, on any instance."""
+    app = production_app(clerk_issuer, CLERK_FORCE_HTTPS=True)
+    assert app.test_client().get("/health", base_url="http://127.0.0.1:5000").status_code == 302
 
 
 def test_https_request_gets_hsts(clerk_issuer: ClerkTestIssuer) -> None:
