@@ -12,9 +12,11 @@ What a block needs is declared on the line before its fence, in an HTML comment 
 
 ``setup=`` names preambles (below, comma-separated) put before the block, after the environment of a Clerk test
 issuer (``CLERK_JWT_KEY``, ``CLERK_PUBLISHABLE_KEY``, ``CLERK_SECRET_KEY``, ``CLERK_WEBHOOK_SECRET``, and
-``CLERK_API_URL`` on a closed loopback port, so nothing reaches the network); ``run=pytest`` runs the block as a
-test module with the test kit's fixtures (and no ``CLERK_*`` in the environment: its apps are configured from them); ``continue`` runs the block after the previous block of the same page,
-``continue=NAME`` after the block of that page declared with ``name=NAME`` (and what that one continues).
+``CLERK_API_URL`` on a closed loopback port, so nothing reaches the network). ``then=init`` adds
+``ClerkSecurity(app)`` after a config fragment. ``run=pytest`` runs the block as a test module with the test kit's
+fixtures (and no ``CLERK_*`` in the environment: its apps are configured from the fixtures). ``continue`` runs the
+block after the previous block of the same page, ``continue=NAME`` after the block of that page declared with
+``name=NAME`` (and what that one continues).
 A block without a comment runs as it is, in that environment.
 """
 
@@ -210,7 +212,10 @@ def _module_docstring_commands(path: Path) -> list[str]:
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 RUN_COMMANDS = [
-    (path.name, command) for path in EXAMPLES if path.name != "__init__.py" for command in _module_docstring_commands(path)
+    (path.name, command)
+    for path in EXAMPLES
+    if path.name != "__init__.py"
+    for command in _module_docstring_commands(path)
 ]
 
 
