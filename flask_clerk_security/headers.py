@@ -9,8 +9,8 @@ from __future__ import annotations
 import inspect
 import json
 import re
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import flask
@@ -155,6 +155,55 @@ def render_csp(policy: Mapping[str, Iterable[str]]) -> str:
 
 
 _TALISMAN_OPTIONS = frozenset(inspect.signature(Talisman.init_app).parameters) - {"self", "app"}
+#: The options Talisman reads per view (its ``_get_local_options``), falling back to the app-wide ones.
+VIEW_OPTIONS = frozenset(
+    {
+        "force_https", "frame_options", "frame_options_allow_from", "content_security_policy",
+        "content_security_policy_nonce_in", "permissions_policy", "document_policy", "feature_policy",
+    }
+)  # fmt: skip
+
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+def security_headers(**options: Any) -> Callable[[_View], _View]:
+    """Per-view Talisman options, no app needed: ``@security_headers(frame_options="SAMEORIGIN")``.
+
+    Put it below ``@app.get(...)`` (or ``@bp.get``), like any view decorator. Unknown names raise ``TypeError``
+    at decoration time. A ``frame_options`` without its own ``content_security_policy`` also sets the Clerk
+    policy's ``frame-ancestors`` to match, since browsers obey the CSP over ``X-Frame-Options``.
+    """
+    unknown = sorted(set(options) - VIEW_OPTIONS)
+    if unknown:
+        raise TypeError(f"security_headers() got unknown option(s) {', '.join(unknown)}; use {sorted(VIEW_OPTIONS)}")
+
+    def decorate(view: _View) -> _View:
+        view.talisman_view_options = dict(options)  # type: ignore[attr-defined]  # the attribute Talisman reads
+        return view
+
+    return decorate
+
+
+def frame_ancestors(frame_options: str | None, allow_from: str | None) -> list[str] | None:
+    """The ``frame-ancestors`` sources that say what ``X-Frame-Options`` says; ``None``: framing allowed anywhere."""
+    value = (frame_options or "").upper()
+    if value == "DENY":
+        return ["'none'"]
+    if value == "SAMEORIGIN":
+        return ["'self'"]
+    if value == "ALLOW-FROM" and allow_from:
+        return [allow_from]
+    return None
+
+
+def _with_frame_ancestors(policy: Mapping[str, list[str]], sources: list[str] | None) -> dict[str, list[str]]:
+    """``policy`` with ``frame-ancestors`` set to ``sources`` in its place (dropped when ``None``)."""
+    framed = {name: sources if name == "frame-ancestors" else list(values) for name, values in policy.items()}
+    if sources is None:
+        framed.pop("frame-ancestors", None)
+    elif "frame-ancestors" not in framed:
+        framed["frame-ancestors"] = sources
+    return {name: values for name, values in framed.items() if values is not None}
 
 
 def check_talisman_options(raw: Any) -> dict[str, Any]:
@@ -198,6 +247,9 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
     #: A development instance (``pk_test_``): a plain-HTTP loopback host is served, not redirected.
     serves_loopback = False
 
+    #: The Clerk policy as a mapping, when it is the one sent: a view's ``frame_options`` adjusts its copy.
+    clerk_policy: Mapping[str, list[str]] | None = None
+
     def init_app(self, app: Flask, **options: Any) -> None:
         self._view_options: dict[str | None, dict[str, Any]] = {}
         self._policy_parts: dict[tuple[int, tuple[str, ...]], tuple[Any, list[tuple[str, bool]]]] = {}
@@ -208,8 +260,18 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
         endpoint = flask.request.endpoint
         options = self._view_options.get(endpoint)
         if options is None:
-            options = self._view_options[endpoint] = super()._get_local_options()
+            options = self._view_options[endpoint] = self._view_options_of(endpoint)
         return options
+
+    def _view_options_of(self, endpoint: str | None) -> dict[str, Any]:
+        """Talisman's per-view options (without writing its defaults into the view's own dict, which another
+        app's Talisman would then read), with ``frame-ancestors`` following a view's ``frame_options``."""
+        view = flask.current_app.view_functions.get(endpoint) if endpoint else None
+        own = dict(getattr(view, "talisman_view_options", None) or {})
+        if "frame_options" in own and "content_security_policy" not in own and self.clerk_policy is not None:
+            sources = frame_ancestors(own["frame_options"], own.get("frame_options_allow_from"))
+            own["content_security_policy"] = render_csp(_with_frame_ancestors(self.clerk_policy, sources))
+        return {**{name: getattr(self, name) for name in VIEW_OPTIONS}, **own}
 
     def _force_https(self) -> Response | None:
         """Talisman's redirect of plain-HTTP requests; HTTPS requests (nearly all) return after one look."""
@@ -320,7 +382,12 @@ def install_talisman(app: Flask, settings: ClerkSettings) -> tuple[Talisman, str
     HTTPS redirects follow ``CLERK_FORCE_HTTPS`` when it is set; otherwise they are decided per request: off
     while the app runs debug/testing, and off for loopback hosts on a development instance (``pk_test_``).
     """
-    policy = render_csp(build_csp(settings))
+    clerk_policy = build_csp(settings)
+    frame_options = settings.talisman_options.get("frame_options", "DENY")
+    if "frame-ancestors" not in settings.csp_directives:  # the user's own frame-ancestors wins
+        allow_from = settings.talisman_options.get("frame_options_allow_from")
+        clerk_policy = _with_frame_ancestors(clerk_policy, frame_ancestors(frame_options, allow_from))
+    policy = render_csp(clerk_policy)
     options: dict[str, Any] = {
         "force_https": True if settings.force_https is None else settings.force_https,
         "frame_options": "DENY",
@@ -337,6 +404,8 @@ def install_talisman(app: Flask, settings: ClerkSettings) -> tuple[Talisman, str
         talisman = ClerkTalisman(app, **options)
     except ValueError as exc:
         raise ConfigurationError(f"CLERK_TALISMAN_OPTIONS were refused by Talisman: {exc}") from None
+    if "content_security_policy" not in settings.talisman_options:
+        talisman.clerk_policy = clerk_policy
     talisman.follows_app = settings.force_https is None and "force_https" not in settings.talisman_options
     key = settings.publishable_key or settings.secret_key or ""
     talisman.serves_loopback = key.startswith(("pk_test_", "sk_test_"))

@@ -9,11 +9,12 @@ from typing import Any
 import flask
 import pytest
 import requests
-from flask import Flask, render_template_string
+from flask import Blueprint, Flask, render_template_string
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_clerk_security import ClerkSecurity, ConfigurationError
 from flask_clerk_security.extension import get_state
+from flask_clerk_security.headers import security_headers
 from flask_clerk_security.testing import ClerkTestIssuer, serve_app
 
 from .conftest import AppFactory
@@ -391,3 +392,92 @@ def test_rendered_headers_skip_werkzeug_revalidation_on_this_werkzeug() -> None:
     from flask_clerk_security.headers import HEADERS_KEEP_A_LIST
 
     assert HEADERS_KEEP_A_LIST
+
+
+# Framing: X-Frame-Options and the CSP's frame-ancestors say the same thing
+
+
+@pytest.mark.parametrize(
+    ("talisman_options", "ancestors"),
+    [
+        ({}, ["'none'"]),
+        ({"frame_options": "SAMEORIGIN"}, ["'self'"]),
+        (
+            {"frame_options": "ALLOW-FROM", "frame_options_allow_from": "https://partner.example"},
+            ["https://partner.example"],
+        ),
+        ({"frame_options": None}, None),
+    ],
+)
+def test_app_wide_frame_options_set_frame_ancestors(
+    app_factory: AppFactory, talisman_options: dict[str, Any], ancestors: list[str] | None
+) -> None:
+    app, _ = app_factory(talisman_options=talisman_options)
+    csp = directives(app.test_client().get("/health").headers["Content-Security-Policy"])
+    assert csp.get("frame-ancestors") == ancestors
+    assert list(csp).index("form-action") == list(csp).index("object-src") - 1  # the policy's order is kept
+    assert get_state(app).content_security_policy.count("frame-ancestors") == (ancestors is not None)
+
+
+def test_users_frame_ancestors_win_over_frame_options(app_factory: AppFactory) -> None:
+    app, _ = app_factory(
+        {"CLERK_CSP_DIRECTIVES": {"frame-ancestors": "https://partner.example"}},
+        talisman_options={"frame_options": "SAMEORIGIN"},
+    )
+    csp = directives(app.test_client().get("/health").headers["Content-Security-Policy"])
+    assert csp["frame-ancestors"] == ["https://partner.example"]
+
+
+def test_per_view_framing_without_the_app(app_factory: AppFactory) -> None:
+    """``security_headers`` needs no app (a blueprint's module); the view's CSP follows its frame_options, the
+    other views keep DENY and 'none', and a view's own policy is left as given."""
+    bp = Blueprint("pages", __name__)
+
+    @bp.get("/embed")
+    @security_headers(frame_options="SAMEORIGIN")
+    def embed() -> str:
+        return "embed"
+
+    @bp.get("/anywhere")
+    @security_headers(frame_options=None)
+    def anywhere() -> str:
+        return "anywhere"
+
+    @bp.get("/own")
+    @security_headers(frame_options="SAMEORIGIN", content_security_policy={"default-src": "'self'"})
+    def own() -> str:
+        return "own"
+
+    app, _ = app_factory(public_routes=["/embed", "/anywhere", "/own", "/health"])
+    app.register_blueprint(bp)
+    client = app.test_client()
+    embedded = client.get("/embed")
+    assert embedded.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert directives(embedded.headers["Content-Security-Policy"])["frame-ancestors"] == ["'self'"]
+    anywhere_response = client.get("/anywhere")
+    assert "X-Frame-Options" not in anywhere_response.headers
+    assert "frame-ancestors" not in directives(anywhere_response.headers["Content-Security-Policy"])
+    assert client.get("/own").headers["Content-Security-Policy"] == "default-src 'self'"
+    health = client.get("/health")
+    assert health.headers["X-Frame-Options"] == "DENY"
+    assert directives(health.headers["Content-Security-Policy"])["frame-ancestors"] == ["'none'"]
+
+
+def test_view_options_are_not_shared_between_apps(app_factory: AppFactory) -> None:
+    """One view function on two apps: the first app's policy is not written into the view for the second."""
+
+    @security_headers(frame_options="SAMEORIGIN")
+    def embed() -> str:
+        return "embed"
+
+    first, _ = app_factory(public_routes=["/embed"])
+    second, _ = app_factory({"CLERK_CSP_DIRECTIVES": {"img-src": "https://cdn.example.com"}}, public_routes=["/embed"])
+    for app in (first, second):
+        app.add_url_rule("/embed", view_func=embed)
+    assert "https://cdn.example.com" not in first.test_client().get("/embed").headers["Content-Security-Policy"]
+    assert "https://cdn.example.com" in second.test_client().get("/embed").headers["Content-Security-Policy"]
+
+
+def test_security_headers_refuses_unknown_options() -> None:
+    with pytest.raises(TypeError, match="frame_option"):
+        security_headers(frame_option="SAMEORIGIN")
