@@ -57,6 +57,8 @@ EXTENSION_KEY = "clerk_security"
 _G_AUTH = "_clerk_security_auth"
 _PUBLIC_ATTR = "_clerk_public"
 _ACCEPTS_ATTR = "_clerk_accepts_token"
+#: On a ``require()`` wrapper: the options of each ``require(...)`` it carries, innermost first (for ``clerk routes``).
+REQUIREMENTS_ATTR = "_clerk_requirements"
 _UNAVAILABLE_REASONS = frozenset(
     {"jwk-remote-failed-to-load", "secret-key-invalid", "jwk-failed-to-resolve", "unexpected-error"}
 )
@@ -346,6 +348,8 @@ class ClerkSecurity:
             for key, value in (("permission", permission), ("role", role), ("feature", feature), ("plan", plan))
             if value is not None
         }
+        given = {"reverification": reverification, "accepts_token": accepts_token, "scopes": scopes}
+        options = {**authorization, **{key: value for key, value in given.items() if value is not None}}
 
         def check() -> None:
             auth = get_auth()
@@ -376,6 +380,7 @@ class ClerkSecurity:
 
                 if accepts is not None:
                     setattr(async_wrapper, _ACCEPTS_ATTR, accepts)
+                setattr(async_wrapper, REQUIREMENTS_ATTR, (*getattr(func, REQUIREMENTS_ATTR, ()), options))
                 return cast(F, async_wrapper)
 
             @functools.wraps(func)
@@ -385,6 +390,7 @@ class ClerkSecurity:
 
             if accepts is not None:
                 setattr(wrapper, _ACCEPTS_ATTR, accepts)
+            setattr(wrapper, REQUIREMENTS_ATTR, (*getattr(func, REQUIREMENTS_ATTR, ()), options))
             return cast(F, wrapper)
 
         return decorator
