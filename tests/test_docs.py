@@ -253,3 +253,19 @@ def test_example_run_command_serves(example: str, command: str, docs_env: dict[s
         server.terminate()
         output, _ = server.communicate(timeout=10)
     assert "Traceback" not in output, output
+
+
+def test_api_reference_names_every_public_name() -> None:
+    """docs/api.md documents each name of ``__all__``, every field of ``Auth`` and the test kit's ``__all__``."""
+    import dataclasses
+
+    import flask_clerk_security
+    from flask_clerk_security import testing
+
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)", text))
+    fields = [field.name for field in dataclasses.fields(flask_clerk_security.Auth) if not field.name.startswith("_")]
+    for names in (flask_clerk_security.__all__, fields, testing.__all__):
+        assert not set(names) - documented, f"missing from docs/api.md: {sorted(set(names) - documented)}"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "](docs/api.md)" in readme
