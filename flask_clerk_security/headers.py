@@ -280,7 +280,7 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
         request = flask.request
         if self.app.debug or _is_https(request) or not self._get_local_options()["force_https"]:
             return None
-        if self.follows_app and (self.app.testing or (self.serves_loopback and _LOOPBACK.fullmatch(request.host))):
+        if self.follows_app and (self.app.testing or (self.serves_loopback and _is_loopback(request))):
             return None
         redirect: Response | None = super()._force_https()
         return redirect
@@ -324,7 +324,15 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
 
 
 #: A loopback ``Host`` (127.0.0.0/8, ``[::1]``, ``localhost``), with or without a port.
-_LOOPBACK = re.compile(r"(?i:localhost|127(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}|\[::1\])(?::\d{1,5})?")
+_LOOPBACK_HOST = re.compile(r"(?i:localhost|127(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}|\[::1\])(?::\d{1,5})?")
+#: A loopback client address (IPv4, IPv6, or IPv4 mapped into IPv6).
+_LOOPBACK_ADDR = re.compile(r"(?i:(?:::ffff:)?127(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}|::1)")
+
+
+def _is_loopback(request: flask.Request) -> bool:
+    """Both ends on this machine: a loopback ``Host`` (the URL typed) and a loopback client address, so a
+    ``Host: localhost`` header sent from elsewhere to a development server still gets the redirect."""
+    return bool(_LOOPBACK_HOST.fullmatch(request.host) and _LOOPBACK_ADDR.fullmatch(request.remote_addr or ""))
 
 
 def _is_https(request: flask.Request) -> bool:

@@ -275,6 +275,23 @@ def test_development_instance_redirects_other_hosts(clerk_issuer: ClerkTestIssue
     assert response.status_code == 302
 
 
+@pytest.mark.parametrize("remote_addr", ["203.0.113.9", "10.0.0.1", "::2", "127.0.0.1.example"])
+def test_development_instance_redirects_loopback_host_from_elsewhere(
+    clerk_issuer: ClerkTestIssuer, remote_addr: str
+) -> None:
+    """``Host: localhost`` sent from another machine is no local request: it is redirected."""
+    client = production_app(clerk_issuer).test_client()
+    response = client.get("/health", base_url="http://localhost:5000", environ_base={"REMOTE_ADDR": remote_addr})
+    assert response.status_code == 302
+
+
+@pytest.mark.parametrize("remote_addr", ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"])
+def test_development_instance_serves_loopback_clients(clerk_issuer: ClerkTestIssuer, remote_addr: str) -> None:
+    client = production_app(clerk_issuer).test_client()
+    response = client.get("/health", base_url="http://localhost:5000", environ_base={"REMOTE_ADDR": remote_addr})
+    assert response.status_code == 200
+
+
 def test_development_instance_real_request_on_loopback(clerk_issuer: ClerkTestIssuer) -> None:
     """A real HTTP request to 127.0.0.1 (the test kit's server): 200 for pk_test_, still 302 for pk_live_."""
     with serve_app(production_app(clerk_issuer)) as base_url:
