@@ -3,6 +3,9 @@
     export CLERK_SECRET_KEY=sk_test_...        # or CLERK_JWT_KEY for networkless verification
     export CLERK_PUBLISHABLE_KEY=pk_test_...
     export CLERK_AUTHORIZED_PARTIES=http://localhost:3000
+
+Run it from the repository root. With development keys (``pk_test_``) it answers plain HTTP on 127.0.0.1 and
+localhost, ``--debug`` or not; with production keys (``pk_live_``) plain HTTP is redirected to HTTPS.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""``flask clerk check``: audits an app's Clerk configuration and its git repository, exits 1 on errors.
+"""``flask clerk check`` audits an app's Clerk configuration and its git repository, exits 1 on errors;
+``flask clerk routes`` lists every endpoint with the protection it gets.
 
 Each finding says how to fix it. Secrets are only ever shown masked (``sk_live_****abcd``).
 """
@@ -10,16 +11,21 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from fnmatch import fnmatch
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, NoAppException, ScriptInfo
+from werkzeug.routing import Rule
 
-from .config import ClerkSettings, instance_type, load_settings, mask_secret
+from .config import ClerkSettings, instance_type, load_settings, mask_secret, split_list
 from .errors import ConfigurationError
 from .headers import frontend_api_source
+from .state import ACCEPTS_ATTR, PUBLIC_ATTR, REQUIREMENTS_ATTR
 
 clerk_cli = AppGroup("clerk", help="Clerk security tools.")
 
@@ -188,8 +194,12 @@ def check_csp(settings: ClerkSettings, csp: str | None) -> list[Finding]:
     return found
 
 
-def check_repository(root: Path) -> list[Finding]:
-    """``.env`` files must be git-ignored; no tracked file may hold a Clerk secret key or webhook secret."""
+def check_repository(root: Path, ignore: Iterable[str] = ()) -> list[Finding]:
+    """``.env`` files must be git-ignored; no tracked file may hold a Clerk secret key or webhook secret.
+
+    ``ignore``: glob patterns of repository-relative paths the secrets scan skips (test fixtures holding
+    made-up keys); what they hide is counted, never silently dropped.
+    """
     top = _git(root, "rev-parse", "--show-toplevel")
     if top is None or top.returncode != 0:
         return [Finding("warning", "repository", f"{root} is not in a git repository; repository checks skipped")]
@@ -209,9 +219,13 @@ def check_repository(root: Path) -> list[Finding]:
     else:
         found.append(Finding("ok", "gitignore", ".env files are ignored"))
     grep = _git(repo, "grep", "-I", "-n", "-o", "-E", "-z", _SECRET_IN_FILE)
-    leaks = []
+    leaks, ignored_paths = [], set()
+    patterns = tuple(ignore)
     for line in grep.stdout.splitlines() if grep is not None and grep.returncode == 0 else []:
         path, number, match = [*line.split("\0"), "", ""][:3]
+        if any(fnmatch(path, pattern) for pattern in patterns):
+            ignored_paths.add(path)
+            continue
         leaks.append(f"{path}:{number} {mask_secret(match)}")
     if leaks:
         shown = "; ".join(leaks[:5]) + (f"; and {len(leaks) - 5} more" if len(leaks) > 5 else "")
@@ -225,11 +239,14 @@ def check_repository(root: Path) -> list[Finding]:
         )
     else:
         found.append(Finding("ok", "secrets-in-git", "no tracked file contains an sk_live_/sk_test_/whsec_ value"))
+    if ignored_paths:
+        shown = ", ".join(sorted(ignored_paths)[:5]) + (" ..." if len(ignored_paths) > 5 else "")
+        found.append(Finding("ok", "secrets-in-git", f"ignored as asked: {len(ignored_paths)} file(s) ({shown})"))
     return found
 
 
-def audit_app(app: Flask, root: Path) -> list[Finding]:
-    """Every finding for ``app`` and the repository around ``root``."""
+def audit_app(app: Flask, root: Path, ignore: Iterable[str] = ()) -> list[Finding]:
+    """Every finding for ``app`` and the repository around ``root`` (``ignore``: paths the secrets scan skips)."""
     state = app.extensions.get("clerk_security")
     if state is not None:
         settings: ClerkSettings = state.settings
@@ -249,7 +266,27 @@ def audit_app(app: Flask, root: Path) -> list[Finding]:
         except ConfigurationError as exc:
             message, _, fix = str(exc).partition(" Fix: ")
             found.append(Finding("error", "config", message, fix))
-    return found + check_repository(root)
+    return found + check_repository(root, [*ignore, *_configured_ignores(app.config)])
+
+
+def _configured_ignores(config: Any) -> tuple[str, ...]:
+    """``CLERK_CHECK_IGNORE`` from the app's config, else the environment: comma-separated or a JSON list."""
+    value = config.get("CLERK_CHECK_IGNORE", os.environ.get("CLERK_CHECK_IGNORE"))
+    try:
+        return split_list(value)
+    except ValueError:
+        return ()
+
+
+def _load_failure(exc: Exception, root: Path, ignore: Iterable[str]) -> list[Finding]:
+    """The app did not load: the error as a finding with its fix, then the repository checks that need no app."""
+    if isinstance(exc, ConfigurationError):
+        message, _, fix = str(exc).partition(" Fix: ")
+        found = [Finding("error", "config", f"the app failed to load: {message}", fix)]
+    else:
+        fix = "pass --app module:create_app (or set FLASK_APP) from the project's directory"
+        found = [Finding("error", "setup", f"no app to check: {str(exc).splitlines()[0]}", fix)]
+    return found + check_repository(root, [*ignore, *_configured_ignores({})])
 
 
 def _table(findings: list[Finding]) -> str:
@@ -262,7 +299,7 @@ def _table(findings: list[Finding]) -> str:
     return "\n".join(lines)
 
 
-@clerk_cli.command("check")
+@clerk_cli.command("check", with_appcontext=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @click.option(
     "--root",
@@ -270,10 +307,27 @@ def _table(findings: list[Finding]) -> str:
     default=None,
     help="Where the git repository is (default: the app's root path).",
 )
-def check_command(as_json: bool, root: Path | None) -> None:
-    """Audit configuration and the repository; exit 1 when there are errors."""
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    findings = audit_app(app, root or Path(app.root_path or os.getcwd()))
+@click.option(
+    "--ignore",
+    "ignore",
+    multiple=True,
+    metavar="GLOB",
+    help="Skip tracked paths matching GLOB in the secrets scan (repeatable; also CLERK_CHECK_IGNORE).",
+)
+@click.pass_obj
+def check_command(info: ScriptInfo, as_json: bool, root: Path | None, ignore: tuple[str, ...]) -> None:
+    """Audit configuration and the repository; exit 1 when there are errors.
+
+    The app is loaded here rather than by Flask, so a configuration error raised while loading it is
+    reported as a finding with its fix instead of a traceback.
+    """
+    try:
+        app = info.load_app()
+    except (ConfigurationError, NoAppException) as exc:
+        findings = _load_failure(exc, root or Path.cwd(), ignore)
+    else:
+        with app.app_context():
+            findings = audit_app(app, root or Path(app.root_path or os.getcwd()), ignore)
     findings.sort(key=lambda finding: _LEVELS.index(finding.level))
     counts = {level: sum(1 for finding in findings if finding.level == level) for level in _LEVELS}
     if as_json:
@@ -283,3 +337,63 @@ def check_command(as_json: bool, root: Path | None) -> None:
         click.echo(f"\n{counts['error']} error(s), {counts['warning']} warning(s), {counts['ok']} ok")
     if counts["error"]:
         raise click.exceptions.Exit(1)
+
+
+def protection(app: Flask, rule: Rule) -> dict[str, Any]:
+    """How ``rule`` is protected: ``public``/``signed-in``, the ``require(...)`` options its view carries and the
+    token types it accepts. Public-route patterns are matched against the rule with its variables filled in."""
+    state = app.extensions.get("clerk_security")
+    endpoint = rule.endpoint
+    view = app.view_functions.get(endpoint)
+    requirements = [dict(options) for options in getattr(view, REQUIREMENTS_ATTR, ())]
+    accepts = getattr(view, ACCEPTS_ATTR, state.settings.accepts_token if state is not None else "session_token")
+    if endpoint == "static":
+        access = "public (static files)"
+    elif getattr(view, PUBLIC_ATTR, False):
+        access = "public"
+    elif state is not None and state.public_routes and state.public_routes(_sample_path(rule.rule)):
+        access = "public (CLERK_PUBLIC_ROUTES)"
+    else:
+        access = "signed-in"
+    if requirements:
+        access = "signed-in"  # require() checks the session on public routes too
+    return {
+        "access": access,
+        "requires": requirements,
+        "accepts_token": sorted(accepts) if isinstance(accepts, frozenset) else [accepts],
+    }
+
+
+def _sample_path(rule: str) -> str:
+    """``/users/<int:id>`` as a request path: each variable becomes ``1``."""
+    return re.sub(r"<[^>]*>", "1", rule)
+
+
+def _describe(entry: dict[str, Any]) -> str:
+    text = str(entry["access"])
+    for options in entry["requires"]:
+        text += " require(" + ", ".join(f"{name}={value!r}" for name, value in options.items()) + ")"
+    return text
+
+
+@clerk_cli.command("routes")
+@click.option("--json", "as_json", is_flag=True, help="Print the routes as JSON.")
+def routes_command(as_json: bool) -> None:
+    """List every endpoint with its methods, URL rule and protection (default deny: signed-in unless public)."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    if "clerk_security" not in app.extensions:
+        raise click.ClickException("ClerkSecurity is not set up on this app: call ClerkSecurity(app) first")
+    rows = []
+    for rule in sorted(app.url_map.iter_rules(), key=lambda rule: (rule.rule, rule.endpoint)):
+        methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+        rows.append({"endpoint": rule.endpoint, "methods": methods, "rule": rule.rule, **protection(app, rule)})
+    if as_json:
+        click.echo(json.dumps({"routes": rows}, indent=2))
+        return
+    table = [("ENDPOINT", "METHODS", "RULE", "ACCEPTS", "PROTECTION")]
+    for row in rows:
+        accepts = ",".join(row["accepts_token"])
+        table.append((row["endpoint"], ",".join(row["methods"]), row["rule"], accepts, _describe(row)))
+    widths = [max(len(line[column]) for line in table) for column in range(4)]
+    for line in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)) + "  " + line[4])

@@ -34,7 +34,7 @@ from .reasons import UNAVAILABLE as UNAVAILABLE_REASONS
 from .redirects import sign_in_url
 from .routes import RouteMatcher
 from .state import ACCEPTS_ATTR as _ACCEPTS_ATTR
-from .state import AUTH_KEY, EXTENSION_KEY, ClerkState, current_auth, get_auth, get_state, view_of
+from .state import AUTH_KEY, EXTENSION_KEY, REQUIREMENTS_ATTR, ClerkState, current_auth, get_auth, get_state, view_of
 from .state import PUBLIC_ATTR as _PUBLIC_ATTR
 from .stores import store_from_uri
 from .token_types import (
@@ -295,6 +295,8 @@ class ClerkSecurity:
             for key, value in (("permission", permission), ("role", role), ("feature", feature), ("plan", plan))
             if value is not None
         }
+        given = {"reverification": reverification, "accepts_token": accepts_token, "scopes": scopes}
+        options = {**authorization, **{key: value for key, value in given.items() if value is not None}}
 
         def check() -> None:
             auth = get_auth()
@@ -325,6 +327,7 @@ class ClerkSecurity:
 
                 if accepts is not None:
                     setattr(async_wrapper, _ACCEPTS_ATTR, accepts)
+                setattr(async_wrapper, REQUIREMENTS_ATTR, (*getattr(func, REQUIREMENTS_ATTR, ()), options))
                 return cast(F, async_wrapper)
 
             @functools.wraps(func)
@@ -334,6 +337,7 @@ class ClerkSecurity:
 
             if accepts is not None:
                 setattr(wrapper, _ACCEPTS_ATTR, accepts)
+            setattr(wrapper, REQUIREMENTS_ATTR, (*getattr(func, REQUIREMENTS_ATTR, ()), options))
             return cast(F, wrapper)
 
         return decorator

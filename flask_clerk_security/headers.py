@@ -6,8 +6,9 @@ or ``CLERK_DOMAIN``, Clerk's documented hosts and the user's ``CLERK_CSP_DIRECTI
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import flask
@@ -16,6 +17,7 @@ from flask_talisman import Talisman
 from flask_talisman.talisman import NONCE_LENGTH, get_random_string
 from werkzeug.datastructures import Headers
 
+from .config import reveal
 from .errors import ConfigurationError
 from .header_options import KEYWORDS as KEYWORDS
 from .header_options import KNOWN_DIRECTIVES as KNOWN_DIRECTIVES
@@ -86,6 +88,57 @@ def render_csp(policy: Mapping[str, Iterable[str]]) -> str:
     return "; ".join(" ".join([directive, *sources]) for directive, sources in policy.items())
 
 
+#: The options Talisman reads per view (its ``_get_local_options``), falling back to the app-wide ones.
+VIEW_OPTIONS = frozenset(
+    {
+        "force_https", "frame_options", "frame_options_allow_from", "content_security_policy",
+        "content_security_policy_nonce_in", "permissions_policy", "document_policy", "feature_policy",
+    }
+)  # fmt: skip
+
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+def security_headers(**options: Any) -> Callable[[_View], _View]:
+    """Per-view Talisman options, no app needed: ``@security_headers(frame_options="SAMEORIGIN")``.
+
+    Put it below ``@app.get(...)`` (or ``@bp.get``), like any view decorator. Unknown names raise ``TypeError``
+    at decoration time. A ``frame_options`` without its own ``content_security_policy`` also sets the Clerk
+    policy's ``frame-ancestors`` to match, since browsers obey the CSP over ``X-Frame-Options``.
+    """
+    unknown = sorted(set(options) - VIEW_OPTIONS)
+    if unknown:
+        raise TypeError(f"security_headers() got unknown option(s) {', '.join(unknown)}; use {sorted(VIEW_OPTIONS)}")
+
+    def decorate(view: _View) -> _View:
+        view.talisman_view_options = dict(options)  # type: ignore[attr-defined]  # the attribute Talisman reads
+        return view
+
+    return decorate
+
+
+def frame_ancestors(frame_options: str | None, allow_from: str | None) -> list[str] | None:
+    """The ``frame-ancestors`` sources that say what ``X-Frame-Options`` says; ``None``: framing allowed anywhere."""
+    value = (frame_options or "").upper()
+    if value == "DENY":
+        return ["'none'"]
+    if value == "SAMEORIGIN":
+        return ["'self'"]
+    if value == "ALLOW-FROM" and allow_from:
+        return [allow_from]
+    return None
+
+
+def _with_frame_ancestors(policy: Mapping[str, list[str]], sources: list[str] | None) -> dict[str, list[str]]:
+    """``policy`` with ``frame-ancestors`` set to ``sources`` in its place (dropped when ``None``)."""
+    framed = {name: sources if name == "frame-ancestors" else list(values) for name, values in policy.items()}
+    if sources is None:
+        framed.pop("frame-ancestors", None)
+    elif "frame-ancestors" not in framed:
+        framed["frame-ancestors"] = sources
+    return {name: values for name, values in framed.items() if values is not None}
+
+
 class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no type hints
     """Talisman, with its per-request work done once: the same headers for a fraction of the cost.
 
@@ -98,6 +151,15 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
     API answer, a page without inline scripts) carries none, and costs no random string.
     """
 
+    #: The redirect follows the app (no ``CLERK_FORCE_HTTPS`` given): off while ``app.debug`` or ``app.testing`` is
+    #: set, read per request so a config change after ``init_app`` counts.
+    follows_app = False
+    #: A development instance (``pk_test_``): a plain-HTTP loopback host is served, not redirected.
+    serves_loopback = False
+
+    #: The Clerk policy as a mapping, when it is the one sent: a view's ``frame_options`` adjusts its copy.
+    clerk_policy: Mapping[str, list[str]] | None = None
+
     def init_app(self, app: Flask, **options: Any) -> None:
         self._view_options: dict[str | None, dict[str, Any]] = {}
         self._policy_parts: dict[tuple[int, tuple[str, ...]], tuple[Any, list[tuple[str, bool]]]] = {}
@@ -108,14 +170,27 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
         endpoint = flask.request.endpoint
         options = self._view_options.get(endpoint)
         if options is None:
-            options = self._view_options[endpoint] = super()._get_local_options()
+            options = self._view_options[endpoint] = self._view_options_of(endpoint)
         return options
+
+    def _view_options_of(self, endpoint: str | None) -> dict[str, Any]:
+        """Talisman's per-view options (without writing its defaults into the view's own dict, which another
+        app's Talisman would then read), with ``frame-ancestors`` following a view's ``frame_options``."""
+        view = flask.current_app.view_functions.get(endpoint) if endpoint else None
+        own = dict(getattr(view, "talisman_view_options", None) or {})
+        if "frame_options" in own and "content_security_policy" not in own and self.clerk_policy is not None:
+            sources = frame_ancestors(own["frame_options"], own.get("frame_options_allow_from"))
+            own["content_security_policy"] = render_csp(_with_frame_ancestors(self.clerk_policy, sources))
+        return {**{name: getattr(self, name) for name in VIEW_OPTIONS}, **own}
 
     def _force_https(self) -> Response | None:
         """Talisman's redirect of plain-HTTP requests; HTTPS requests (nearly all) return after one look."""
         if self.session_cookie_secure and not self.app.debug:
             self.app.config["SESSION_COOKIE_SECURE"] = True
-        if self.app.debug or _is_https(flask.request) or not self._get_local_options()["force_https"]:
+        request = flask.request
+        if self.app.debug or _is_https(request) or not self._get_local_options()["force_https"]:
+            return None
+        if self.follows_app and (self.app.testing or (self.serves_loopback and _is_loopback(request))):
             return None
         redirect: Response | None = super()._force_https()
         return redirect
@@ -156,6 +231,18 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
         if nonce is None:
             return "; ".join(text for text, _ in cached[1])
         return "; ".join(f"{text} 'nonce-{nonce}'" if wants else text for text, wants in cached[1])
+
+
+#: A loopback ``Host`` (127.0.0.0/8, ``[::1]``, ``localhost``), with or without a port.
+_LOOPBACK_HOST = re.compile(r"(?i:localhost|127(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}|\[::1\])(?::\d{1,5})?")
+#: A loopback client address (IPv4, IPv6, or IPv4 mapped into IPv6).
+_LOOPBACK_ADDR = re.compile(r"(?i:(?:::ffff:)?127(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}|::1)")
+
+
+def _is_loopback(request: flask.Request) -> bool:
+    """Both ends on this machine: a loopback ``Host`` (the URL typed) and a loopback client address, so a
+    ``Host: localhost`` header sent from elsewhere to a development server still gets the redirect."""
+    return bool(_LOOPBACK_HOST.fullmatch(request.host) and _LOOPBACK_ADDR.fullmatch(request.remote_addr or ""))
 
 
 def _is_https(request: flask.Request) -> bool:
@@ -210,12 +297,17 @@ def install_talisman(app: Flask, settings: ClerkSettings) -> tuple[Talisman, str
     """A Talisman for ``app`` alone (it keeps state on itself) and the CSP it sends, built once.
 
     The nonce goes into ``script-src`` in every mode, so templates can always use ``csp_nonce()``.
-    HTTPS redirects are on unless ``CLERK_FORCE_HTTPS`` says otherwise or the app runs debug/testing.
+    HTTPS redirects follow ``CLERK_FORCE_HTTPS`` when it is set; otherwise they are decided per request: off
+    while the app runs debug/testing, and off for loopback hosts on a development instance (``pk_test_``).
     """
-    policy = render_csp(build_csp(settings))
-    force_https = settings.force_https if settings.force_https is not None else not (app.debug or app.testing)
+    clerk_policy = build_csp(settings)
+    frame_options = settings.talisman_options.get("frame_options", "DENY")
+    if "frame-ancestors" not in settings.csp_directives:  # the user's own frame-ancestors wins
+        allow_from = settings.talisman_options.get("frame_options_allow_from")
+        clerk_policy = _with_frame_ancestors(clerk_policy, frame_ancestors(frame_options, allow_from))
+    policy = render_csp(clerk_policy)
     options: dict[str, Any] = {
-        "force_https": force_https,
+        "force_https": True if settings.force_https is None else settings.force_https,
         "frame_options": "DENY",
         "referrer_policy": "strict-origin-when-cross-origin",
         "content_security_policy": policy,
@@ -230,6 +322,11 @@ def install_talisman(app: Flask, settings: ClerkSettings) -> tuple[Talisman, str
         talisman = ClerkTalisman(app, **options)
     except ValueError as exc:
         raise ConfigurationError(f"CLERK_TALISMAN_OPTIONS were refused by Talisman: {exc}") from None
+    if "content_security_policy" not in settings.talisman_options:
+        talisman.clerk_policy = clerk_policy
+    talisman.follows_app = settings.force_https is None and "force_https" not in settings.talisman_options
+    key = settings.publishable_key or reveal(settings.secret_key) or ""
+    talisman.serves_loopback = key.startswith(("pk_test_", "sk_test_"))
     return talisman, policy_text(options["content_security_policy"])
 
 

@@ -30,6 +30,8 @@ PAGE_STATE_KEY = "flask_clerk_security.page_state"
 #: View attributes: opted out of the default-deny protection; the token types ``require()`` accepts.
 PUBLIC_ATTR = "_clerk_public"
 ACCEPTS_ATTR = "_clerk_accepts_token"
+#: On a ``require()`` wrapper: the options of each ``require(...)`` it carries, innermost first (for ``clerk routes``).
+REQUIREMENTS_ATTR = "_clerk_requirements"
 
 
 @dataclass

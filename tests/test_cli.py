@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from flask import Blueprint, Flask
+from flask.cli import ScriptInfo
 
 from flask_clerk_security import ClerkSecurity
 from flask_clerk_security.cli import clerk_cli
@@ -172,3 +173,143 @@ def test_flask_command_entry_point(clerk_issuer: ClerkTestIssuer, repo: Path, tm
     data = json.loads(result.stdout)
     assert data["error"] == 0 and data["warning"] == 2  # authorized parties unset, memory rate limits
     assert clerk_issuer.secret_key not in result.stdout + result.stderr
+
+
+def test_configuration_error_while_loading_is_a_finding(clerk_issuer: ClerkTestIssuer, repo: Path) -> None:
+    """The app factory raises ConfigurationError: one finding with the fix, no traceback, exit 1."""
+
+    def create_app() -> Flask:
+        return make_app(clerk_issuer, CLERK_SECRET_KEY="sk_live_not a key")
+
+    runner = Flask("runner").test_cli_runner()
+    result = runner.invoke(clerk_cli, ["check", "--root", str(repo)], obj=ScriptInfo(create_app=create_app))
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert "error    config" in result.output
+    assert "the app failed to load: CLERK_SECRET_KEY is malformed" in result.output
+    assert "fix: copy the secret key" in result.output
+    assert "not a key" not in result.output
+    assert "secrets-in-git" in result.output  # the repository is still checked
+
+    result = runner.invoke(clerk_cli, ["check", "--root", str(repo), "--json"], obj=ScriptInfo(create_app=create_app))
+    data = json.loads(result.output)
+    assert data["error"] == 1 and data["findings"][0]["check"] == "config" and data["findings"][0]["fix"]
+
+
+def test_no_app_to_load_is_a_finding(repo: Path, tmp_path: Path) -> None:
+    result = (
+        Flask("runner")
+        .test_cli_runner()
+        .invoke(clerk_cli, ["check", "--root", str(repo)], obj=ScriptInfo(app_import_path="no_such_module_here"))
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "no app to check: Could not import 'no_such_module_here'" in result.output
+    assert "fix: pass --app" in result.output
+
+
+def test_secrets_scan_ignores_paths(clerk_issuer: ClerkTestIssuer, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test fixtures with made-up keys: ``--ignore GLOB`` (repeatable) or CLERK_CHECK_IGNORE skip them, counted."""
+    (repo / "tests").mkdir()
+    (repo / "tests" / "test_keys.py").write_text(f'KEY = "sk_test_{"Q" * 24}"\n')
+    (repo / "bench.py").write_text(f'SECRET = "whsec_{"B" * 32}"\n')
+    git(repo, "add", ".")
+    app = make_app(clerk_issuer)
+    assert levels(findings(app, repo)[1], "secrets-in-git") == ["error"]
+
+    code, output = run_check(app, repo, "--ignore", "tests/*", "--ignore", "bench.py")
+    assert code == 0, output
+    assert "ignored as asked: 2 file(s) (bench.py, tests/test_keys.py)" in output
+    code, output = run_check(app, repo, "--ignore", "tests/*")
+    assert code == 1 and "bench.py:1 whsec_****BBBB" in output
+    assert "tests/test_keys.py" not in output.split("ignored as asked")[0]
+
+    configured = make_app(clerk_issuer, CLERK_CHECK_IGNORE="tests/*, bench.py")
+    assert findings(configured, repo)[0] == 0
+    monkeypatch.setenv("CLERK_CHECK_IGNORE", '["tests/*", "bench.py"]')
+    assert findings(app, repo)[0] == 0
+
+
+def routes_of(app: Flask) -> dict[str, dict[str, Any]]:
+    result = app.test_cli_runner().invoke(clerk_cli, ["routes", "--json"])
+    assert result.exit_code == 0, result.output
+    return {row["endpoint"]: row for row in json.loads(result.output)["routes"]}
+
+
+def test_routes_lists_every_endpoint_and_its_protection(clerk_issuer: ClerkTestIssuer) -> None:
+    app = Flask("routed")
+    app.config.update(CLERK_WEBHOOK_SECRET=clerk_issuer.webhook_secret, **clerk_issuer.config)
+    clerk = ClerkSecurity(app, public_routes=["/docs/:page"])
+
+    @app.get("/api/me")
+    def me() -> str:
+        return "me"
+
+    @app.route("/health", methods=["GET", "POST"])
+    @clerk.public
+    def health() -> str:
+        return "ok"
+
+    @app.get("/docs/<int:page>")
+    def docs(page: int) -> str:
+        return str(page)
+
+    @app.post("/api/admin")
+    @clerk.require(role="admin")
+    @clerk.require(reverification="strict")
+    def admin() -> str:
+        return "admin"
+
+    @app.get("/api/reports")
+    @clerk.require(accepts_token=["api_key", "m2m_token"], scopes=["reports:read"])
+    def reports() -> str:
+        return "reports"
+
+    @app.get("/api/profile")
+    @clerk.require
+    async def profile() -> str:
+        return "profile"
+
+    app.register_blueprint(clerk.webhooks)
+    rows = routes_of(app)
+    assert set(rows) == {"me", "health", "docs", "admin", "reports", "profile", "static", "clerk_webhooks.receive"}
+    assert rows["me"] == {
+        "endpoint": "me", "methods": ["GET"], "rule": "/api/me", "access": "signed-in", "requires": [],
+        "accepts_token": ["session_token"],
+    }  # fmt: skip
+    assert rows["health"]["access"] == "public" and rows["health"]["methods"] == ["GET", "POST"]
+    assert rows["docs"]["access"] == "public (CLERK_PUBLIC_ROUTES)"
+    assert rows["admin"]["requires"] == [{"reverification": "strict"}, {"role": "admin"}]
+    assert rows["reports"]["requires"] == [{"accepts_token": ["api_key", "m2m_token"], "scopes": ["reports:read"]}]
+    assert rows["reports"]["accepts_token"] == ["api_key", "m2m_token"]
+    assert rows["profile"] == {**rows["profile"], "access": "signed-in", "requires": [{}]}
+    assert rows["clerk_webhooks.receive"]["access"] == "public"
+    assert rows["clerk_webhooks.receive"]["methods"] == ["POST"]
+    assert rows["static"]["access"] == "public (static files)"
+
+    result = app.test_cli_runner().invoke(clerk_cli, ["routes"])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["ENDPOINT", "METHODS", "RULE", "ACCEPTS", "PROTECTION"]
+    [admin_line] = [line for line in lines if line.startswith("admin ")]
+    assert admin_line.split()[1:4] == ["POST", "/api/admin", "session_token"]
+    assert admin_line.endswith("signed-in require(reverification='strict') require(role='admin')")
+    [reports_line] = [line for line in lines if line.startswith("reports ")]
+    assert "api_key,m2m_token" in reports_line and "require(accepts_token=['api_key', 'm2m_token']" in reports_line
+
+
+def test_routes_public_route_made_signed_in_by_require(clerk_issuer: ClerkTestIssuer) -> None:
+    """``require`` on a public view still asks for a session (documented in authorization.md)."""
+    app = Flask("routed")
+    app.config.update(clerk_issuer.config)
+    clerk = ClerkSecurity(app, public_routes=["/open"])
+    app.get("/open")(clerk.require(permission="org:x:read")(lambda: "x"))
+    row = routes_of(app)["<lambda>"]
+    assert row["access"] == "signed-in" and row["requires"] == [{"permission": "org:x:read"}]
+    client = app.test_client()
+    assert client.get("/open").status_code == 401
+
+
+def test_routes_without_the_extension() -> None:
+    result = Flask("bare").test_cli_runner().invoke(clerk_cli, ["routes"])
+    assert result.exit_code == 1 and "ClerkSecurity is not set up" in result.output

@@ -8,12 +8,14 @@ from typing import Any
 
 import flask
 import pytest
-from flask import Flask, render_template_string
+import requests
+from flask import Blueprint, Flask, render_template_string
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_clerk_security import ClerkSecurity, ConfigurationError
 from flask_clerk_security.extension import get_state
-from flask_clerk_security.testing import ClerkTestIssuer
+from flask_clerk_security.headers import security_headers
+from flask_clerk_security.testing import ClerkTestIssuer, serve_app
 
 from .conftest import AppFactory
 
@@ -224,18 +226,88 @@ def production_app(clerk_issuer: ClerkTestIssuer, **config: Any) -> Flask:
     return app
 
 
+@pytest.fixture(scope="module")
+def live_issuer() -> ClerkTestIssuer:
+    """A production instance's keys (``pk_live_``/``sk_live_``)."""
+    return ClerkTestIssuer(instance="live")
+
+
 def test_https_redirect_is_on_in_production_off_in_testing(
-    app_factory: AppFactory, clerk_issuer: ClerkTestIssuer
+    app_factory: AppFactory, clerk_issuer: ClerkTestIssuer, live_issuer: ClerkTestIssuer
 ) -> None:
-    response = production_app(clerk_issuer).test_client().get("/health?x=1")
+    response = production_app(live_issuer).test_client().get("/health?x=1")
     assert response.status_code == 302
     assert response.headers["Location"] == "https://localhost/health?x=1"
     # Redirect comes before authentication: a protected route is redirected too, not answered 401.
-    assert production_app(clerk_issuer).test_client().get("/api/anything").status_code == 302
+    assert production_app(live_issuer).test_client().get("/api/anything").status_code == 302
+    # A development instance is redirected too, away from loopback.
+    dev = production_app(clerk_issuer).test_client().get("/health", base_url="http://app.example.com")
+    assert dev.status_code == 302
     assert app_factory()[0].test_client().get("/health").status_code == 200
     assert production_app(clerk_issuer, CLERK_FORCE_HTTPS=False).test_client().get("/health").status_code == 200
     forced, _ = app_factory({"CLERK_FORCE_HTTPS": "true"})
     assert forced.test_client().get("/health").status_code == 302
+
+
+def test_https_redirect_follows_config_changed_after_init(live_issuer: ClerkTestIssuer) -> None:
+    """``TESTING``/``DEBUG`` set after the app is built turn the redirect off, and back on when unset."""
+    app = production_app(live_issuer)
+    client = app.test_client()
+    assert client.get("/health").status_code == 302
+    app.config.update(TESTING=True)
+    assert client.get("/health").status_code == 200
+    app.config.update(TESTING=False, DEBUG=True)
+    assert client.get("/health").status_code == 200
+    app.config.update(DEBUG=False)
+    assert client.get("/health").status_code == 302
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:5000", "127.3.2.1", "localhost:8000", "LOCALHOST", "[::1]:5000"])
+def test_development_instance_serves_loopback_over_http(clerk_issuer: ClerkTestIssuer, host: str) -> None:
+    """``flask run`` without ``--debug`` on a ``pk_test_`` instance: loopback is served, not sent to https://."""
+    response = production_app(clerk_issuer).test_client().get("/health", base_url=f"http://{host}")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1.example.com", "127.0.0.256", "localhost.example.com", "[::2]", "10.0.0.1"])
+def test_development_instance_redirects_other_hosts(clerk_issuer: ClerkTestIssuer, host: str) -> None:
+    response = production_app(clerk_issuer).test_client().get("/health", base_url=f"http://{host}")
+    assert response.status_code == 302
+
+
+@pytest.mark.parametrize("remote_addr", ["203.0.113.9", "10.0.0.1", "::2", "127.0.0.1.example"])
+def test_development_instance_redirects_loopback_host_from_elsewhere(
+    clerk_issuer: ClerkTestIssuer, remote_addr: str
+) -> None:
+    """``Host: localhost`` sent from another machine is no local request: it is redirected."""
+    client = production_app(clerk_issuer).test_client()
+    response = client.get("/health", base_url="http://localhost:5000", environ_base={"REMOTE_ADDR": remote_addr})
+    assert response.status_code == 302
+
+
+@pytest.mark.parametrize("remote_addr", ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"])
+def test_development_instance_serves_loopback_clients(clerk_issuer: ClerkTestIssuer, remote_addr: str) -> None:
+    client = production_app(clerk_issuer).test_client()
+    response = client.get("/health", base_url="http://localhost:5000", environ_base={"REMOTE_ADDR": remote_addr})
+    assert response.status_code == 200
+
+
+def test_development_instance_real_request_on_loopback(clerk_issuer: ClerkTestIssuer) -> None:
+    """A real HTTP request to 127.0.0.1 (the test kit's server): 200 for pk_test_, still 302 for pk_live_."""
+    with serve_app(production_app(clerk_issuer)) as base_url:
+        response = requests.get(base_url + "/health", allow_redirects=False, timeout=5)
+        assert response.status_code == 200
+        assert response.text == "ok"
+    with serve_app(production_app(ClerkTestIssuer(instance="live"))) as base_url:
+        response = requests.get(base_url + "/health", allow_redirects=False, timeout=5)
+        assert response.status_code == 302
+        assert response.headers["Location"] == base_url.replace("http://", "https://") + "/health"
+
+
+def test_explicit_force_https_is_strict_on_loopback(clerk_issuer: ClerkTestIssuer) -> None:
+    """``CLERK_FORCE_HTTPS=true`` redirects loopback too, on any instance."""
+    app = production_app(clerk_issuer, CLERK_FORCE_HTTPS=True)
+    assert app.test_client().get("/health", base_url="http://127.0.0.1:5000").status_code == 302
 
 
 def test_https_request_gets_hsts(clerk_issuer: ClerkTestIssuer) -> None:
@@ -337,3 +409,92 @@ def test_rendered_headers_skip_werkzeug_revalidation_on_this_werkzeug() -> None:
     from flask_clerk_security.headers import HEADERS_KEEP_A_LIST
 
     assert HEADERS_KEEP_A_LIST
+
+
+# Framing: X-Frame-Options and the CSP's frame-ancestors say the same thing
+
+
+@pytest.mark.parametrize(
+    ("talisman_options", "ancestors"),
+    [
+        ({}, ["'none'"]),
+        ({"frame_options": "SAMEORIGIN"}, ["'self'"]),
+        (
+            {"frame_options": "ALLOW-FROM", "frame_options_allow_from": "https://partner.example"},
+            ["https://partner.example"],
+        ),
+        ({"frame_options": None}, None),
+    ],
+)
+def test_app_wide_frame_options_set_frame_ancestors(
+    app_factory: AppFactory, talisman_options: dict[str, Any], ancestors: list[str] | None
+) -> None:
+    app, _ = app_factory(talisman_options=talisman_options)
+    csp = directives(app.test_client().get("/health").headers["Content-Security-Policy"])
+    assert csp.get("frame-ancestors") == ancestors
+    assert list(csp).index("form-action") == list(csp).index("object-src") - 1  # the policy's order is kept
+    assert get_state(app).content_security_policy.count("frame-ancestors") == (ancestors is not None)
+
+
+def test_users_frame_ancestors_win_over_frame_options(app_factory: AppFactory) -> None:
+    app, _ = app_factory(
+        {"CLERK_CSP_DIRECTIVES": {"frame-ancestors": "https://partner.example"}},
+        talisman_options={"frame_options": "SAMEORIGIN"},
+    )
+    csp = directives(app.test_client().get("/health").headers["Content-Security-Policy"])
+    assert csp["frame-ancestors"] == ["https://partner.example"]
+
+
+def test_per_view_framing_without_the_app(app_factory: AppFactory) -> None:
+    """``security_headers`` needs no app (a blueprint's module); the view's CSP follows its frame_options, the
+    other views keep DENY and 'none', and a view's own policy is left as given."""
+    bp = Blueprint("pages", __name__)
+
+    @bp.get("/embed")
+    @security_headers(frame_options="SAMEORIGIN")
+    def embed() -> str:
+        return "embed"
+
+    @bp.get("/anywhere")
+    @security_headers(frame_options=None)
+    def anywhere() -> str:
+        return "anywhere"
+
+    @bp.get("/own")
+    @security_headers(frame_options="SAMEORIGIN", content_security_policy={"default-src": "'self'"})
+    def own() -> str:
+        return "own"
+
+    app, _ = app_factory(public_routes=["/embed", "/anywhere", "/own", "/health"])
+    app.register_blueprint(bp)
+    client = app.test_client()
+    embedded = client.get("/embed")
+    assert embedded.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert directives(embedded.headers["Content-Security-Policy"])["frame-ancestors"] == ["'self'"]
+    anywhere_response = client.get("/anywhere")
+    assert "X-Frame-Options" not in anywhere_response.headers
+    assert "frame-ancestors" not in directives(anywhere_response.headers["Content-Security-Policy"])
+    assert client.get("/own").headers["Content-Security-Policy"] == "default-src 'self'"
+    health = client.get("/health")
+    assert health.headers["X-Frame-Options"] == "DENY"
+    assert directives(health.headers["Content-Security-Policy"])["frame-ancestors"] == ["'none'"]
+
+
+def test_view_options_are_not_shared_between_apps(app_factory: AppFactory) -> None:
+    """One view function on two apps: the first app's policy is not written into the view for the second."""
+
+    @security_headers(frame_options="SAMEORIGIN")
+    def embed() -> str:
+        return "embed"
+
+    first, _ = app_factory(public_routes=["/embed"])
+    second, _ = app_factory({"CLERK_CSP_DIRECTIVES": {"img-src": "https://cdn.example.com"}}, public_routes=["/embed"])
+    for app in (first, second):
+        app.add_url_rule("/embed", view_func=embed)
+    assert "https://cdn.example.com" not in first.test_client().get("/embed").headers["Content-Security-Policy"]
+    assert "https://cdn.example.com" in second.test_client().get("/embed").headers["Content-Security-Policy"]
+
+
+def test_security_headers_refuses_unknown_options() -> None:
+    with pytest.raises(TypeError, match="frame_option"):
+        security_headers(frame_option="SAMEORIGIN")
