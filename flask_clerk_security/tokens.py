@@ -63,12 +63,24 @@ _DECODED: dict[str, Decoded] = {}
 _DECODED_KEPT = 256
 
 
+_B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+#: Bits of the last character that carry no data, by ``len(segment) % 4``; Clerk requires them to be zero.
+_UNUSED_BITS_MASK = {0: 0, 2: 0b1111, 3: 0b11}
+_B64URL_VALUES = {char: index for index, char in enumerate(_B64URL_ALPHABET)}
+
+
 def _b64url(segment: str) -> bytes:
-    """``base64.urlsafe_b64decode`` (lenient, padding restored) without its per-call wrappers."""
-    if not segment.isascii():
-        raise ValueError("non-ASCII segment")
-    standard = segment.replace("-", "+").replace("_", "/")  # what its translate() does, without the slow path
-    return binascii.a2b_base64(standard + "=" * (-len(segment) % 4))
+    """Clerk's ``base64url.parse(segment, {loose: true})``: trailing ``=`` ignored, every other character from
+    the base64url alphabet, no lone sixth of a byte, unused trailing bits zero. Anything else raises, so one
+    token has one spelling (up to its trailing ``=``, which Clerk ignores too)."""
+    body = segment.rstrip("=")
+    mask = _UNUSED_BITS_MASK.get(len(body) % 4)
+    if mask is None or "+" in body or "/" in body:
+        raise ValueError("not base64url")
+    if mask and _B64URL_VALUES.get(body[-1], 0) & mask:
+        raise ValueError("non-canonical base64url")
+    standard = body.replace("-", "+").replace("_", "/")  # strict_mode refuses anything outside the alphabet
+    return binascii.a2b_base64(standard + "=" * (-len(body) % 4), strict_mode=True)
 
 
 def _reject_constant(name: str) -> Any:
