@@ -171,11 +171,11 @@ def _without_params(url: str, names: Iterable[str]) -> str:
 
 def is_session_jwt(header: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:
     """False for machine JWTs (OAuth ``at+jwt``, M2M ``sub: mch_...``) and non-session ``cat`` categories."""
-    sub = payload.get("sub")
+    sub, typ, cat = payload.get("sub"), header.get("typ"), header.get("cat")
     return not (
-        header.get("typ") in _OAUTH_JWT_TYPES
+        (isinstance(typ, str) and typ in _OAUTH_JWT_TYPES)
         or (isinstance(sub, str) and sub.startswith("mch_"))
-        or ("cat" in header and header["cat"] not in _SESSION_CATEGORIES)
+        or ("cat" in header and not (isinstance(cat, str) and cat in _SESSION_CATEGORIES))
     )
 
 
@@ -512,7 +512,8 @@ def verify_handshake_token(token: str, verifier: TokenVerifier) -> dict[str, Any
 
 
 def _check_handshake_category(header: Mapping[str, Any]) -> None:
-    if "cat" in header and header["cat"] not in _SESSION_CATEGORIES:
+    cat = header.get("cat")
+    if "cat" in header and not (isinstance(cat, str) and cat in _SESSION_CATEGORIES):
         raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid handshake token category.")
 
 

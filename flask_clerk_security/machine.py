@@ -100,7 +100,12 @@ def _jwt_machine_type(token: str) -> str | None:
         return None
     if _is_m2m_payload(decoded[1]):
         return M2M_TOKEN
-    return OAUTH_TOKEN if decoded[0].get("typ") in OAUTH_ACCESS_TOKEN_TYPES else None
+    return OAUTH_TOKEN if _is_oauth_type(decoded[0].get("typ")) else None
+
+
+def _is_oauth_type(typ: Any) -> bool:
+    """Whether a JWT ``typ`` (any JSON value) is one of OAuth's access token types."""
+    return isinstance(typ, str) and typ in OAUTH_ACCESS_TOKEN_TYPES
 
 
 def is_machine_token(token: str) -> bool:
@@ -260,7 +265,7 @@ class MachineVerifier:
             token_type, header_types = M2M_TOKEN, None
             if "cat" in header and header["cat"] != JWT_CATEGORY_M2M:
                 raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid M2M JWT category.")
-        elif header.get("typ") in OAUTH_ACCESS_TOKEN_TYPES:
+        elif _is_oauth_type(header.get("typ")):
             token_type, header_types = OAUTH_TOKEN, tuple(OAUTH_ACCESS_TOKEN_TYPES)
         else:
             raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, "JWT is neither an M2M nor an OAuth JWT.")

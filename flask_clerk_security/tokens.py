@@ -5,6 +5,7 @@ from __future__ import annotations
 import binascii
 import json
 import math
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -64,9 +65,10 @@ _DECODED_KEPT = 256
 
 
 _B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_B64URL_VALUES = {char: index for index, char in enumerate(_B64URL_ALPHABET)}
+_B64URL_BODY = re.compile(r"[A-Za-z0-9_-]*")
 #: Bits of the last character that carry no data, by ``len(segment) % 4``; Clerk requires them to be zero.
 _UNUSED_BITS_MASK = {0: 0, 2: 0b1111, 3: 0b11}
-_B64URL_VALUES = {char: index for index, char in enumerate(_B64URL_ALPHABET)}
 
 
 def _b64url(segment: str) -> bytes:
@@ -75,30 +77,36 @@ def _b64url(segment: str) -> bytes:
     token has one spelling (up to its trailing ``=``, which Clerk ignores too)."""
     body = segment.rstrip("=")
     mask = _UNUSED_BITS_MASK.get(len(body) % 4)
-    if mask is None or "+" in body or "/" in body:
+    if mask is None or _B64URL_BODY.fullmatch(body) is None:
         raise ValueError("not base64url")
-    if mask and _B64URL_VALUES.get(body[-1], 0) & mask:
+    if mask and _B64URL_VALUES[body[-1]] & mask:
         raise ValueError("non-canonical base64url")
-    standard = body.replace("-", "+").replace("_", "/")  # strict_mode refuses anything outside the alphabet
-    return binascii.a2b_base64(standard + "=" * (-len(body) % 4), strict_mode=True)
+    return binascii.a2b_base64(body.replace("-", "+").replace("_", "/") + "=" * (-len(body) % 4))
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _json_int(digits: str) -> int | float:
+    """A JSON integer; past Python's int-string limit a float (``inf``), the value JavaScript reads."""
+    try:
+        return int(digits)
+    except ValueError:
+        return float(digits)
+
+
 #: ``json.loads(..., parse_constant=_reject_constant)`` builds this decoder on every call; build it once.
-_JSON_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_JSON_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_json_int)
 
 
 def _json_object(segment: str) -> dict[str, Any]:
-    data = _b64url(segment)
-    # As json.loads(bytes): UTF-8 for a JSON object that starts plainly, detect_encoding's answer otherwise.
-    encoding = "utf-8" if data[:1] == b"{" and data[1:2] != b"\x00" else json.detect_encoding(data)
-    value = _JSON_DECODER.decode(data.decode(encoding, "surrogatepass"))
-    if not isinstance(value, dict):
-        raise ValueError("not a JSON object")
-    return value
+    """A segment as Clerk reads it (``JSON.parse(new TextDecoder().decode(...))``): UTF-8 with a leading BOM
+    dropped and bad bytes replaced. Any JSON value decodes; one that is not an object reads as ``{}``, since
+    every member Clerk looks up on it is undefined (``null``, where Clerk throws a TypeError, too)."""
+    text = _b64url(segment).decode("utf-8", "replace")
+    value = _JSON_DECODER.decode(text[1:] if text[:1] == "\ufeff" else text)
+    return value if isinstance(value, dict) else {}
 
 
 def _is_number(value: Any) -> bool:
@@ -143,7 +151,7 @@ def _decode(token: str) -> Decoded:
         header = _decode_header(parts[0])
         payload = _json_object(parts[1])
         signature = _b64url(parts[2])
-    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid JWT encoding.") from None
     return header, payload, f"{parts[0]}.{parts[1]}".encode(), signature
 
