@@ -349,14 +349,13 @@ class TokenVerifier:
         """The entry for ``token`` if it still holds now, None for a miss; raises as verification would."""
         if not self.cache_size:
             return None
-        cache = self._cache
-        entry = cache.get(token)
-        if entry is None:
-            return None
-        try:
-            cache.move_to_end(token)
-        except KeyError:  # dropped by another thread meanwhile: still a valid answer for this request
-            pass
+        # Every change to the OrderedDict happens under the lock: an insert looks at its cold end with an
+        # iterator, which a concurrent reordering breaks (free-threaded Python, or a GIL switch there).
+        with self._lock:
+            entry = self._cache.get(token)
+            if entry is None:
+                return None
+            self._cache.move_to_end(token)
         try:
             if self.key_source.get_key(entry.kid) is not entry.key:
                 self._forget(token)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, cast
@@ -402,3 +404,54 @@ def test_header_path_refuses_a_machine_jwt_even_after_another_path_cached_it(
     response = app.test_client().get("/api/me", headers={"Authorization": f"Bearer {machine_jwt}"})
     assert response.status_code == 401
     assert response.headers["x-clerk-auth-reason"] == "token-type-mismatch"
+
+
+def test_hits_running_between_any_two_instructions_of_an_insert(clerk_issuer: ClerkTestIssuer) -> None:
+    """gthread workers share one verifier. Free-threaded Python (or a GIL switch at the wrong instruction) can
+    run another thread's hit between any two instructions of an insert; this test makes that happen at every
+    instruction of one insert (opcode tracing hands over to a hitting thread), with several hot tokens in a
+    small, full cache. A hit reorders the cache; the insert walks its cold end: before the fix, the walk raised
+    ``OrderedDict mutated during iteration``."""
+    verifier = TokenVerifier(PemKeySource(clerk_issuer.public_pem), cache_size=4)
+    hot = [clerk_issuer.session_token(user_id=f"user_hot{i}") for i in range(4)]
+    for session in hot:
+        verifier.verify_session(session)
+    hit_wanted, hit_done, stop = threading.Event(), threading.Event(), threading.Event()
+    hits: list[str] = []
+    errors: list[BaseException] = []
+
+    def hitter() -> None:
+        while not stop.is_set():
+            if hit_wanted.wait(0.01):
+                hit_wanted.clear()
+                try:
+                    hits.append(verifier.verify_session(hot[len(hits) % len(hot)]).user_id or "")
+                except BaseException as exc:  # collected and asserted on below
+                    errors.append(exc)
+                hit_done.set()
+
+    store = TokenVerifier._store.__code__
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code is not store:
+            return None
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            hit_done.clear()
+            hit_wanted.set()
+            hit_done.wait(0.002)  # a hit blocked by the insert's lock waits until the insert is done
+        return trace
+
+    thread = threading.Thread(target=hitter)
+    thread.start()
+    sys.settrace(trace)
+    try:
+        for i in range(3):
+            assert verifier.verify_session(clerk_issuer.session_token(user_id=f"user_new{i}")).user_id
+    finally:
+        sys.settrace(None)
+        stop.set()
+        thread.join(timeout=10)
+    assert not errors, errors
+    assert hits, "the hitting thread never ran during the inserts"
+    assert verifier.cache_len() == 4
