@@ -5,7 +5,6 @@ from __future__ import annotations
 import binascii
 import json
 import math
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -64,24 +63,19 @@ _DECODED: dict[str, Decoded] = {}
 _DECODED_KEPT = 256
 
 
-_B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-_B64URL_VALUES = {char: index for index, char in enumerate(_B64URL_ALPHABET)}
-_B64URL_BODY = re.compile(r"[A-Za-z0-9_-]*")
-#: Bits of the last character that carry no data, by ``len(segment) % 4``; Clerk requires them to be zero.
-_UNUSED_BITS_MASK = {0: 0, 2: 0b1111, 3: 0b11}
-
-
 def _b64url(segment: str) -> bytes:
     """Clerk's ``base64url.parse(segment, {loose: true})``: trailing ``=`` ignored, every other character from
     the base64url alphabet, no lone sixth of a byte, unused trailing bits zero. Anything else raises, so one
     token has one spelling (up to its trailing ``=``, which Clerk ignores too)."""
     body = segment.rstrip("=")
-    mask = _UNUSED_BITS_MASK.get(len(body) % 4)
-    if mask is None or _B64URL_BODY.fullmatch(body) is None:
+    if "+" in body or "/" in body:
         raise ValueError("not base64url")
-    if mask and _B64URL_VALUES[body[-1]] & mask:
-        raise ValueError("non-canonical base64url")
-    return binascii.a2b_base64(body.replace("-", "+").replace("_", "/") + "=" * (-len(body) % 4))
+    standard = body.replace("-", "+").replace("_", "/")
+    data = binascii.a2b_base64(standard + "=" * (-len(body) % 4))  # lenient: skips junk, ignores spare bits
+    # The canonical spelling of what was decoded: any skipped character or non-zero spare bit differs from it.
+    if binascii.b2a_base64(data, newline=False).rstrip(b"=") != standard.encode():
+        raise ValueError("not canonical base64url")
+    return data
 
 
 def _reject_constant(name: str) -> Any:
@@ -97,7 +91,9 @@ def _json_int(digits: str) -> int | float:
 
 
 #: ``json.loads(..., parse_constant=_reject_constant)`` builds this decoder on every call; build it once.
-_JSON_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_json_int)
+_JSON_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+#: The same for a text the first refused: integers past Python's int-string limit read as JavaScript reads them.
+_JSON_DECODER_HUGE_INTS = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_json_int)
 
 
 def _json_object(segment: str) -> dict[str, Any]:
@@ -105,7 +101,12 @@ def _json_object(segment: str) -> dict[str, Any]:
     dropped and bad bytes replaced. Any JSON value decodes; one that is not an object reads as ``{}``, since
     every member Clerk looks up on it is undefined (``null``, where Clerk throws a TypeError, too)."""
     text = _b64url(segment).decode("utf-8", "replace")
-    value = _JSON_DECODER.decode(text[1:] if text[:1] == "\ufeff" else text)
+    if text[:1] == "\ufeff":
+        text = text[1:]
+    try:
+        value = _JSON_DECODER.decode(text)
+    except ValueError:
+        value = _JSON_DECODER_HUGE_INTS.decode(text)
     return value if isinstance(value, dict) else {}
 
 
