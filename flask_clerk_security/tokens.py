@@ -5,6 +5,7 @@ from __future__ import annotations
 import binascii
 import json
 import math
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -83,17 +84,16 @@ def _reject_constant(name: str) -> Any:
 
 
 def _json_int(digits: str) -> int | float:
-    """A JSON integer; past Python's int-string limit a float (``inf``), the value JavaScript reads."""
-    try:
-        return int(digits)
-    except ValueError:
-        return float(digits)
+    """A JSON integer of 300 digits or more as JavaScript reads it: a double (``inf`` beyond its range), so
+    no later ``float()`` overflows and Python's int-string limit never refuses it."""
+    return int(digits) if len(digits) < 300 else float(digits)
 
 
 #: ``json.loads(..., parse_constant=_reject_constant)`` builds this decoder on every call; build it once.
 _JSON_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-#: The same for a text the first refused: integers past Python's int-string limit read as JavaScript reads them.
-_JSON_DECODER_HUGE_INTS = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_json_int)
+#: The same for a text with a long run of digits (Python's own int parsing is faster; this one is rarely needed).
+_JSON_DECODER_LONG_NUMBERS = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_json_int)
+_LONG_DIGITS = re.compile(r"[0-9]{300}")
 
 
 def _json_object(segment: str) -> dict[str, Any]:
@@ -103,10 +103,8 @@ def _json_object(segment: str) -> dict[str, Any]:
     text = _b64url(segment).decode("utf-8", "replace")
     if text[:1] == "\ufeff":
         text = text[1:]
-    try:
-        value = _JSON_DECODER.decode(text)
-    except ValueError:
-        value = _JSON_DECODER_HUGE_INTS.decode(text)
+    decoder = _JSON_DECODER_LONG_NUMBERS if _LONG_DIGITS.search(text) else _JSON_DECODER
+    value = decoder.decode(text)
     return value if isinstance(value, dict) else {}
 
 

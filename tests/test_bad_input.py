@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flask_clerk_security import TokenVerificationError, verify_token
+from flask_clerk_security import ClerkSecurity, TokenVerificationError, verify_token
 from flask_clerk_security.testing import ClerkTestIssuer
 
 
@@ -159,3 +160,27 @@ def test_any_json_header_and_payload_get_a_clerk_answer(
         app, _ = app_factory({"CLERK_ACCEPTS_TOKEN": accepts, "CLERK_SECRET_KEY": "sk_test_" + "0" * 40})
         response = app.test_client().get("/api/me", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code in (200, 401), response.data
+
+
+@pytest.mark.parametrize("iat", ["9" * 400, "-" + "9" * 400, "9" * 5000, "1e400"])
+def test_cookie_token_with_a_huge_iat_gets_an_answer(iat: str) -> None:
+    """A sibling subdomain can set ``__session``: its ``iat`` is compared with ``__client_uat`` before any
+    signature check. JavaScript reads a 400-digit number as Infinity; a float() of it must not overflow."""
+    issuer = ClerkTestIssuer(instance="live")
+    app = Flask("huge_iat")
+    app.config.update(TESTING=True, **issuer.config)
+    ClerkSecurity(app)
+
+    @app.get("/dashboard")
+    def dashboard() -> str:
+        return "page"
+
+    claims = json.dumps(issuer.session_claims()).replace('"iat": ', f'"iat": {iat}, "was": ', 1)
+    header = json.dumps({"alg": "RS256", "typ": "JWT", "kid": issuer.kid})
+    signing_input = f"{_segment(header)}.{_segment(claims)}"
+    signature = issuer.private_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    client = app.test_client()
+    client.set_cookie("__session", f"{signing_input}.{base64.urlsafe_b64encode(signature).decode().rstrip('=')}")
+    client.set_cookie("__client_uat", "1")
+    response = client.get("/dashboard", headers={"Sec-Fetch-Dest": "document", "Accept": "text/html"})
+    assert response.status_code < 500
