@@ -184,3 +184,33 @@ def test_cookie_token_with_a_huge_iat_gets_an_answer(iat: str) -> None:
     client.set_cookie("__client_uat", "1")
     response = client.get("/dashboard", headers={"Sec-Fetch-Dest": "document", "Accept": "text/html"})
     assert response.status_code < 500
+
+
+@pytest.mark.parametrize("category", ["[]", '["cl_B7d4PD111AAA"]', '{"a":1}', "1", "null"])
+@pytest.mark.parametrize("where", ["header", "cookie", "handshake"])
+def test_a_header_category_of_any_json_type_gets_an_answer(where: str, category: str) -> None:
+    """``cat`` (and ``typ``) are looked up in sets of strings; a list there raised TypeError on public pages."""
+    issuer = ClerkTestIssuer(instance="live")
+    app = Flask("odd_category")
+    app.config.update(TESTING=True, **issuer.config)
+    clerk = ClerkSecurity(app)
+
+    @app.get("/")
+    @clerk.public
+    def home() -> str:
+        return "page"
+
+    header = f'{{"alg":"RS256","typ":"JWT","kid":"{issuer.kid}","cat":{category}}}'
+    signing_input = f"{_segment(header)}.{_segment(json.dumps(issuer.session_claims()))}"
+    signature = issuer.private_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    token = f"{signing_input}.{base64.urlsafe_b64encode(signature).decode().rstrip('=')}"
+    client = app.test_client()
+    headers = {"Sec-Fetch-Dest": "document", "Accept": "text/html"}
+    if where == "header":
+        headers["Authorization"] = f"Bearer {token}"
+    elif where == "cookie":
+        client.set_cookie("__session", token)
+        client.set_cookie("__client_uat", "1")
+    query = {"__clerk_handshake": token} if where == "handshake" else None
+    response = client.get("/", query_string=query, headers=headers)
+    assert response.status_code < 500
