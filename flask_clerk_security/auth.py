@@ -165,8 +165,10 @@ class Auth:
     def from_claims(cls, claims: Mapping[str, Any], *, treat_pending_as_signed_out: bool = True) -> Auth:
         """Decode verified session claims as Clerk's ``JWTPayloadToAuthObjectProperties``.
 
-        Claims of the wrong type raise :class:`TokenVerificationError` (``token-invalid``): Clerk never signs
-        them, and an app must never serve a 5xx because of them.
+        A claim of an unexpected type signs in as with Clerk; where Clerk would copy it into a string field
+        (``sid`` a number, ``act`` a string ...) the field reads as absent here, so typed code never meets it.
+        Claims Clerk itself cannot decode (``fea``/``per``/``fpm`` not strings next to an org, a ``fea``
+        element without a colon) raise :class:`TokenVerificationError` (``token-invalid``), never a 5xx.
         """
         try:
             return cls._decode(claims, treat_pending_as_signed_out)
@@ -178,47 +180,42 @@ class Auth:
         status = claims.get("sts")
         if treat_pending_as_signed_out and status == "pending":
             return cls(session_status="pending", reason="session-pending")
-        features = _optional_str(claims.get("fea"))
-        plans = _optional_str(claims.get("pla"))
+        features = claims.get("fea")
+        plans = claims.get("pla")
         org_id = org_role = org_slug = None
         org_permissions: list[str] | None = None
         if claims.get("v") == 2:
             org = claims.get("o")
             if org:
-                if not isinstance(org, Mapping):
-                    raise TypeError("o must be an object")
-                org_id = _optional_str(org.get("id"))
-                org_slug = _optional_str(org.get("slg"))
-                role = _optional_str(org.get("rol"))
+                fields: Mapping[str, Any] = org if isinstance(org, Mapping) else {}
+                org_id = _str_or_none(fields.get("id"))
+                org_slug = _str_or_none(fields.get("slg"))
+                role = _str_or_none(fields.get("rol"))
                 org_role = f"org:{role}" if role else None
                 org_permissions = org_permissions_v2(
-                    features, _optional_str(org.get("per")), _optional_str(org.get("fpm"))
+                    _split_input(features), _split_input(fields.get("per")), _split_input(fields.get("fpm"))
                 )
         else:
-            org_id = _optional_str(claims.get("org_id"))
-            org_role = _optional_str(claims.get("org_role"))
-            org_slug = _optional_str(claims.get("org_slug"))
+            org_id = _str_or_none(claims.get("org_id"))
+            org_role = _str_or_none(claims.get("org_role"))
+            org_slug = _str_or_none(claims.get("org_slug"))
             permissions = claims.get("org_permissions")
-            if permissions is not None:
-                if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
-                    raise TypeError("org_permissions must be a list of strings")
+            if isinstance(permissions, list) and all(isinstance(p, str) for p in permissions):
                 org_permissions = list(permissions)
         actor = claims.get("act")
-        if actor is not None and not isinstance(actor, Mapping):
-            raise TypeError("act must be an object")
         return cls(
-            user_id=_optional_str(claims.get("sub")),
-            session_id=_optional_str(claims.get("sid")),
-            session_status=_optional_str(status),
+            user_id=_str_or_none(claims.get("sub")),
+            session_id=_str_or_none(claims.get("sid")),
+            session_status=_str_or_none(status),
             org_id=org_id,
             org_role=org_role,
             org_slug=org_slug,
             org_permissions=org_permissions,
             factor_verification_age=claims.get("fva"),
-            actor=actor,
+            actor=actor if isinstance(actor, Mapping) else None,
             claims=claims,
-            _features=features or "",
-            _plans=plans or "",
+            _features=features if isinstance(features, str) else "",
+            _plans=plans if isinstance(plans, str) else "",
         )
 
     def has(
@@ -272,7 +269,16 @@ class Auth:
         return True
 
 
-def _optional_str(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
+def _str_or_none(value: Any) -> str | None:
+    """A string claim, or None for any other JSON value (Clerk would pass it on as it is)."""
+    return value if isinstance(value, str) else None
+
+
+def _split_input(value: Any) -> str | None:
+    """A claim Clerk splits on ``,``: None when JavaScript reads it as false (skipped), the string itself;
+    raises TypeError for any other value, as ``value.split`` throws in Clerk."""
+    if value is None or value is False or value == "" or (_is_number(value) and not value):
+        return None
+    if isinstance(value, str):
         return value
     raise TypeError("expected a string")

@@ -134,7 +134,8 @@ def verify_handshake_token(token: str, verifier: TokenVerifier) -> dict[str, Any
 
 
 def _check_handshake_category(header: Mapping[str, Any]) -> None:
-    if "cat" in header and header["cat"] not in _SESSION_CATEGORIES:
+    cat = header.get("cat")
+    if "cat" in header and not (isinstance(cat, str) and cat in _SESSION_CATEGORIES):
         raise TokenVerificationError(TokenVerificationErrorReason.TOKEN_INVALID, "Invalid handshake token category.")
 
 

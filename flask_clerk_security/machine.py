@@ -30,10 +30,12 @@ from .token_types import (
     API_KEY,
     M2M_TOKEN,
     MACHINE_TOKEN_TYPES,
+    OAUTH_ACCESS_TOKEN_TYPES,
     OAUTH_TOKEN,
     SESSION_TOKEN,
     AcceptsToken,
     is_accepted,
+    is_oauth_type,
 )
 from .tokens import (
     JWT_CATEGORY_M2M,
@@ -50,7 +52,6 @@ M2M_TOKEN_PREFIX = "mt_"
 M2M_SUBJECT_PREFIX = "mch_"
 OAUTH_TOKEN_PREFIX = "oat_"
 API_KEY_PREFIX = "ak_"
-OAUTH_ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
 _JWT_FORMAT = re.compile(r"[a-zA-Z0-9\-_]+\.[a-zA-Z0-9\-_]+\.[a-zA-Z0-9\-_]+")
 #: Claims Clerk's machine-token service adds to M2M JWTs; everything else is a custom claim.
 _M2M_RESERVED_CLAIMS = frozenset({"iss", "sub", "exp", "nbf", "iat", "jti"})
@@ -87,7 +88,7 @@ def _jwt_machine_type(token: str) -> str | None:
         return None
     if _is_m2m_payload(decoded[1]):
         return M2M_TOKEN
-    return OAUTH_TOKEN if decoded[0].get("typ") in OAUTH_ACCESS_TOKEN_TYPES else None
+    return OAUTH_TOKEN if is_oauth_type(decoded[0].get("typ")) else None
 
 
 def is_machine_token(token: str) -> bool:
@@ -247,7 +248,7 @@ class MachineVerifier:
             token_type, header_types = M2M_TOKEN, None
             if "cat" in header and header["cat"] != JWT_CATEGORY_M2M:
                 raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid M2M JWT category.")
-        elif header.get("typ") in OAUTH_ACCESS_TOKEN_TYPES:
+        elif is_oauth_type(header.get("typ")):
             token_type, header_types = OAUTH_TOKEN, tuple(OAUTH_ACCESS_TOKEN_TYPES)
         else:
             raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, "JWT is neither an M2M nor an OAuth JWT.")

@@ -16,7 +16,8 @@ MACHINE_TOKEN_TYPES = frozenset({API_KEY, M2M_TOKEN, OAUTH_TOKEN})
 TOKEN_TYPES = frozenset({SESSION_TOKEN, *MACHINE_TOKEN_TYPES})
 #: ``cat`` header values of session tokens and handshake tokens (Clerk's ``jwtCategories.ts``).
 _SESSION_CATEGORIES = frozenset({"cl_B7d4PD111AAA", "cl_I7d4PD111III"})
-_OAUTH_JWT_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+#: JWT ``typ`` values of OAuth access tokens (RFC 9068).
+OAUTH_ACCESS_TOKEN_TYPES = ("at+jwt", "application/at+jwt")
 
 #: One type name (or ``"any"``) kept as a string, or a list of types kept as a frozenset. Clerk treats the two
 #: forms slightly differently (which reason a refusal carries), so the distinction is preserved.
@@ -66,9 +67,14 @@ def accepts_machine_tokens(accepts: AcceptsToken) -> bool:
 
 def is_session_jwt(header: Mapping[str, Any], payload: Mapping[str, Any]) -> bool:
     """False for machine JWTs (OAuth ``at+jwt``, M2M ``sub: mch_...``) and non-session ``cat`` categories."""
-    sub = payload.get("sub")
+    sub, typ, cat = payload.get("sub"), header.get("typ"), header.get("cat")
     return not (
-        header.get("typ") in _OAUTH_JWT_TYPES
+        is_oauth_type(typ)
         or (isinstance(sub, str) and sub.startswith("mch_"))
-        or ("cat" in header and header["cat"] not in _SESSION_CATEGORIES)
+        or ("cat" in header and not (isinstance(cat, str) and cat in _SESSION_CATEGORIES))
     )
+
+
+def is_oauth_type(typ: Any) -> bool:
+    """Whether a JWT ``typ`` (any JSON value) is one of OAuth's access token types."""
+    return isinstance(typ, str) and typ in OAUTH_ACCESS_TOKEN_TYPES

@@ -5,6 +5,7 @@ from __future__ import annotations
 import binascii
 import json
 import math
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -47,29 +48,47 @@ _DECODED_KEPT = 256
 
 
 def _b64url(segment: str) -> bytes:
-    """``base64.urlsafe_b64decode`` (lenient, padding restored) without its per-call wrappers."""
-    if not segment.isascii():
-        raise ValueError("non-ASCII segment")
-    standard = segment.replace("-", "+").replace("_", "/")  # what its translate() does, without the slow path
-    return binascii.a2b_base64(standard + "=" * (-len(segment) % 4))
+    """Clerk's ``base64url.parse(segment, {loose: true})``: trailing ``=`` ignored, every other character from
+    the base64url alphabet, no lone sixth of a byte, unused trailing bits zero. Anything else raises, so one
+    token has one spelling (up to its trailing ``=``, which Clerk ignores too)."""
+    body = segment.rstrip("=")
+    if "+" in body or "/" in body:
+        raise ValueError("not base64url")
+    standard = body.replace("-", "+").replace("_", "/")
+    data = binascii.a2b_base64(standard + "=" * (-len(body) % 4))  # lenient: skips junk, ignores spare bits
+    # The canonical spelling of what was decoded: any skipped character or non-zero spare bit differs from it.
+    if binascii.b2a_base64(data, newline=False).rstrip(b"=") != standard.encode():
+        raise ValueError("not canonical base64url")
+    return data
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _json_int(digits: str) -> int | float:
+    """A JSON integer of 300 digits or more as JavaScript reads it: a double (``inf`` beyond its range), so
+    no later ``float()`` overflows and Python's int-string limit never refuses it."""
+    return int(digits) if len(digits) < 300 else float(digits)
+
+
 #: ``json.loads(..., parse_constant=_reject_constant)`` builds this decoder on every call; build it once.
 _JSON_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+#: The same for a text with a long run of digits (Python's own int parsing is faster; this one is rarely needed).
+_JSON_DECODER_LONG_NUMBERS = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_json_int)
+_LONG_DIGITS = re.compile(r"[0-9]{300}")
 
 
 def _json_object(segment: str) -> dict[str, Any]:
-    data = _b64url(segment)
-    # As json.loads(bytes): UTF-8 for a JSON object that starts plainly, detect_encoding's answer otherwise.
-    encoding = "utf-8" if data[:1] == b"{" and data[1:2] != b"\x00" else json.detect_encoding(data)
-    value = _JSON_DECODER.decode(data.decode(encoding, "surrogatepass"))
-    if not isinstance(value, dict):
-        raise ValueError("not a JSON object")
-    return value
+    """A segment as Clerk reads it (``JSON.parse(new TextDecoder().decode(...))``): UTF-8 with a leading BOM
+    dropped and bad bytes replaced. Any JSON value decodes; one that is not an object reads as ``{}``, since
+    every member Clerk looks up on it is undefined (``null``, where Clerk throws a TypeError, too)."""
+    text = _b64url(segment).decode("utf-8", "replace")
+    if text[:1] == "\ufeff":
+        text = text[1:]
+    decoder = _JSON_DECODER_LONG_NUMBERS if _LONG_DIGITS.search(text) else _JSON_DECODER
+    value = decoder.decode(text)
+    return value if isinstance(value, dict) else {}
 
 
 def _is_number(value: Any) -> bool:
@@ -114,7 +133,7 @@ def _decode(token: str) -> Decoded:
         header = _decode_header(parts[0])
         payload = _json_object(parts[1])
         signature = _b64url(parts[2])
-    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid JWT encoding.") from None
     return header, payload, f"{parts[0]}.{parts[1]}".encode(), signature
 
@@ -312,14 +331,19 @@ class TokenVerifier:
         """The entry for ``token`` if it still holds now, None for a miss; raises as verification would."""
         if not self.cache_size:
             return None
-        cache = self._cache
-        entry = cache.get(token)
+        # Every change to the OrderedDict happens under the lock: an insert looks at its cold end with an
+        # iterator, which a concurrent reordering breaks (free-threaded Python, or a GIL switch there).
+        # acquire/release rather than ``with``: this is the hot path, and ``with`` costs about twice as much.
+        lock = self._lock
+        lock.acquire()
+        try:
+            entry = self._cache.get(token)
+            if entry is not None:
+                self._cache.move_to_end(token)
+        finally:
+            lock.release()
         if entry is None:
             return None
-        try:
-            cache.move_to_end(token)
-        except KeyError:  # dropped by another thread meanwhile: still a valid answer for this request
-            pass
         try:
             if self.key_source.get_key(entry.kid) is not entry.key:
                 self._forget(token)

@@ -91,12 +91,41 @@ def test_malformed_feature_claim_is_refused_at_decode(clerk_issuer: ClerkTestIss
 
 
 @pytest.mark.parametrize(
-    "claims",
-    [{"sub": "u", "v": 2, "o": "org_1"}, {"sub": "u", "org_permissions": "org:a:b"}, {"sub": "u", "sid": 5}],
+    ("claims", "absent"),
+    [
+        ({"v": 2, "fea": 5}, None),
+        ({"v": 2, "pla": ["u:pro"]}, None),
+        ({"v": 2, "o": ["org_1"]}, "org_id"),
+        ({"v": 2, "o": "org_1"}, "org_id"),
+        ({"v": 2, "o": {"id": 5, "rol": "admin"}}, "org_id"),
+        ({"sid": 5}, "session_id"),
+        ({"sts": 5}, "session_status"),
+        ({"act": "user_admin"}, "actor"),
+        ({"org_id": "org_1", "org_permissions": "org:a:b"}, "org_permissions"),
+    ],
 )
-def test_claims_of_the_wrong_type_raise_token_invalid(claims: dict[str, Any]) -> None:
+def test_oddly_typed_optional_claims_sign_in_as_with_clerk(claims: dict[str, Any], absent: str | None) -> None:
+    # Clerk signs these in (tests/conformance claim_* cases); a field Clerk would fill with a non-string is None.
+    auth = Auth.from_claims({"sub": "user_1", **claims})
+    assert auth.is_authenticated and auth.user_id == "user_1"
+    assert not auth.has(feature="beta") and not auth.has(plan="pro")
+    if absent is not None:
+        assert getattr(auth, absent) is None
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"v": 2, "o": {"id": "org_1"}, "fea": 5},
+        {"v": 2, "o": "org_1", "fea": ["o:a"]},
+        {"v": 2, "o": {"id": "org_1", "per": 5, "fpm": "1"}},
+        {"v": 2, "o": {"id": "org_1", "per": "read", "fpm": 1}},
+    ],
+)
+def test_claims_clerk_cannot_decode_raise_token_invalid(claims: dict[str, Any]) -> None:
+    # Clerk throws building its auth object (fea.split / per.split is not a function): never signed in.
     with pytest.raises(TokenVerificationError) as info:
-        Auth.from_claims(claims)
+        Auth.from_claims({"sub": "user_1", **claims})
     assert info.value.reason == "token-invalid"
 
 

@@ -53,7 +53,35 @@ INTENDED_DIFFERENCES: dict[str, tuple[str, str]] = {
     # Clerk signs the request in with userId "" (isAuthenticated true, every has() false). A session
     # without a user is signed out here, so require() can never let it through.
     "sub_empty_string": ("signed in with userId ''", "signed out"),
+    # A header or payload that is JSON null: Clerk throws a TypeError destructuring it (authenticateRequest:
+    # unexpected-error). We read it as any other non-object (no members): refused with a Clerk reason.
+    "header_is_null": ("throws TypeError", "rejects token-invalid-algorithm"),
+    "payload_is_null": ("throws TypeError", "rejects token-verification-failed"),
 }
+
+# Clerk copies a claim of an unexpected type into a string field of its auth object as it is (sessionId 5,
+# actor "user_admin", orgRole `org:${["admin"]}`). Our Auth fields are typed (str | None, a Mapping for actor,
+# a list of strings for org_permissions), so such a field reads as absent. Both sign the request in; every
+# other field is equal and has() here grants nothing Clerk refuses (it may refuse what Clerk grants).
+UNTYPED_FIELDS: dict[str, tuple[str, ...]] = {
+    "claim_o_id_number": ("orgId",),
+    "claim_o_rol_list": ("orgRole",),
+    "claim_o_slg_number": ("orgSlug",),
+    "claim_sid_number": ("sessionId",),
+    "claim_sts_number": ("sessionStatus",),
+    "claim_sts_list": ("sessionStatus",),
+    "claim_act_string": ("actor",),
+    "claim_act_list": ("actor",),
+    "claim_act_number": ("actor",),
+    "claim_v1_org_id_number": ("orgId",),
+    "claim_v1_org_role_list": ("orgRole",),
+    "claim_v1_org_slug_number": ("orgSlug",),
+    "claim_v1_org_permissions_string": ("orgPermissions",),
+    "claim_v1_org_permissions_numbers": ("orgPermissions",),
+}
+INTENDED_DIFFERENCES.update(
+    {case_id: (f"signed in, {'/'.join(f)} as signed", "signed in, those None") for case_id, f in UNTYPED_FIELDS.items()}
+)
 
 
 def _check_intended_difference(case_id: str, clerk: dict[str, Any], ours: dict[str, Any]) -> None:
@@ -64,6 +92,19 @@ def _check_intended_difference(case_id: str, clerk: dict[str, Any], ours: dict[s
         assert clerk["ok"] and clerk["auth"]["isAuthenticated"] is True and clerk["auth"]["userId"] == ""
         assert not any(clerk["has"])
         assert ours["ok"] and ours["auth"]["isAuthenticated"] is False and not any(ours["has"])
+    elif case_id in ("header_is_null", "payload_is_null"):
+        assert not clerk["ok"] and clerk["reason"].startswith("non-clerk-error: TypeError")
+        assert clerk["request"] == {"status": "signed-out", "reason": "unexpected-error"}
+        expected = "token-invalid-algorithm" if case_id == "header_is_null" else "token-verification-failed"
+        assert ours == {"ok": False, "reason": expected}
+    else:
+        fields = UNTYPED_FIELDS[case_id]
+        assert clerk["ok"] and ours["ok"] and clerk["auth"]["isAuthenticated"] and ours["auth"]["isAuthenticated"]
+        assert all(clerk["auth"][name] is not None and ours["auth"][name] is None for name in fields)
+        assert {k: v for k, v in ours["auth"].items() if k not in fields} == {
+            k: v for k, v in clerk["auth"].items() if k not in fields
+        }
+        assert all(o in (c, False) for c, o in zip(clerk["has"], ours["has"], strict=True))
 
 
 def _load_cases_module() -> Any:

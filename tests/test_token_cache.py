@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, cast
@@ -170,7 +172,7 @@ def test_failures_are_not_cached(clerk_issuer: ClerkTestIssuer, clock: Callable[
     forged = ClerkTestIssuer(kid=clerk_issuer.kid).session_token(issued_at=NOW)
     wrong_party = token(clerk_issuer, azp="https://evil.example")
     expired = token(clerk_issuer, issued_at=NOW - 3600)
-    bad_org = clerk_issuer.sign({**clerk_issuer.session_claims(issued_at=NOW), "o": "not-an-object"})
+    bad_org = clerk_issuer.sign({**clerk_issuer.session_claims(issued_at=NOW), "o": {"id": "org_1"}, "fea": 5})
     for _ in range(2):
         assert reason_of(lambda: verifier.verify(forged)) == "token-invalid-signature"
         assert reason_of(lambda: verifier.verify(wrong_party)) == "token-invalid-authorized-parties"
@@ -317,13 +319,33 @@ def test_cached_and_uncached_decide_alike_at_every_moment(
 
 
 ascii_segments = st.text(alphabet=st.characters(max_codepoint=127), max_size=40)
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
-@given(ascii_segments)
-def test_b64url_decodes_as_urlsafe_b64decode(segment: str) -> None:
-    padded = segment + "=" * (-len(segment) % 4)
+def _clerk_base64url_parse(segment: str) -> bytes:
+    """Clerk's ``base64url.parse(segment, {loose: true})`` (packages/backend/src/util/rfc4648.ts), line by line."""
+    end = len(segment)
+    while end and segment[end - 1] == "=":
+        end -= 1
+    out = bytearray()
+    bits = buffer = 0
+    for char in segment[:end]:
+        if char not in _B64URL:
+            raise ValueError(f"Invalid character {char}")
+        buffer = ((buffer << 6) | _B64URL.index(char)) & 0xFFFFFFFF
+        bits += 6
+        if bits >= 8:
+            bits -= 8
+            out.append(0xFF & (buffer >> bits))
+    if bits >= 6 or 0xFF & (buffer << (8 - bits)):
+        raise ValueError("Unexpected end of data")
+    return bytes(out)
+
+
+@given(ascii_segments | st.binary(max_size=30).map(lambda raw: base64.urlsafe_b64encode(raw).decode()))
+def test_b64url_decodes_as_clerk_base64url_parse(segment: str) -> None:
     try:
-        expected: bytes | type[Exception] = base64.urlsafe_b64decode(padded)
+        expected: bytes | type[Exception] = _clerk_base64url_parse(segment)
     except ValueError:
         expected = ValueError
     try:
@@ -340,21 +362,24 @@ json_bytes = st.one_of(
         st.dictionaries(st.text(max_size=4), st.one_of(st.integers(), st.text(max_size=4)), max_size=3),
         st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32-be"]),
     ),
-    st.sampled_from([b'{"a": NaN}', b"{\x00}", b"{", b"[1]", b'{"a":1} x', b"\xef\xbb\xbf{}"]),
+    st.sampled_from([b'{"a": NaN}', b"{\x00}", b"{", b"[1]", b'{"a":1} x', b"\xef\xbb\xbf{}", b'{"a":"\xff"}']),
 )
 
 
 @given(json_bytes)
-def test_json_segments_decode_as_json_loads_of_bytes(data: bytes) -> None:
+def test_json_segments_decode_as_clerk_reads_them(data: bytes) -> None:
+    # JSON.parse(new TextDecoder().decode(bytes)): UTF-8 only, one leading BOM dropped, bad bytes as U+FFFD;
+    # every member of a JSON value that is not an object is undefined, so it reads as {}.
     segment = base64.urlsafe_b64encode(data).decode().rstrip("=")
+    text = data.decode("utf-8", "replace")
     try:
-        loaded = json.loads(data, parse_constant=_reject_constant)
-        expected: Any = loaded if isinstance(loaded, dict) else ValueError
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        loaded = json.loads(text[1:] if text.startswith("\ufeff") else text, parse_constant=_reject_constant)
+        expected: Any = loaded if isinstance(loaded, dict) else {}
+    except (ValueError, RecursionError):
         expected = ValueError
     try:
         got: Any = _json_object(segment)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         got = ValueError
     assert got == expected
 
@@ -379,3 +404,54 @@ def test_header_path_refuses_a_machine_jwt_even_after_another_path_cached_it(
     response = app.test_client().get("/api/me", headers={"Authorization": f"Bearer {machine_jwt}"})
     assert response.status_code == 401
     assert response.headers["x-clerk-auth-reason"] == "token-type-mismatch"
+
+
+def test_hits_running_between_any_two_instructions_of_an_insert(clerk_issuer: ClerkTestIssuer) -> None:
+    """gthread workers share one verifier. Free-threaded Python (or a GIL switch at the wrong instruction) can
+    run another thread's hit between any two instructions of an insert; this test makes that happen at every
+    instruction of one insert (opcode tracing hands over to a hitting thread), with several hot tokens in a
+    small, full cache. A hit reorders the cache; the insert walks its cold end: before the fix, the walk raised
+    ``OrderedDict mutated during iteration``."""
+    verifier = TokenVerifier(PemKeySource(clerk_issuer.public_pem), cache_size=4)
+    hot = [clerk_issuer.session_token(user_id=f"user_hot{i}") for i in range(4)]
+    for session in hot:
+        verifier.verify_session(session)
+    hit_wanted, hit_done, stop = threading.Event(), threading.Event(), threading.Event()
+    hits: list[str] = []
+    errors: list[BaseException] = []
+
+    def hitter() -> None:
+        while not stop.is_set():
+            if hit_wanted.wait(0.01):
+                hit_wanted.clear()
+                try:
+                    hits.append(verifier.verify_session(hot[len(hits) % len(hot)]).user_id or "")
+                except BaseException as exc:  # collected and asserted on below
+                    errors.append(exc)
+                hit_done.set()
+
+    store = TokenVerifier._store.__code__
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        if frame.f_code is not store:
+            return None
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            hit_done.clear()
+            hit_wanted.set()
+            hit_done.wait(0.002)  # a hit blocked by the insert's lock waits until the insert is done
+        return trace
+
+    thread = threading.Thread(target=hitter)
+    thread.start()
+    sys.settrace(trace)
+    try:
+        for i in range(3):
+            assert verifier.verify_session(clerk_issuer.session_token(user_id=f"user_new{i}")).user_id
+    finally:
+        sys.settrace(None)
+        stop.set()
+        thread.join(timeout=10)
+    assert not errors, errors
+    assert hits, "the hitting thread never ran during the inserts"
+    assert verifier.cache_len() == 4

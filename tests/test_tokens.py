@@ -124,10 +124,16 @@ def test_m2m_category_is_refused_for_sessions(clerk_issuer: ClerkTestIssuer) -> 
 
 @pytest.mark.parametrize(
     "token",
-    ["", "a.b", "a.b.c.d", "!!!.!!!.!!!", f"{b64(b'[1]')}.{b64(b'{}')}.", f"{b64(b'{}')}.{b64(b'null')}.", "é.é.é"],
+    ["", "a.b", "a.b.c.d", "!!!.!!!.!!!", "é.é.é"],
 )
 def test_malformed_tokens_are_token_invalid(clerk_issuer: ClerkTestIssuer, token: str) -> None:
     assert reason(token, clerk_issuer) == "token-invalid"
+
+
+@pytest.mark.parametrize("token", [f"{b64(b'[1]')}.{b64(b'{}')}.", f"{b64(b'{}')}.{b64(b'null')}."])
+def test_json_that_is_not_an_object_decodes_as_with_clerk(clerk_issuer: ClerkTestIssuer, token: str) -> None:
+    # JSON.parse takes any value; a header without members has no alg (conformance case header_is_array).
+    assert reason(token, clerk_issuer) == "token-invalid-algorithm"
 
 
 def test_no_key_at_all_is_jwk_failed_to_resolve(clerk_issuer: ClerkTestIssuer) -> None:
@@ -141,3 +147,44 @@ def test_pyjwt_agrees_on_a_valid_token(clerk_issuer: ClerkTestIssuer) -> None:
     ours = verify_token(token, jwt_key=clerk_issuer.public_pem)
     theirs = jwt.decode(token, clerk_issuer.public_pem, algorithms=["RS256"], options={"verify_aud": False})
     assert ours == theirs
+
+
+def _spellable_token(issuer: ClerkTestIssuer) -> str:
+    """A real token whose signature has a ``-`` and a ``_`` (standard base64 writes them ``+`` and ``/``)."""
+    for i in range(1000):
+        token = issuer.sign(issuer.session_claims(jti=f"spell-{i}"))
+        if "-" in token.split(".")[2] and "_" in token.split(".")[2]:
+            return token
+    raise AssertionError("no token with both characters in its signature")
+
+
+@pytest.mark.parametrize(
+    "respell",
+    [
+        pytest.param(lambda s: s.replace("-", "+", 1), id="plus-for-dash"),
+        pytest.param(lambda s: s.replace("_", "/", 1), id="slash-for-underscore"),
+        pytest.param(lambda s: f"{s[:100]}!{s[100:]}", id="bang"),
+        pytest.param(lambda s: f"{s[:100]}%{s[100:]}", id="percent"),
+        pytest.param(lambda s: f"{s[:100]} {s[100:]}", id="space"),
+        pytest.param(lambda s: f"{s[:100]}\n{s[100:]}", id="newline"),
+        pytest.param(lambda s: f"{s[:100]}={s[100:]}", id="padding-inside"),
+        pytest.param(lambda s: f"{s[:100]}\u00e9{s[100:]}", id="non-ascii"),
+        pytest.param(lambda s: s + "AAA", id="lone-sixth-of-a-byte"),
+        # 342 characters: the last one carries 4 unused bits, which must be zero.
+        pytest.param(lambda s: s[:-1] + _B64URL[_B64URL.index(s[-1]) | 1], id="non-canonical-tail"),
+    ],
+)
+def test_one_signature_has_one_spelling(clerk_issuer: ClerkTestIssuer, respell: object) -> None:
+    # Clerk's base64url.parse (loose) takes only the base64url alphabet and zero trailing bits: token-invalid.
+    header, payload, signature = _spellable_token(clerk_issuer).split(".")
+    other = respell(signature)  # type: ignore[operator]
+    assert other != signature
+    assert reason(f"{header}.{payload}.{other}", clerk_issuer) == "token-invalid"
+
+
+def test_trailing_padding_is_ignored_as_clerk_ignores_it(clerk_issuer: ClerkTestIssuer) -> None:
+    token = clerk_issuer.session_token()
+    assert verify_token(f"{token}==", jwt_key=clerk_issuer.public_pem)["sub"] == "user_123"
+
+
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

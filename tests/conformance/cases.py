@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 Query = dict[str, Any]
 
@@ -166,6 +166,51 @@ def _b64json(obj: Any) -> str:
 
 def _unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:
     return f"{_b64json(header)}.{_b64json(claims)}"
+
+
+def _sign_raw(issuer: Any, header: dict[str, Any] | str, payload: dict[str, Any] | str) -> str:
+    """An RS256 token over exact JSON texts (values PyJWT would not write: null headers, 400-digit numbers)."""
+    if isinstance(header, dict):
+        header = json.dumps({"alg": "RS256", "typ": "JWT", "kid": issuer.kid, **header}, separators=(",", ":"))
+    if isinstance(payload, dict):
+        payload = json.dumps(payload, separators=(",", ":"))
+    signing_input = f"{_b64(header.encode())}.{_b64(payload.encode())}"
+    signature = issuer.private_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def _with_raw_claim(claims: dict[str, Any], name: str, raw: str) -> str:
+    """``claims`` as JSON text with ``name`` set to the literal JSON ``raw`` (e.g. ``1e400``)."""
+    return json.dumps({**claims, name: "\x00raw"}, separators=(",", ":")).replace('"\\u0000raw"', raw)
+
+
+def _spelled_differently(token: str) -> list[tuple[str, str]]:
+    """(case id, token) for each way of writing one of ``token``'s segments that base64 decoders differ on."""
+    h, p, s = token.split(".")
+    dash, under = s.index("-"), s.index("_")
+    last = _B64URL.index(s[-1])
+    return [
+        ("b64_plus_for_dash_in_signature", f"{h}.{p}.{s[:dash]}+{s[dash + 1:]}"),
+        ("b64_slash_for_underscore_in_signature", f"{h}.{p}.{s[:under]}/{s[under + 1:]}"),
+        ("b64_bang_in_signature", f"{h}.{p}.{s[:100]}!{s[100:]}"),
+        ("b64_percent_in_signature", f"{h}.{p}.{s[:100]}%{s[100:]}"),
+        ("b64_space_in_signature", f"{h}.{p}.{s[:100]} {s[100:]}"),
+        ("b64_tab_in_signature", f"{h}.{p}.{s[:100]}\t{s[100:]}"),
+        ("b64_non_ascii_in_signature", f"{h}.{p}.{s[:100]}\u00e9{s[100:]}"),
+        ("b64_padding_inside_signature", f"{h}.{p}.{s[:100]}={s[100:]}"),
+        ("b64_padding_inside_signature_at_quad", f"{h}.{p}.{s[:100]}=={s[100:]}"),
+        ("b64_junk_in_header", f"{h[:5]}*{h[5:]}.{p}.{s}"),
+        ("b64_space_in_payload", f"{h}.{p[:10]} {p[10:]}.{s}"),
+        ("b64_noncanonical_signature_tail", f"{h}.{p}.{s[:-1]}{_B64URL[last | 1]}"),
+        ("b64_noncanonical_payload_tail", f"{h}.{p[:-1]}{_B64URL[_B64URL.index(p[-1]) | 1]}.{s}"),
+        ("b64_signature_one_char_more", f"{h}.{p}.{s}A"),
+        ("b64_signature_lone_sixth_byte", f"{h}.{p}.{s}AAA"),
+        ("b64_signature_padded", f"{h}.{p}.{s}=="),
+        ("b64_every_segment_over_padded", f"{h}===.{p}=.{s}====="),
+    ]
+
+
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 class _Claims:
@@ -573,6 +618,85 @@ def build_cases(issuer: Any) -> list[Case]:
     add("cat_m2m_and_bad_signature", sign(c.v2(), headers={"cat": "cl_B7d4PD333AAA"}, key=other_key))
     add("cat_ignore", sign(c.v2(), headers={"cat": "cl_I7d4PD111III"}), [{"reverification": "lax"}])
     add("cat_unknown", sign(c.v2(), headers={"cat": "cl_unknown"}), [{"reverification": "lax"}])
+
+    # ---- base64url spellings: one token, one string (Clerk's base64url.parse, loose: trailing "=" ignored)
+    spellable = next(
+        t
+        for t in (sign(c.v2(jti=f"b64-{i}")) for i in range(1000))
+        if len(t.split(".")[1]) % 4 in (2, 3) and "-" in t.split(".")[2] and "_" in t.split(".")[2]
+    )
+    add("b64_reference_token", spellable, [{"reverification": "lax"}])
+    for case_id, token in _spelled_differently(spellable):
+        add(case_id, token, [{"reverification": "lax"}])
+
+    # ---- header values of every JSON type (signed with the real key)
+    odd_values: list[tuple[str, str]] = [
+        ("list", "[]"),
+        ("object", '{"a":1}'),
+        ("number", "1"),
+        ("null", "null"),
+        ("true", "true"),
+        ("huge_number", "1e400"),
+    ]
+    base_header = json.dumps({"alg": "RS256", "typ": "JWT", "kid": issuer.kid}, separators=(",", ":"))
+    for name in ("typ", "cat", "alg", "kid"):
+        for kind, raw in [*odd_values, ("list_of_valid", '["RS256","JWT","cl_B7d4PD111AAA"]')]:
+            header = _with_raw_claim(json.loads(base_header), name, raw)
+            add(f"header_{name}_{kind}", _sign_raw(issuer, header, c.v2()), [{"reverification": "lax"}])
+    for kind, raw in [("array", "[]"), ("number", "5"), ("null", "null"), ("string", '"JWT"')]:
+        add(f"header_is_{kind}", _sign_raw(issuer, raw, c.v2()))
+        add(f"payload_is_{kind}", _sign_raw(issuer, {}, raw))
+
+    # ---- time claims as any JSON value (signed)
+    huge = "9" * 400
+    for name in ("exp", "nbf", "iat"):
+        for kind, raw in [
+            ("400_digits", huge),
+            ("minus_400_digits", f"-{huge}"),
+            ("5000_digits", "9" * 5000),
+            ("1e400", "1e400"),
+            ("minus_1e400", "-1e400"),
+            ("float_string_1e400", '"1e400"'),
+            ("object", "{}"),
+            ("list", "[1]"),
+            ("null", "null"),
+            ("true", "true"),
+        ]:
+            token = _sign_raw(issuer, {}, _with_raw_claim(c.v2(), name, raw))
+            add(f"{name}_{kind}", token, [{"reverification": "lax"}])
+
+    # ---- optional claims of unexpected types (signed)
+    odd_claims: list[tuple[str, dict[str, Any]]] = [
+        ("fea_number", c.v2(fea=5)),
+        ("fea_number_with_org", c.v2(o=ORG_V2, fea=5)),
+        ("fea_list", c.v2(fea=["u:beta"])),
+        ("pla_list", c.v2(pla=["u:pro"])),
+        ("pla_number", c.v2(pla=5)),
+        ("o_list", c.v2(o=["org_1"])),
+        ("o_string", c.v2(o="org_1")),
+        ("o_number", c.v2(o=5)),
+        ("o_true", c.v2(o=True)),
+        ("o_id_number", c.v2(o={**ORG_V2, "id": 5}, fea=FEA)),
+        ("o_rol_list", c.v2(o={**ORG_V2, "rol": ["admin"]}, fea=FEA)),
+        ("o_per_number", c.v2(o={**ORG_V2, "per": 5}, fea=FEA)),
+        ("o_fpm_number", c.v2(o={**ORG_V2, "fpm": 3}, fea=FEA)),
+        ("o_slg_number", c.v2(o={**ORG_V2, "slg": 5}, fea=FEA)),
+        ("sid_number", c.v2(sid=5)),
+        ("sts_number", c.v2(sts=5)),
+        ("sts_list", c.v2(sts=["pending"])),
+        ("act_string", c.v2(act="user_admin")),
+        ("act_list", c.v2(act=["user_admin"])),
+        ("act_number", c.v2(act=5)),
+        ("v1_org_id_number", c.v1(org_id=5, org_role="org:admin")),
+        ("v1_org_role_list", c.v1(org_id="org_1", org_role=["org:admin"])),
+        ("v1_org_slug_number", c.v1(org_id="org_1", org_role="org:admin", org_slug=5)),
+        ("v1_org_permissions_string", c.v1(org_id="org_1", org_role="org:admin", org_permissions="org:a:read")),
+        ("v1_org_permissions_numbers", c.v1(org_id="org_1", org_role="org:admin", org_permissions=[1, 2])),
+    ]
+    odd_queries = [*ORG_QUERIES[:3], {"permission": "org:memberships:read"}, *BILLING_QUERIES[:3],
+                   {"plan": "pro"}, {"reverification": "lax"}]
+    for case_id, claims in odd_claims:
+        add(f"claim_{case_id}", sign(claims), odd_queries)
 
     ids = [x.id for x in cases]
     assert len(ids) == len(set(ids)), "duplicate case ids"
