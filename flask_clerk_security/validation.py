@@ -18,6 +18,7 @@ from typing import Any, Literal, TypeVar, Union, cast, get_args, get_origin
 import pydantic_core
 from flask import g, has_request_context, request
 from pydantic import AliasChoices, BaseModel, RootModel, ValidationError
+from pydantic.fields import FieldInfo
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .errors import BodyTooLarge, MalformedJSON, UnsupportedContentType, ValidationFailed
@@ -111,13 +112,19 @@ def _sequence_keys(model: type[BaseModel]) -> frozenset[str]:
     for name, field in model.model_fields.items():
         if not _is_sequence(field.annotation):
             continue
-        keys.add(name)
-        for alias in (field.alias, field.validation_alias):
-            if isinstance(alias, str):
-                keys.add(alias)
-            elif isinstance(alias, AliasChoices):
-                keys.update(choice for choice in alias.choices if isinstance(choice, str))
+        keys.update(_field_names(name, field))
     return frozenset(keys)
+
+
+def _field_names(name: str, field: FieldInfo) -> set[str]:
+    """A field's name and its string aliases: the keys a client may send for it."""
+    names = {name}
+    for alias in (field.alias, field.validation_alias):
+        if isinstance(alias, str):
+            names.add(alias)
+        elif isinstance(alias, AliasChoices):
+            names.update(choice for choice in alias.choices if isinstance(choice, str))
+    return names
 
 
 def parse_query(model: type[BaseModel], sequence_keys: frozenset[str]) -> BaseModel:
@@ -151,12 +158,7 @@ def _declared_names(model: type[BaseModel]) -> frozenset[str]:
                 continue
             seen.add(item)
             for name, field in item.model_fields.items():
-                names.add(name)
-                for alias in (field.alias, field.validation_alias):
-                    if isinstance(alias, str):
-                        names.add(alias)
-                    elif isinstance(alias, AliasChoices):
-                        names.update(choice for choice in alias.choices if isinstance(choice, str))
+                names.update(_field_names(name, field))
                 stack.append(field.annotation)
         else:
             stack.extend(get_args(item))
