@@ -60,6 +60,7 @@ _ACCEPTS_ATTR = "_clerk_accepts_token"
 _UNAVAILABLE_REASONS = frozenset(
     {"jwk-remote-failed-to-load", "secret-key-invalid", "jwk-failed-to-resolve", "unexpected-error"}
 )
+_KEY_SOURCE_REASONS = frozenset({"jwk-remote-failed-to-load", "secret-key-invalid"})
 
 
 @dataclass
@@ -137,7 +138,8 @@ def _signed_out_error(auth: Auth, settings: ClerkSettings) -> HTTPException:
         return CSRFRejected()
     signals.authentication_failed.send(app, reason=auth.reason)
     if auth.reason in _UNAVAILABLE_REASONS:
-        logger.error("authentication unavailable: %s", auth.reason)
+        if auth.reason not in _KEY_SOURCE_REASONS:  # the key source logs its outages once, not per request
+            logger.error("authentication unavailable: %s", auth.reason)
         return AuthUnavailable()
     target = handshake.sign_in_url(settings, request) if is_page_request(request) and _accepts_sessions() else None
     if target:
@@ -180,6 +182,7 @@ def _build_state(settings: ClerkSettings) -> ClerkState:
             ttl=settings.jwks_cache_ttl,
             cooldown=settings.jwks_refetch_cooldown,
             timeout=settings.http_timeout,
+            max_stale=settings.jwks_max_stale,
         )
     verifier = TokenVerifier(
         source,
