@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 
 from flask_clerk_security import ClerkSecurity, current_auth
+from flask_clerk_security.errors import TokenVerificationError
 from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer
 
 
@@ -260,3 +261,35 @@ def test_an_outage_logs_its_transitions_not_every_request(
     back = [r.getMessage() for r in caplog.records if "loaded again" in r.getMessage()]
     assert len(back) == 1
     assert "1 failed fetches, 200 requests refused" in back[0]
+
+
+class SteppedClock:
+    """Stands in for the ``time`` module inside ``jwks`` only: its monotonic clock moves when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_failed_fetches_back_off_to_thirty_seconds(
+    clerk_backend_api: BackendAPIStandIn, clerk_issuer: ClerkTestIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_clerk_security import jwks
+
+    clock = SteppedClock()
+    monkeypatch.setattr(jwks, "time", clock)
+    clerk_backend_api.fail_status = 503
+    source = jwks.RemoteKeySource(clerk_backend_api.url, clerk_issuer.secret_key, timeout=1.0)
+
+    def fetches_after(step: float) -> int:
+        clock.now += step
+        with pytest.raises(TokenVerificationError, match="503"):
+            source.get_key(clerk_issuer.kid)
+        return clerk_backend_api.count("GET", "/v1/jwks")
+
+    assert fetches_after(0) == 1
+    for number, backoff in enumerate([2, 4, 8, 16, 30, 30], start=2):
+        assert fetches_after(backoff - 0.01) == number - 1, f"retried before {backoff} s"
+        assert fetches_after(0.02) == number
