@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -106,6 +107,15 @@ def http_session() -> requests.Session:
         session.headers["User-Agent"] = "flask-clerk-security"
         _session = session
     return _session
+
+
+def _forget_session_in_child() -> None:
+    """A forked worker opens its own connections instead of sharing the parent's pooled sockets."""
+    global _session
+    _session = None
+
+
+os.register_at_fork(after_in_child=_forget_session_in_child)
 
 
 class BackendAPIError(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from functools import lru_cache
@@ -264,6 +265,11 @@ class RemoteKeySource:
                 self._inflight = None
             done.set()
 
+    def _after_fork(self) -> None:
+        """In a forked worker: the parent's fetch thread is gone, so forget its in-flight mark and lock."""
+        self._lock = threading.Lock()
+        self._inflight = None
+
     def _fetch(self) -> dict[str, RSAPublicKey]:
         from jwt.algorithms import RSAAlgorithm  # PyJWT's JWK parsing, imported only where a JWKS is fetched
         from jwt.exceptions import InvalidKeyError
@@ -294,6 +300,17 @@ class RemoteKeySource:
 
 _remote_sources: dict[tuple[str, str, str], RemoteKeySource] = {}
 _remote_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """Pre-forking servers (gunicorn ``--preload``) fork with whatever fetch the parent had in flight."""
+    global _remote_lock
+    _remote_lock = threading.Lock()
+    for source in _remote_sources.values():
+        source._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def remote_key_source(

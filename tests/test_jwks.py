@@ -293,3 +293,26 @@ def test_failed_fetches_back_off_to_thirty_seconds(
     for number, backoff in enumerate([2, 4, 8, 16, 30, 30], start=2):
         assert fetches_after(backoff - 0.01) == number - 1, f"retried before {backoff} s"
         assert fetches_after(0.02) == number
+
+
+def test_a_forked_worker_does_not_wait_on_the_parents_refresh(
+    clerk_backend_api: BackendAPIStandIn, clerk_issuer: ClerkTestIssuer
+) -> None:
+    import os
+
+    app = remote_app(clerk_backend_api, CLERK_JWKS_CACHE_TTL=0.1, CLERK_JWKS_REFETCH_COOLDOWN=0, CLERK_HTTP_TIMEOUT=1)
+    client = app.test_client()
+    assert client.get("/me", headers=clerk_issuer.auth_header()).status_code == 200
+    rotated = ClerkTestIssuer(kid="ins_rotated")
+    clerk_backend_api.routes[("GET", "/v1/jwks")] = lambda _: (200, {"keys": [clerk_issuer.jwk, rotated.jwk]})
+    clerk_backend_api.hang = True
+    time.sleep(0.2)
+    assert client.get("/me", headers=clerk_issuer.auth_header()).status_code == 200  # starts a refresh that hangs
+    wait_for(lambda: clerk_backend_api.count("GET", "/v1/jwks") == 2)
+    clerk_backend_api.hang = False
+    pid = os.fork()
+    if pid == 0:  # the worker: its own fetch, not a wait on the parent's thread that did not survive the fork
+        status = client.get("/me", headers=rotated.auth_header()).status_code
+        os._exit(0 if status == 200 else 1)
+    _, exit_status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(exit_status) == 0
