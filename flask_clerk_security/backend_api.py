@@ -1,16 +1,21 @@
-"""Clerk Backend API client: one pooled ``requests`` session per process, bounded time per call."""
+"""Clerk Backend API client: one pooled ``requests`` session per process, one total deadline per call."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import threading
 import time
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from .config import CLERK_API_VERSION_HEADER, Secret, reveal
 
 if TYPE_CHECKING:  # imported when the first call is made: most apps verify with a cached JWKS or a PEM
     import requests
+    from requests.adapters import HTTPAdapter
 
 logger = logging.getLogger("flask_clerk_security")
 
@@ -18,20 +23,99 @@ _MAX_BODY = 1 << 20
 _session: requests.Session | None = None
 
 
+class _Deadline:
+    """The end of one call: a timer cuts the call's socket at that moment, whatever phase it is in.
+
+    Socket timeouts bound each ``recv``, not their sum, so a server that drips its headers or body a byte at a
+    time would otherwise hold the caller for as long as it likes.
+    """
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self._timer: threading.Timer | None = None
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def watch(self, sock: socket.socket) -> None:
+        """Arm the timer for ``sock`` (called once the request is sent, before the answer is read)."""
+        self.cancel()
+        self._timer = threading.Timer(max(self.remaining(), 0.0), _cut, (sock,))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _cut(sock: socket.socket) -> None:
+    """Unblock a read in progress on ``sock``; urllib3 then drops the connection instead of reusing it."""
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, under any TLS layer
+    except OSError:
+        pass  # already closed
+
+
+_current_deadline: ContextVar[_Deadline | None] = ContextVar("clerk_backend_api_deadline", default=None)
+
+
+def _deadline_adapter() -> HTTPAdapter:
+    """An adapter whose connections arm the current call's deadline when they start reading an answer."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+    from urllib3.response import HTTPResponse
+
+    def arm(sock: socket.socket | None) -> None:
+        deadline = _current_deadline.get()
+        if deadline is not None and sock is not None:
+            deadline.watch(sock)
+
+    class DeadlineHTTPConnection(HTTPConnection):
+        def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3's own
+            arm(self.sock)
+            return super().getresponse()
+
+    class DeadlineHTTPSConnection(HTTPSConnection):
+        def getresponse(self) -> HTTPResponse:  # type: ignore[override]  # as urllib3's own
+            arm(self.sock)
+            return super().getresponse()
+
+    class DeadlineHTTPPool(HTTPConnectionPool):
+        ConnectionCls = DeadlineHTTPConnection
+
+    class DeadlineHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = DeadlineHTTPSConnection
+
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+    adapter.poolmanager.pool_classes_by_scheme = {"http": DeadlineHTTPPool, "https": DeadlineHTTPSPool}
+    return adapter
+
+
 def http_session() -> requests.Session:
     """The process-wide pooled session (connections are reused across requests and apps)."""
     global _session
     if _session is None:
         import requests
-        from requests.adapters import HTTPAdapter
 
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+        adapter = _deadline_adapter()
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.headers["User-Agent"] = "flask-clerk-security"
         _session = session
     return _session
+
+
+def _forget_session_in_child() -> None:
+    """A forked worker opens its own connections instead of sharing the parent's pooled sockets."""
+    global _session
+    _session = None
+
+
+os.register_at_fork(after_in_child=_forget_session_in_child)
 
 
 class BackendAPIError(Exception):
@@ -52,14 +136,15 @@ def call(
     json_body: Any = None,
     params: dict[str, str] | None = None,
 ) -> Any:
-    """One Backend API call whose connect, wait and read together stay within ``timeout`` seconds.
+    """One Backend API call whose connect, headers and body together stay within ``timeout`` seconds.
 
     Returns the decoded JSON body of a 2xx answer; raises :class:`BackendAPIError` otherwise.
     """
     import requests
 
-    deadline = time.monotonic() + timeout
+    deadline = _Deadline(time.monotonic() + timeout)
     headers = {"Authorization": f"Bearer {reveal(bearer)}", "Clerk-API-Version": CLERK_API_VERSION_HEADER}
+    token = _current_deadline.set(deadline)
     try:
         with http_session().request(
             method,
@@ -75,12 +160,20 @@ def call(
             size = 0
             for chunk in response.iter_content(16384):
                 size += len(chunk)
-                if size > _MAX_BODY or time.monotonic() > deadline:
-                    raise BackendAPIError("Backend API answer too large or too slow", response.status_code)
+                if size > _MAX_BODY:
+                    raise BackendAPIError("Backend API answer too large", response.status_code)
                 chunks.append(chunk)
             status = response.status_code
+            deadline.cancel()
+            if deadline.remaining() <= 0:  # cut at the deadline after headers without a length: a truncated body
+                raise requests.Timeout()
     except requests.RequestException as exc:
+        if deadline.remaining() <= 0:
+            raise BackendAPIError(f"Backend API did not answer within {timeout:g} s") from None
         raise BackendAPIError(f"Backend API unreachable: {type(exc).__name__}") from None
+    finally:
+        deadline.cancel()
+        _current_deadline.reset(token)
     try:
         body = json.loads(b"".join(chunks) or b"null")
     except ValueError:

@@ -183,7 +183,8 @@ class ClerkSettings:
     frontend_api: str | None = None
     http_timeout: float = 3.0
     jwks_cache_ttl: float = 300.0
-    jwks_refetch_cooldown: float = 30.0
+    jwks_refetch_cooldown: float = 5.0
+    jwks_max_stale: float = 3600.0
     token_cache_size: int = 4096
     max_body_bytes: int = 1024 * 1024
     # Proxy/satellite hosts (CSP, handshake); security headers, leak guard and audit log.
@@ -508,8 +509,9 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         http_timeout=read.parse("CLERK_HTTP_TIMEOUT", _positive_float, 3.0, "use seconds, e.g. 3"),
         jwks_cache_ttl=read.parse("CLERK_JWKS_CACHE_TTL", _positive_float, 300.0, "use seconds, e.g. 300"),
         jwks_refetch_cooldown=read.parse(
-            "CLERK_JWKS_REFETCH_COOLDOWN", _non_negative_float, 30.0, "use seconds, e.g. 30"
+            "CLERK_JWKS_REFETCH_COOLDOWN", _non_negative_float, 5.0, "use seconds, e.g. 5"
         ),
+        jwks_max_stale=read.parse("CLERK_JWKS_MAX_STALE", _non_negative_float, 3600.0, "use seconds, e.g. 3600"),
         token_cache_size=read.parse(
             "CLERK_TOKEN_CACHE_SIZE", _non_negative_int, 4096, "use a whole number; 0 turns the cache off"
         ),

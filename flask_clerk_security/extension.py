@@ -30,6 +30,7 @@ from .leakguard import LeakGuard
 from .machine import MachineVerifier
 from .machine import authenticate as authenticate_request
 from .ratelimit import create_limiter, init_limiter
+from .reasons import KEY_SOURCE_REASONS
 from .reasons import UNAVAILABLE as UNAVAILABLE_REASONS
 from .redirects import sign_in_url
 from .routes import RouteMatcher
@@ -85,7 +86,8 @@ def _signed_out_error(auth: Auth, settings: ClerkSettings) -> HTTPException:
         return CSRFRejected()
     signals.authentication_failed.send(app, reason=auth.reason)
     if auth.reason in UNAVAILABLE_REASONS:
-        logger.error("authentication unavailable: %s", auth.reason)
+        if auth.reason not in KEY_SOURCE_REASONS:  # the key source logs its outages once, not per request
+            logger.error("authentication unavailable: %s", auth.reason)
         return AuthUnavailable()
     target = sign_in_url(settings, request) if is_page_request(request) and _accepts_sessions() else None
     if target:
@@ -128,6 +130,7 @@ def _build_state(settings: ClerkSettings) -> ClerkState:
             ttl=settings.jwks_cache_ttl,
             cooldown=settings.jwks_refetch_cooldown,
             timeout=settings.http_timeout,
+            max_stale=settings.jwks_max_stale,
         )
     verifier = TokenVerifier(
         source,

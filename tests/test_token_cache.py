@@ -208,6 +208,14 @@ def test_cache_size_comes_from_config(app_factory: Any) -> None:
     assert get_state(off).authenticator.verifier.cache_size == 0
 
 
+def until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    """Poll ``condition`` until it holds (JWKS refreshes past the TTL finish on a background thread)."""
+    ends = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < ends, "condition not met in time"
+        time.sleep(0.01)
+
+
 def test_rotated_signing_key_is_not_served_from_cache(clerk_issuer: ClerkTestIssuer) -> None:
     with BackendAPIStandIn(clerk_issuer) as stand_in:
         source = RemoteKeySource(stand_in.url, clerk_issuer.secret_key, ttl=0.05, cooldown=0)
@@ -217,6 +225,8 @@ def test_rotated_signing_key_is_not_served_from_cache(clerk_issuer: ClerkTestIss
         rotated = ClerkTestIssuer(kid="ins_rotated")
         stand_in.routes[("GET", "/v1/jwks")] = lambda _: (200, rotated.jwks)
         time.sleep(0.1)
+        verifier.verify(session)  # stale keys serve while the background refresh runs
+        until(lambda: "ins_rotated" in source._keys)
         assert reason_of(lambda: verifier.verify(session)) == "jwk-kid-mismatch"
         assert verifier.cache_len() == 0
 
@@ -227,7 +237,9 @@ def test_refetched_jwks_means_one_fresh_verification(clerk_issuer: ClerkTestIssu
         verifier = TokenVerifier(source, cache_size=16)
         session = clerk_issuer.session_token()
         first = verifier.verify(session)
-        time.sleep(0.1)  # the JWKS is refetched: same key material, new key object
+        time.sleep(0.1)  # the JWKS is refetched in the background: same key material, new key object
+        assert verifier.verify(session) is first  # stale keys serve meanwhile
+        until(lambda: verifier.verify(session) is not first)
         second = verifier.verify(session)
         assert second is not first and second == first
         assert verifier.verify(session) is second
