@@ -33,7 +33,7 @@ from .machine import MachineVerifier
 from .machine import authenticate as authenticate_request
 from .ratelimit import create_limiter, init_limiter
 from .routes import RouteMatcher
-from .stores import store_from_uri
+from .stores import instance_namespace, store_from_uri
 from .token_types import (
     API_KEY,
     OAUTH_TOKEN,
@@ -191,7 +191,11 @@ def _build_state(settings: ClerkSettings) -> ClerkState:
     cache = None
     if settings.machine_token_cache_ttl > 0:
         try:
-            cache = store_from_uri(settings.machine_token_cache_uri, prefix="clerk:machine-token:")
+            cache = store_from_uri(
+                settings.machine_token_cache_uri,
+                prefix=f"{settings.store_key_prefix}machine-token:{instance_namespace(settings)}:",
+                purpose="machine-token cache",
+            )
         except ConfigurationError as exc:
             raise ConfigurationError(f"CLERK_MACHINE_TOKEN_CACHE_URI: {exc}") from None
     return ClerkState(

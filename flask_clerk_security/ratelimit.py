@@ -18,6 +18,7 @@ from flask import Flask, Response, current_app, g, has_request_context, request
 from .config import ClerkSettings
 from .errors import ConfigurationError
 from .signals import rate_limit_exceeded
+from .stores import instance_namespace
 
 if TYPE_CHECKING:
     from flask_limiter import Limiter, RequestLimit
@@ -163,6 +164,10 @@ def init_limiter(limiter: Limiter, app: Flask, settings: ClerkSettings, *, owned
                 "CLERK_RATELIMIT_STORAGE_URI differs between apps sharing one ClerkSecurity, but its limiter has "
                 "one storage. Fix: use the same storage URI, or one ClerkSecurity per app."
             )
+        # Two instances on one Redis would otherwise share counters of same-named endpoints and addresses.
+        app.config.setdefault(
+            "RATELIMIT_KEY_PREFIX", f"{settings.store_key_prefix}ratelimit:{instance_namespace(settings)}"
+        )
         if uri.startswith(_REDIS_SCHEMES):
             app.config.setdefault(
                 "RATELIMIT_STORAGE_OPTIONS",

@@ -252,6 +252,29 @@ def test_redis_counters_are_shared_by_app_instances(
     assert len(keys) == 1 and "user:user_redis" in keys[0]
 
 
+@pytest.mark.redis
+def test_redis_counters_are_namespaced_per_clerk_instance(
+    redis_client: Any, redis_prefix: str, clerk_issuer: ClerkTestIssuer
+) -> None:
+    """Two apps of two Clerk instances on one Redis: one's traffic never spends the other's limits."""
+    clients = []
+    for issuer in (clerk_issuer, ClerkTestIssuer()):
+        app = Flask("same_name")
+        app.config.update(
+            TESTING=True,
+            CLERK_RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/0",
+            CLERK_STORE_KEY_PREFIX=redis_prefix,
+            **issuer.config,
+        )
+        clerk = ClerkSecurity(app)
+        app.get("/open")(clerk.public(clerk.limiter.limit("2 per minute")(lambda: {"ok": "yes"})))
+        clients.append(app.test_client())
+    assert statuses(clients[0], "/open", 3) == [200, 200, 429]
+    assert statuses(clients[1], "/open", 2) == [200, 200]
+    keys = [key.decode() for key in redis_client.scan_iter(match=f"*{redis_prefix}*")]
+    assert len(keys) == 2 and all(f"{redis_prefix}ratelimit:" in key for key in keys)
+
+
 def test_flask_limiter_storage_setting_alone_is_honoured(app_factory: Build, clerk_issuer: ClerkTestIssuer) -> None:
     app, clerk = app_factory(
         {"RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/5", "CLERK_WEBHOOK_SECRET": clerk_issuer.webhook_secret}
