@@ -99,12 +99,16 @@ def timed(call: Callable[[], Any]) -> tuple[Any, float]:
 def test_stalled_replay_store_fails_fast_and_a_late_claim_never_blocks_the_delivery(
     own_redis: Callable[..., OwnRedis], clerk_issuer: ClerkTestIssuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(stores, "BREAKER_COOLDOWN", 2.0)
+    monkeypatch.setattr(stores, "BREAKER_COOLDOWN", 2.0, raising=False)  # absent before the breaker
     server = own_redis()
     app, clerk = hook_app(clerk_issuer, server.url)
     runs: list[str] = []
     clerk.webhooks.on("user.created")(lambda event: runs.append(event.id))
     client = app.test_client()
+    warm_up = clerk_issuer.sign_webhook(clerk_event("user.created"), msg_id="msg_warm_up")
+    assert (
+        client.post(URL, data=warm_up[0], headers=warm_up[1]).status_code == 200
+    )  # a pooled connection, as in production
     body, headers = clerk_issuer.sign_webhook(clerk_event("user.created"), msg_id="msg_stalled")
     stall = server.stall(2.5)
     first, first_time = timed(lambda: client.post(URL, data=body, headers=headers))
@@ -117,7 +121,7 @@ def test_stalled_replay_store_fails_fast_and_a_late_claim_never_blocks_the_deliv
     time.sleep(2.1)  # the breaker's cooldown: the next call probes Redis
     response = client.post(URL, data=body, headers=headers)
     assert (response.status_code, response.get_json()) == (200, {"status": "processed"})
-    assert runs == ["msg_stalled"]
+    assert runs == ["msg_warm_up", "msg_stalled"]
     assert client.post(URL, data=body, headers=headers).get_json() == {"status": "duplicate"}
 
 
