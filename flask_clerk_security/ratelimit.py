@@ -78,7 +78,7 @@ def _limiter_used() -> bool:
 @functools.cache
 def limiter_class() -> type[Limiter]:
     """:class:`ClerkLimiter`, defined on first use so that importing this package does not import flask-limiter."""
-    from flask_limiter import Limiter
+    from flask_limiter import Limiter, RateLimitExceeded
 
     class ClerkLimiter(Limiter):
         """A ``flask_limiter.Limiter`` whose hooks return at once on requests it has nothing to do for.
@@ -111,7 +111,17 @@ def limiter_class() -> type[Limiter]:
         def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
             if in_middleware and not self._has_middleware_limits():
                 return
-            super()._check_request_limit(callable_name=callable_name, in_middleware=in_middleware)
+            try:
+                super()._check_request_limit(callable_name=callable_name, in_middleware=in_middleware)
+            except RateLimitExceeded:
+                raise
+            except Exception:
+                # flask-limiter falls back only on the call that finds the storage alive; requests already
+                # waiting on it when another thread declared it dead would raise (a 500): they fall back too.
+                if not (self._in_memory_fallback_enabled and self._storage_dead):
+                    raise
+                self.context.seen_limits.clear()
+                super()._check_request_limit(callable_name=callable_name, in_middleware=in_middleware)
 
         def _has_middleware_limits(self) -> bool:
             manager = self.limit_manager

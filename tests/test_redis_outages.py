@@ -156,22 +156,41 @@ def test_stalled_machine_token_cache_is_skipped_at_once(
     stall.join()
 
 
-def test_limiter_answers_fast_while_its_redis_hangs(
+def test_limiter_falls_back_for_every_request_in_flight_when_its_redis_hangs(
     own_redis: Callable[..., OwnRedis], clerk_issuer: ClerkTestIssuer
 ) -> None:
+    """gthread workers: requests waiting on Redis when another thread declares it dead fall back too (no 500),
+    and the rest answer from memory at once (one timeout to notice, then only flask-limiter's probes wait)."""
     server = own_redis()
     app = Flask("limited_app")
     app.config.update(TESTING=True, CLERK_RATELIMIT_STORAGE_URI=server.url, **clerk_issuer.config)
     clerk = ClerkSecurity(app)
-    app.get("/open")(clerk.public(clerk.limiter.limit("1000 per minute")(lambda: {"ok": "yes"})))
-    client = app.test_client()
-    assert client.get("/open").status_code == 200
-    stall = server.stall(4)
-    answers = [timed(lambda: client.get("/open")) for _ in range(20)]
-    assert all(response.status_code == 200 for response, _ in answers)
-    slow = [elapsed for _, elapsed in answers if elapsed > 0.2]
-    assert len(slow) <= 2, f"one timeout to notice, at most one probe; got {len(slow)} slow requests"
+    app.get("/open")(clerk.public(clerk.limiter.limit("100000 per minute")(lambda: {"ok": "yes"})))
+    assert app.test_client().get("/open").status_code == 200
+    answers: list[tuple[int | str, float]] = []
+    stall = server.stall(3)
+    start = time.perf_counter()
+
+    def worker() -> None:
+        client = app.test_client()
+        while time.perf_counter() - start < 2.5:
+            began = time.perf_counter()
+            try:
+                status: int | str = client.get("/open").status_code
+            except Exception as exc:  # recorded, asserted on below: TESTING propagates a view's exception
+                status = type(exc).__name__
+            answers.append((status, time.perf_counter() - began))
+
+    workers = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
     stall.join()
+    assert {status for status, _ in answers} == {200}
+    slow = [elapsed for _, elapsed in answers if elapsed > 0.9]
+    assert len(slow) <= 6 + 2, "each thread waits for one timeout at most, plus a probe or two"
+    assert len(answers) > 100
 
 
 def test_processing_claim_ttl_is_configurable(
