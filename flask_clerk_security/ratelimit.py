@@ -196,3 +196,7 @@ def init_limiter(limiter: Limiter, app: Flask, settings: ClerkSettings, *, owned
             f"CLERK_RATELIMIT_STORAGE_URI: the {scheme!r} storage is unknown or its driver is missing. Fix: use "
             "memory:// or redis://host:6379/0 (pip install 'flask-clerk-security[redis]')."
         ) from None
+    if owned:
+        from .limiter_memory import bound_memory_storages
+
+        bound_memory_storages(limiter)
