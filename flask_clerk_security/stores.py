@@ -68,8 +68,6 @@ class TTLStore(Protocol):
         """Set only if absent, atomically; True when this call set it (a claim)."""
         ...
 
-    def delete(self, key: str) -> None: ...
-
     def delete_if(self, key: str, value: str) -> None:
         """Delete ``key`` only while it still holds ``value`` (release one's own claim, never another's)."""
         ...
@@ -108,10 +106,6 @@ class MemoryStore:
                 return False
             self._put(key, value, ttl)
             return True
-
-    def delete(self, key: str) -> None:
-        with self._lock:
-            self._data.pop(key, None)
 
     def delete_if(self, key: str, value: str) -> None:
         with self._lock:
@@ -261,9 +255,6 @@ class RedisStore:
                 )
             return bool(self._call("add", lambda: self._client.set(name, value, px=_ms(ttl), nx=True)))
         return bool(answer)
-
-    def delete(self, key: str) -> None:
-        self._call("delete", lambda: self._client.delete(self._prefix + key))
 
     def delete_if(self, key: str, value: str) -> None:
         self._call("delete", lambda: self._delete_if(keys=[self._prefix + key], args=[value]))

@@ -21,7 +21,7 @@ from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer, cle
 
 from .conftest import closed_port
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.slow, pytest.mark.redis]
 URL = "/api/webhooks/clerk"
 #: Seconds each own Redis server may live at most (killed earlier by the fixture).
 LIFETIME = 120
