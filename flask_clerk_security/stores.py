@@ -207,7 +207,8 @@ class RedisStore:
         self.breaker = CircuitBreaker(purpose)
         self._claim = client.register_script(_CLAIM_BEFORE_DEADLINE)
         self._delete_if = client.register_script(_DELETE_IF_EQUAL)
-        self._clock_warned = False
+        #: Claims use the deadline script until this Redis turns out unable to run it usefully.
+        self._guard_claims = True
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "clerk:", timeout: float = 1.0, *, purpose: str = "store") -> RedisStore:
@@ -244,17 +245,34 @@ class RedisStore:
 
     def add(self, key: str, value: str, ttl: float) -> bool:
         name = self._prefix + key
-        deadline = int((time.time() + self._timeout + 0.25) * 1000)
-        answer = self._call("add", lambda: self._claim(keys=[name], args=[value, _ms(ttl), deadline]))
-        if answer == -1:
-            # Redis answered in time, so its clock is ahead of ours: the deadline cannot be judged; claim plainly.
-            if not self._clock_warned:
-                self._clock_warned = True
-                logger.warning(
-                    "%s: Redis's clock is ahead of this host's; claims are not deadline-guarded", self.breaker.purpose
-                )
-            return bool(self._call("add", lambda: self._client.set(name, value, px=_ms(ttl), nx=True)))
-        return bool(answer)
+        if self._guard_claims:
+            deadline = int((time.time() + self._timeout + 0.25) * 1000)
+            answer = self._call("add", lambda: self._guarded_claim(name, value, ttl, deadline))
+            if answer in (0, 1):
+                return bool(answer)
+        return bool(self._call("add", lambda: self._client.set(name, value, px=_ms(ttl), nx=True)))
+
+    def _guarded_claim(self, name: str, value: str, ttl: float, deadline: int) -> int:
+        """1 claimed, 0 taken; -1 (and claims unguarded from now on) when the guard cannot work on this Redis."""
+        import redis
+
+        try:
+            answer = int(self._claim(keys=[name], args=[value, _ms(ttl), deadline]))
+        except redis.ResponseError:
+            reason = "it refuses scripts"
+        else:
+            if answer != -1:
+                return answer
+            # A refusal that reached us in time: Redis's clock is ahead of ours, so the deadline cannot be judged.
+            reason = "its clock is ahead of this host's"
+        self._guard_claims = False
+        logger.warning(
+            "%s: claims are not deadline-guarded on this Redis (%s); a claim Redis runs after a stall can hold a "
+            "delivery back until it expires",
+            self.breaker.purpose,
+            reason,
+        )
+        return -1
 
     def delete_if(self, key: str, value: str) -> None:
         self._call("delete", lambda: self._delete_if(keys=[self._prefix + key], args=[value]))

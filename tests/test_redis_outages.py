@@ -250,3 +250,20 @@ def test_memory_store_logs_when_it_evicts_a_live_entry(caplog: pytest.LogCapture
             store.set(name, "done", 60)
     assert store.live_evictions == 2
     assert caplog.text.count("evicted a live entry") == 1, "the first eviction, then one in 10,000"
+
+
+def test_redis_refusing_scripts_still_serialises_deliveries(
+    own_redis: Callable[..., OwnRedis], clerk_issuer: ClerkTestIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Some managed services refuse EVAL: claims fall back to a plain SET NX (and say so once), never a 503."""
+    server = own_redis("--rename-command", "EVAL", "", "--rename-command", "EVALSHA", "")
+    app, clerk = hook_app(clerk_issuer, server.url)
+    runs: list[str] = []
+    clerk.webhooks.on("user.created")(lambda event: runs.append(event.id))
+    client = app.test_client()
+    body, headers = clerk_issuer.sign_webhook(clerk_event("user.created"), msg_id="msg_plain")
+    with caplog.at_level(logging.WARNING, logger="flask_clerk_security"):
+        assert client.post(URL, data=body, headers=headers).get_json() == {"status": "processed"}
+        assert client.post(URL, data=body, headers=headers).get_json() == {"status": "duplicate"}
+    assert runs == ["msg_plain"]
+    assert caplog.text.count("claims are not deadline-guarded on this Redis (it refuses scripts)") == 1
