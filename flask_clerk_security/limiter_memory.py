@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("flask_clerk_security")
 
-#: Keys (one per client and limit) held at most per storage; about 25 MiB at the cap.
+#: Keys (one per client and limit) held at most per storage; about 28 MiB at the cap.
 MAX_KEYS = 100_000
 #: Expired keys dropped per hit, oldest first: more than one, so expiry outpaces creation.
 _EXPIRE_PER_HIT = 2
