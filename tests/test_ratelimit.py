@@ -450,7 +450,7 @@ def test_in_memory_storage_and_redis_fallback_are_bounded(limited_app: Build, cl
     assert type(limiter._fallback_storage) is BoundedMemoryStorage
     _, clerk = limited_app({"CLERK_RATELIMIT_STORAGE_URI": f"redis://127.0.0.1:{closed_port()}/0"})
     assert type(clerk.limiter._fallback_storage) is BoundedMemoryStorage  # type: ignore[attr-defined]
-    own = Limiter(lambda: "k", in_memory_fallback_enabled=True)
+    own = Limiter(lambda: "k", storage_uri="memory://", in_memory_fallback_enabled=True)
     _, clerk = limited_app(limiter=own)
     assert type(own.storage).__name__ == "MemoryStorage", "an app's own limiter is left as it is"
 
