@@ -98,7 +98,20 @@ def limiter_class() -> type[Limiter]:
 
         @property
         def current_limit(self) -> RequestLimit | None:
-            return super().current_limit if _limiter_used() else None
+            if not _limiter_used():
+                return None
+            limit = super().current_limit
+            if limit is not None and self._in_memory_fallback_enabled:
+                try:
+                    limit.window  # noqa: B018 (fetched and cached now, for the rate-limit headers)
+                except Exception:
+                    # flask-limiter falls back here only if no other thread declared the storage dead while this
+                    # one waited on it (else a 500 after the view ran): fall back either way; the window is then
+                    # read from memory.
+                    if not self._storage_dead:
+                        self.logger.warning("Rate limit storage unreachable - falling back to in-memory storage")
+                        self._storage_dead = True
+            return limit
 
         def _Limiter__check_conditional_deductions(self, response: Response) -> None:
             if _limiter_used():

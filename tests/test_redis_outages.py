@@ -267,3 +267,54 @@ def test_redis_refusing_scripts_still_serialises_deliveries(
         assert client.post(URL, data=body, headers=headers).get_json() == {"status": "duplicate"}
     assert runs == ["msg_plain"]
     assert caplog.text.count("claims are not deadline-guarded on this Redis (it refuses scripts)") == 1
+
+
+def test_rate_limit_headers_fall_back_when_redis_died_during_the_request(
+    own_redis: Callable[..., OwnRedis], clerk_issuer: ClerkTestIssuer
+) -> None:
+    """The limit was checked on a healthy Redis; then Redis hung. Another request, already waiting on it, times
+    out first and switches the limiter to memory while this one waits for its rate-limit headers: those must come
+    from memory too, not raise the timeout (a 500)."""
+    server = own_redis()
+    app = Flask("limited_app")
+    app.config.update(TESTING=True, CLERK_RATELIMIT_STORAGE_URI=server.url, **clerk_issuer.config)
+    clerk = ClerkSecurity(app)
+    background: list[threading.Thread] = []
+    other: list[int] = []
+
+    @app.get("/first")
+    @clerk.public
+    @clerk.limiter.limit("1000 per minute")
+    def first() -> dict[str, str]:
+        background.append(server.stall(3))
+        background.append(threading.Thread(target=lambda: other.append(app.test_client().get("/other").status_code)))
+        background[-1].start()
+        time.sleep(0.3)  # the other request's limit check is waiting on Redis before this one's headers are
+        return {"ok": "yes"}
+
+    app.get("/other")(clerk.public(clerk.limiter.limit("1000 per minute")(lambda: {"ok": "yes"})))
+    response = app.test_client().get("/first")
+    for thread in background:
+        thread.join()
+    assert response.status_code == 200 and "X-RateLimit-Remaining" in response.headers
+    assert other == [200]
+
+
+def test_redis_hanging_during_the_view_falls_back_for_the_headers(
+    own_redis: Callable[..., OwnRedis], clerk_issuer: ClerkTestIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = own_redis()
+    app = Flask("limited_app")
+    app.config.update(TESTING=True, CLERK_RATELIMIT_STORAGE_URI=server.url, **clerk_issuer.config)
+    clerk = ClerkSecurity(app)
+    stalls: list[threading.Thread] = []
+    app.get("/open")(
+        clerk.public(clerk.limiter.limit("1000 per minute")(lambda: stalls.append(server.stall(2)) or {"ok": "yes"}))
+    )
+    with caplog.at_level(logging.WARNING, logger="flask-limiter"):
+        response = app.test_client().get("/open")
+    stalls[0].join()
+    # the hit was counted in Redis; the in-memory fallback that answers the headers has not seen it
+    assert response.status_code == 200 and response.headers["X-RateLimit-Remaining"] == "1000"
+    assert "falling back to in-memory storage" in caplog.text
+    assert app.test_client().get("/open").status_code == 200
