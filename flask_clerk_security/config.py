@@ -204,6 +204,7 @@ class ClerkSettings:
     machine_token_cache_uri: SecretURI = MEMORY_URI
     webhook_max_bytes: int = 1_048_576
     webhook_replay_ttl: float = 86_400.0
+    webhook_processing_ttl: float = 60.0
     webhook_store_uri: SecretURI = MEMORY_URI
     webhook_rate_limit: str = "600 per minute"
     store_key_prefix: str = "clerk:"
@@ -534,6 +535,9 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         ),
         webhook_replay_ttl=read.parse(
             "CLERK_WEBHOOK_REPLAY_TTL", _replay_ttl, 86_400.0, "use seconds, e.g. 86400 (24 hours)"
+        ),
+        webhook_processing_ttl=read.parse(
+            "CLERK_WEBHOOK_PROCESSING_TTL", _positive_float, 60.0, "use seconds above your slowest handler, e.g. 300"
         ),
         webhook_store_uri=SecretURI(webhook_store_uri),
         webhook_rate_limit=read.parse(

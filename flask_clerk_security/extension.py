@@ -37,7 +37,7 @@ from .routes import RouteMatcher
 from .state import ACCEPTS_ATTR as _ACCEPTS_ATTR
 from .state import AUTH_KEY, EXTENSION_KEY, REQUIREMENTS_ATTR, ClerkState, current_auth, get_auth, get_state, view_of
 from .state import PUBLIC_ATTR as _PUBLIC_ATTR
-from .stores import store_from_uri
+from .stores import instance_namespace, store_from_uri
 from .token_types import (
     API_KEY,
     OAUTH_TOKEN,
@@ -142,7 +142,11 @@ def _build_state(settings: ClerkSettings) -> ClerkState:
     cache = None
     if settings.machine_token_cache_ttl > 0:
         try:
-            cache = store_from_uri(settings.machine_token_cache_uri, prefix="clerk:machine-token:")
+            cache = store_from_uri(
+                settings.machine_token_cache_uri,
+                prefix=f"{settings.store_key_prefix}machine-token:{instance_namespace(settings)}:",
+                purpose="machine-token cache",
+            )
         except ConfigurationError as exc:
             raise ConfigurationError(f"CLERK_MACHINE_TOKEN_CACHE_URI: {exc}") from None
     return ClerkState(

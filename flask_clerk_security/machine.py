@@ -344,8 +344,8 @@ class MachineVerifier:
             return None
         try:
             raw = self.cache.get(key)
-        except StoreError as exc:
-            logger.warning("machine-token cache unavailable (%s); verifying with the Backend API", exc)
+        except StoreError as exc:  # the store's circuit breaker logs the outage once
+            logger.debug("machine-token cache unavailable (%s); verifying with the Backend API", exc)
             return None
         if raw is None:
             return None
@@ -370,7 +370,7 @@ class MachineVerifier:
         try:
             self.cache.set(key, entry, ttl)
         except StoreError as exc:
-            logger.warning("machine-token cache unavailable (%s); not caching", exc)
+            logger.debug("machine-token cache unavailable (%s); not caching", exc)
 
 
 # -- acceptsToken routing (tokens/request.ts) --------------------------------------------------------------------

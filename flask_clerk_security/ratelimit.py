@@ -19,6 +19,7 @@ from .config import ClerkSettings
 from .errors import ConfigurationError
 from .signals import rate_limit_exceeded
 from .state import EXTENSION_KEY, get_auth
+from .stores import instance_namespace
 
 if TYPE_CHECKING:
     from flask_limiter import Limiter, RequestLimit
@@ -80,7 +81,7 @@ def _limiter_used() -> bool:
 @functools.cache
 def limiter_class() -> type[Limiter]:
     """:class:`ClerkLimiter`, defined on first use so that importing this package does not import flask-limiter."""
-    from flask_limiter import Limiter
+    from flask_limiter import Limiter, RateLimitExceeded
 
     class ClerkLimiter(Limiter):
         """A ``flask_limiter.Limiter`` whose hooks return at once on requests it has nothing to do for.
@@ -101,7 +102,20 @@ def limiter_class() -> type[Limiter]:
 
         @property
         def current_limit(self) -> RequestLimit | None:
-            return super().current_limit if _limiter_used() else None
+            if not _limiter_used():
+                return None
+            limit = super().current_limit
+            if limit is not None and self._in_memory_fallback_enabled:
+                try:
+                    limit.window  # noqa: B018 (fetched and cached now, for the rate-limit headers)
+                except Exception:
+                    # flask-limiter falls back here only if no other thread declared the storage dead while this
+                    # one waited on it (else a 500 after the view ran): fall back either way; the window is then
+                    # read from memory.
+                    if not self._storage_dead:
+                        self.logger.warning("Rate limit storage unreachable - falling back to in-memory storage")
+                        self._storage_dead = True
+            return limit
 
         def _Limiter__check_conditional_deductions(self, response: Response) -> None:
             if _limiter_used():
@@ -114,7 +128,17 @@ def limiter_class() -> type[Limiter]:
         def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
             if in_middleware and not self._has_middleware_limits():
                 return
-            super()._check_request_limit(callable_name=callable_name, in_middleware=in_middleware)
+            try:
+                super()._check_request_limit(callable_name=callable_name, in_middleware=in_middleware)
+            except RateLimitExceeded:
+                raise
+            except Exception:
+                # flask-limiter falls back only on the call that finds the storage alive; requests already
+                # waiting on it when another thread declared it dead would raise (a 500): they fall back too.
+                if not (self._in_memory_fallback_enabled and self._storage_dead):
+                    raise
+                self.context.seen_limits.clear()
+                super()._check_request_limit(callable_name=callable_name, in_middleware=in_middleware)
 
         def _has_middleware_limits(self) -> bool:
             manager = self.limit_manager
@@ -167,6 +191,10 @@ def init_limiter(limiter: Limiter, app: Flask, settings: ClerkSettings, *, owned
                 "CLERK_RATELIMIT_STORAGE_URI differs between apps sharing one ClerkSecurity, but its limiter has "
                 "one storage. Fix: use the same storage URI, or one ClerkSecurity per app."
             )
+        # Two instances on one Redis would otherwise share counters of same-named endpoints and addresses.
+        app.config.setdefault(
+            "RATELIMIT_KEY_PREFIX", f"{settings.store_key_prefix}ratelimit:{instance_namespace(settings)}"
+        )
         if uri.startswith(_REDIS_SCHEMES):
             app.config.setdefault(
                 "RATELIMIT_STORAGE_OPTIONS",
@@ -185,3 +213,7 @@ def init_limiter(limiter: Limiter, app: Flask, settings: ClerkSettings, *, owned
             f"CLERK_RATELIMIT_STORAGE_URI: the {scheme!r} storage is unknown or its driver is missing. Fix: use "
             "memory:// or redis://host:6379/0 (pip install 'flask-clerk-security[redis]')."
         ) from None
+    if owned:
+        from .limiter_memory import bound_memory_storages
+
+        bound_memory_storages(limiter)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from .config import ClerkSettings, Secret, reveal
 from .errors import _JSONError
 from .signals import webhook_received, webhook_rejected, webhook_replayed
 from .state import EXTENSION_KEY, get_state, mark_public
-from .stores import StoreError, TTLStore, store_from_uri
+from .stores import RedisStore, StoreError, TTLStore, namespace, store_from_uri
 
 if TYPE_CHECKING:
     from flask_limiter import Limiter
@@ -35,9 +36,10 @@ WebhookHandler = Callable[["WebhookEvent"], Any]
 H = TypeVar("H", bound=WebhookHandler)
 
 SVIX_HEADERS = ("svix-id", "svix-timestamp", "svix-signature")
-#: How long a delivery's claim holds while its handlers run; a crashed worker's claim expires after this.
-PROCESSING_TTL = 60.0
 _PROCESSING, _DONE = "processing", "done"
+#: Redis stores whose persistence was checked in this process (each warns at most once).
+_persistence_checked: set[str] = set()
+_persistence_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -126,13 +128,36 @@ class WebhookState:
         self.secret = settings.webhook_secret
         self.max_bytes = settings.webhook_max_bytes
         self.replay_ttl = settings.webhook_replay_ttl
+        #: How long a delivery's claim holds while its handlers run; a crashed worker's claim expires after this.
+        self.processing_ttl = settings.webhook_processing_ttl
         self.rate_limit = settings.webhook_rate_limit
         self.verifier = _Verifier(self.secret) if self.secret else None
-        self.store: TTLStore = store_from_uri(settings.webhook_store_uri, prefix=settings.store_key_prefix)
+        self.store: TTLStore = store_from_uri(
+            settings.webhook_store_uri, prefix=settings.store_key_prefix, purpose="webhook replay store"
+        )
+        if self.secret and isinstance(self.store, RedisStore):
+            _warn_if_not_persistent(self.store, settings.webhook_store_uri)
         # Svix sends one message id to every endpoint subscribed to it: namespacing claims by the endpoint's
         # secret keeps two apps sharing a Redis from swallowing each other's deliveries.
         digest = hashlib.sha256((reveal(self.secret) or "").encode()).hexdigest()[:16]
         self.namespace = f"webhook:{digest}:"
+
+
+def _warn_if_not_persistent(store: RedisStore, uri: Secret) -> None:
+    """Warn once per store URI when a Redis restart would forget every delivery id (replays would run again)."""
+    key = namespace(uri.reveal())  # a digest: the URI may carry a password
+    with _persistence_lock:
+        if key in _persistence_checked:
+            return
+        _persistence_checked.add(key)
+    problem = store.persistence_problem()
+    if problem:
+        logger.warning(
+            "webhook replay store: %s, and a redelivered webhook would run its handlers again. Fix: turn on "
+            "persistence on that Redis (appendonly yes, or save 60 1000), or make handlers idempotent "
+            "(docs/webhooks.md).",
+            problem,
+        )
 
 
 def _reject(reason: str, error: Exception) -> Exception:
@@ -251,8 +276,10 @@ def _dispatch(state: WebhookState, event: WebhookEvent, handlers: list[WebhookHa
     """Claim the svix-id atomically, run the handlers, then remember it (or release it when a handler fails)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     key = state.namespace + event.id
+    # A claim of our own (never another worker's) is what a failed handler releases.
+    claim = f"{_PROCESSING}:{secrets.token_hex(8)}"
     try:
-        claimed = state.store.add(key, _PROCESSING, PROCESSING_TTL)
+        claimed = state.store.add(key, claim, state.processing_ttl)
         status = None if claimed else state.store.get(key)
     except StoreError as exc:
         logger.error("webhook %s not processed: replay store unavailable (%s)", log_safe(event.id), exc)
@@ -271,10 +298,13 @@ def _dispatch(state: WebhookState, event: WebhookEvent, handlers: list[WebhookHa
             "webhook handler failed for %s (%s); Svix will retry", log_safe(event.type), log_safe(event.id)
         )
         try:
-            state.store.delete(key)
+            state.store.delete_if(key, claim)
         except StoreError as exc:
             logger.error(
-                "could not release webhook claim %s (%s); it expires in %.0f s", log_safe(event.id), exc, PROCESSING_TTL
+                "could not release webhook claim %s (%s); it expires in %.0f s",
+                log_safe(event.id),
+                exc,
+                state.processing_ttl,
             )
         raise WebhookFailed() from None
     try:

@@ -611,6 +611,36 @@ def test_redis_cache_is_shared_between_processes(make_app: MachineApp, clerk_bac
     client.delete(*entries)
 
 
+@pytest.mark.redis
+def test_redis_cache_is_namespaced_per_clerk_instance(redis_client: Any, redis_prefix: str) -> None:
+    """Two apps of two Clerk instances share one cache Redis: B never answers from A's verifications."""
+    issuers = [ClerkTestIssuer(instance="test"), ClerkTestIssuer(instance="test")]
+    with BackendAPIStandIn(issuers[0]) as api_a, BackendAPIStandIn(issuers[1]) as api_b:
+        clients = []
+        for issuer, api in zip(issuers, (api_a, api_b), strict=True):
+            app = Flask("instance_app")
+            app.config.update(
+                TESTING=True,
+                CLERK_SECRET_KEY=issuer.secret_key,
+                CLERK_PUBLISHABLE_KEY=issuer.publishable_key,
+                CLERK_API_URL=api.url,
+                CLERK_ACCEPTS_TOKEN="api_key",
+                CLERK_MACHINE_TOKEN_CACHE_TTL=30,
+                CLERK_MACHINE_TOKEN_CACHE_URI="redis://127.0.0.1:6379/0",
+                CLERK_STORE_KEY_PREFIX=redis_prefix,
+            )
+            ClerkSecurity(app)
+            app.get("/api/me")(lambda: {"subject": current_auth.subject})
+            clients.append(app.test_client())
+        key = api_a.mint_api_key(subject="user_of_a")
+        assert clients[0].get("/api/me", headers=bearer(key)).get_json() == {"subject": "user_of_a"}
+        response = clients[1].get("/api/me", headers=bearer(key))
+        assert response.status_code == 401, "instance B must not accept an API key instance A verified"
+        assert len(verify_calls(api_b)) == 1, "B asks its own Backend API"
+        names = [name.decode() for name in redis_client.scan_iter(match=f"*{redis_prefix}*")]
+        assert len(names) == 1 and names[0].startswith(f"{redis_prefix}machine-token:")
+
+
 def test_cache_store_down_falls_back_to_the_backend_api(
     make_app: MachineApp, clerk_backend_api: BackendAPIStandIn
 ) -> None:

@@ -253,6 +253,29 @@ def test_redis_counters_are_shared_by_app_instances(
     assert len(keys) == 1 and "user:user_redis" in keys[0]
 
 
+@pytest.mark.redis
+def test_redis_counters_are_namespaced_per_clerk_instance(
+    redis_client: Any, redis_prefix: str, clerk_issuer: ClerkTestIssuer
+) -> None:
+    """Two apps of two Clerk instances on one Redis: one's traffic never spends the other's limits."""
+    clients = []
+    for issuer in (clerk_issuer, ClerkTestIssuer()):
+        app = Flask("same_name")
+        app.config.update(
+            TESTING=True,
+            CLERK_RATELIMIT_STORAGE_URI="redis://127.0.0.1:6379/0",
+            CLERK_STORE_KEY_PREFIX=redis_prefix,
+            **issuer.config,
+        )
+        clerk = ClerkSecurity(app)
+        app.get("/open")(clerk.public(clerk.limiter.limit("2 per minute")(lambda: {"ok": "yes"})))
+        clients.append(app.test_client())
+    assert statuses(clients[0], "/open", 3) == [200, 200, 429]
+    assert statuses(clients[1], "/open", 2) == [200, 200]
+    keys = [key.decode() for key in redis_client.scan_iter(match=f"*{redis_prefix}*")]
+    assert len(keys) == 2 and all(f"{redis_prefix}ratelimit:" in key for key in keys)
+
+
 def test_flask_limiter_storage_setting_alone_is_honoured(app_factory: Build, clerk_issuer: ClerkTestIssuer) -> None:
     app, clerk = app_factory(
         {"RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/5", "CLERK_WEBHOOK_SECRET": clerk_issuer.webhook_secret}
@@ -417,3 +440,40 @@ def test_after_request_work_of_the_limiter_still_runs_where_a_limit_was_checked(
     assert client.get("/teapot").status_code == 429
     response = client.get("/unlimited")
     assert response.get_json() == {"limit": None} and "X-RateLimit-Limit" not in response.headers
+
+
+def test_in_memory_storage_and_redis_fallback_are_bounded(limited_app: Build, clerk_issuer: ClerkTestIssuer) -> None:
+    from flask_clerk_security.limiter_memory import BoundedMemoryStorage
+
+    _, clerk = limited_app()
+    limiter: Any = clerk.limiter
+    assert type(limiter.storage) is BoundedMemoryStorage
+    assert type(limiter._fallback_storage) is BoundedMemoryStorage
+    _, clerk = limited_app({"CLERK_RATELIMIT_STORAGE_URI": f"redis://127.0.0.1:{closed_port()}/0"})
+    assert type(clerk.limiter._fallback_storage) is BoundedMemoryStorage  # type: ignore[attr-defined]
+    own = Limiter(lambda: "k", storage_uri="memory://", in_memory_fallback_enabled=True)
+    _, clerk = limited_app(limiter=own)
+    assert type(own.storage).__name__ == "MemoryStorage", "an app's own limiter is left as it is"
+
+
+@pytest.mark.parametrize("strategy", ["fixed-window", "moving-window", "sliding-window-counter"])
+def test_bounded_memory_storage_evicts_the_oldest_window_and_keeps_limiting(
+    strategy: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from limits import parse
+    from limits.strategies import STRATEGIES
+
+    from flask_clerk_security.limiter_memory import BoundedMemoryStorage
+
+    storage = BoundedMemoryStorage(max_keys=50)
+    limiter = STRATEGIES[strategy](storage)
+    limit = parse("3 per minute")
+    with caplog.at_level(logging.WARNING, logger="flask_clerk_security"):
+        for client in range(500):
+            assert limiter.hit(limit, f"client{client}")
+    held = max(len(storage.storage), len(storage.events))
+    assert held <= 51 + 1, f"{held} keys held for a cap of 50"  # sliding windows keep two keys per client
+    assert not storage.timer.is_alive(), "no background scan"
+    assert caplog.text.count("the oldest windows are forgotten") == 1
+    assert [limiter.hit(limit, "busy") for _ in range(4)] == [True, True, True, False]
+    assert all(len(entries) <= 3 for entries in storage.events.values())
