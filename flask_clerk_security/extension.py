@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import functools
 import inspect
 import logging
@@ -119,6 +121,23 @@ def _build_state(settings: ClerkSettings) -> ClerkState:
     )
 
 
+#: Settings computed from others, not options of their own.
+_DERIVED_SETTINGS = frozenset({"frontend_api"})
+
+
+def _check_option_names(options: Mapping[str, Any]) -> None:
+    """Refuse an option that is no ``CLERK_*`` setting (``public_route=``), naming the closest one."""
+    known = sorted({f.name for f in dataclasses.fields(ClerkSettings)} - _DERIVED_SETTINGS)
+    for name in options:
+        if name not in known:
+            close = difflib.get_close_matches(name.lower(), known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise TypeError(
+                f"ClerkSecurity() got an unknown option {name!r}.{hint} Options are the CLERK_* settings in lower "
+                f"case without the prefix: {', '.join(known)}."
+            )
+
+
 class ClerkSecurity:
     """Clerk authentication and the security basics around it, for one or many Flask apps.
 
@@ -131,6 +150,7 @@ class ClerkSecurity:
     """
 
     def __init__(self, app: Flask | None = None, *, limiter: Limiter | None = None, **options: Any) -> None:
+        _check_option_names(options)
         self._options: Mapping[str, Any] = hold_secrets(options)
         self._owns_limiter = limiter is None
         self.limiter: Limiter = limiter or create_limiter()

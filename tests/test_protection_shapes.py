@@ -4,6 +4,7 @@ View classes and their methods, async views; anything else is refused at decorat
 from __future__ import annotations
 
 import json
+import re
 import types
 from typing import Any
 
@@ -304,3 +305,25 @@ def test_clerk_routes_lists_blueprint_and_view_class_requirements(app_factory: A
     assert routes["admin.x"]["requires"] == [{"role": "admin"}]
     assert routes["docs.x"]["access"] == "public"
     assert routes["reports"]["requires"] == [{"permission": "org:reports:read"}]
+
+
+@pytest.mark.parametrize(
+    ("option", "suggestion"),
+    [
+        ("public_route", "public_routes"),
+        ("signin_url", "sign_in_url"),
+        ("secretkey", "secret_key"),
+        ("CLOCK_SKEW", "clock_skew"),
+    ],
+)
+def test_unknown_options_raise_with_a_did_you_mean(option: str, suggestion: str) -> None:
+    with pytest.raises(TypeError, match=re.escape(f"unknown option '{option}'. Did you mean '{suggestion}'?")):
+        ClerkSecurity(**{option: "/x"})
+
+
+def test_unknown_option_without_a_close_name(clerk_issuer: ClerkTestIssuer) -> None:
+    app = Flask("x")
+    app.config.update(clerk_issuer.config)
+    with pytest.raises(TypeError, match=re.escape("unknown option 'zzz'. Options are the CLERK_")):
+        ClerkSecurity(app, zzz=1)
+    assert "clerk_security" not in app.extensions
