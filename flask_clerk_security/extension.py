@@ -39,6 +39,7 @@ from .state import ACCEPTS_ATTR as _ACCEPTS_ATTR
 from .state import AUTH_KEY, EXTENSION_KEY, REQUIREMENTS_ATTR, ClerkState, current_auth, get_auth, get_state
 from .state import PUBLIC_ATTR as _PUBLIC_ATTR
 from .stores import store_from_uri
+from .templates import install_template_globals
 from .token_types import API_KEY, OAUTH_TOKEN, SESSION_TOKEN, AcceptsToken, accepts_machine_tokens, is_accepted
 from .tokens import TokenVerifier
 from .webhooks import WebhookBlueprint, WebhookState, warn_if_unconfigured
@@ -170,6 +171,7 @@ class ClerkSecurity:
             state.talisman, state.content_security_policy = install_talisman(app, settings)
         app.before_request(self._protect)
         app.after_request(pages.apply_response_headers)
+        install_template_globals(app, settings)
         if settings.leak_guard:
             LeakGuard(settings.secrets).install(app)
         if settings.audit_log:
