@@ -25,7 +25,7 @@ from werkzeug.routing import Rule
 from .config import ClerkSettings, instance_type, load_settings, mask_secret, split_list
 from .errors import ConfigurationError
 from .headers import frontend_api_source
-from .state import ACCEPTS_ATTR, PUBLIC_ATTR, REQUIREMENTS_ATTR
+from .protection import policy_of
 
 clerk_cli = AppGroup("clerk", help="Clerk security tools.")
 
@@ -340,16 +340,23 @@ def check_command(info: ScriptInfo, as_json: bool, root: Path | None, ignore: tu
 
 
 def protection(app: Flask, rule: Rule) -> dict[str, Any]:
-    """How ``rule`` is protected: ``public``/``signed-in``, the ``require(...)`` options its view carries and the
-    token types it accepts. Public-route patterns are matched against the rule with its variables filled in."""
+    """How ``rule`` is protected: ``public``/``signed-in``, the ``require(...)`` options it carries (its
+    blueprints', its View class's and its view's, and its View methods') and the token types it accepts.
+    Public-route patterns are matched against the rule with its variables filled in."""
     state = app.extensions.get("clerk_security")
     endpoint = rule.endpoint
     view = app.view_functions.get(endpoint)
-    requirements = [dict(options) for options in getattr(view, REQUIREMENTS_ATTR, ())]
-    accepts = getattr(view, ACCEPTS_ATTR, state.settings.accepts_token if state is not None else "session_token")
+    methods: list[str | None] = [*sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})] or [None]
+    policies = [policy_of(app, endpoint, view, method) for method in methods]
+    requirements: list[dict[str, Any]] = []
+    for policy in policies:
+        requirements += [dict(r.options) for r in policy.requirements if dict(r.options) not in requirements]
+    accepts = next((p.accepts for p in policies if p.accepts is not None), None)
+    if accepts is None:
+        accepts = state.settings.accepts_token if state is not None else "session_token"
     if endpoint == "static":
         access = "public (static files)"
-    elif getattr(view, PUBLIC_ATTR, False):
+    elif all(policy.public for policy in policies):
         access = "public"
     elif state is not None and state.public_routes and state.public_routes(_sample_path(rule.rule)):
         access = "public (CLERK_PUBLIC_ROUTES)"

@@ -1,52 +1,46 @@
-"""``ClerkSecurity``: per-app state, default-deny protection, ``require()``, ``public`` and ``validate()``."""
+"""``ClerkSecurity``: per-app state, default-deny protection, ``require()``/``protect()``, ``public``, ``validate``."""
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import functools
 import inspect
 import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-from flask import Flask, Request, current_app, redirect, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Request, current_app, request
 
-from . import pages, signals
+from . import pages
 from .audit import connect_default_handler, log_safe
-from .auth import Auth, reverification_config
-from .authenticate import CSRF_REASON, RequestAuthenticator, is_page_request, token_from_authorization
+from .auth import Auth
+from .authenticate import RequestAuthenticator, token_from_authorization
 from .config import ClerkSettings, hold_secrets, load_settings
-from .errors import (
-    AuthenticationRequired,
-    AuthUnavailable,
-    ConfigurationError,
-    CSRFRejected,
-    PermissionDenied,
-    ReverificationRequired,
-)
+from .errors import ConfigurationError
 from .headers import install_talisman
 from .jwks import KeySource, PemKeySource, remote_key_source
 from .leakguard import LeakGuard
 from .machine import MachineVerifier
 from .machine import authenticate as authenticate_request
+from .protection import (
+    Requirement,
+    check_view_callable,
+    is_markable,
+    mark_required,
+    policy_of,
+    request_accepts,
+    signed_out_error,
+    view_never_runs,
+)
 from .ratelimit import create_limiter, init_limiter
-from .reasons import KEY_SOURCE_REASONS
-from .reasons import UNAVAILABLE as UNAVAILABLE_REASONS
-from .redirects import sign_in_url
 from .routes import RouteMatcher
 from .state import ACCEPTS_ATTR as _ACCEPTS_ATTR
-from .state import AUTH_KEY, EXTENSION_KEY, REQUIREMENTS_ATTR, ClerkState, current_auth, get_auth, get_state, view_of
+from .state import AUTH_KEY, EXTENSION_KEY, REQUIREMENTS_ATTR, ClerkState, current_auth, get_auth, get_state
 from .state import PUBLIC_ATTR as _PUBLIC_ATTR
 from .stores import instance_namespace, store_from_uri
-from .token_types import (
-    API_KEY,
-    OAUTH_TOKEN,
-    SESSION_TOKEN,
-    AcceptsToken,
-    accepts_machine_tokens,
-    is_accepted,
-    parse_accepts_token,
-)
+from .templates import install_template_globals
+from .token_types import API_KEY, OAUTH_TOKEN, SESSION_TOKEN, AcceptsToken, accepts_machine_tokens, is_accepted
 from .tokens import TokenVerifier
 from .webhooks import WebhookBlueprint, WebhookState, warn_if_unconfigured
 
@@ -61,11 +55,12 @@ __all__ = ["EXTENSION_KEY", "ClerkSecurity", "ClerkState", "current_auth", "get_
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _authenticate(req: Request, state: ClerkState, view: Any) -> Auth:
-    """Authenticate ``req`` (Clerk's ``authenticateRequest`` for the token types ``view`` accepts) and
+def _authenticate(req: Request, state: ClerkState, accepts: AcceptsToken | None = None) -> Auth:
+    """Authenticate ``req`` (Clerk's ``authenticateRequest`` for the token types its endpoint accepts) and
     remember the answer in the request's environ for the rest of the request."""
     token = token_from_authorization(req.environ.get("HTTP_AUTHORIZATION"))
-    accepts: AcceptsToken = getattr(view, _ACCEPTS_ATTR, state.settings.accepts_token)
+    if accepts is None:
+        accepts = request_accepts(current_app._get_current_object(), req)  # type: ignore[attr-defined]
     if token and accepts == SESSION_TOKEN:  # the default, and the common request: no machine-token routing
         auth = state.authenticator.authenticate(req, token)
     else:
@@ -75,31 +70,6 @@ def _authenticate(req: Request, state: ClerkState, view: Any) -> Auth:
     if auth.reason:
         logger.info("signed out: %s (%s %s)", log_safe(auth.reason), log_safe(req.method), log_safe(req.path))
     return auth
-
-
-def _signed_out_error(auth: Auth, settings: ClerkSettings) -> HTTPException:
-    """401 for APIs, a sign-in redirect for pages (CLERK_SIGN_IN_URL or the Account Portal), 403 for CSRF,
-    503 when keys cannot be loaded."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    if auth.reason == CSRF_REASON:
-        signals.csrf_rejected.send(app, origin=request.headers.get("Origin"), reason=auth.reason)
-        return CSRFRejected()
-    signals.authentication_failed.send(app, reason=auth.reason)
-    if auth.reason in UNAVAILABLE_REASONS:
-        if auth.reason not in KEY_SOURCE_REASONS:  # the key source logs its outages once, not per request
-            logger.error("authentication unavailable: %s", auth.reason)
-        return AuthUnavailable()
-    target = sign_in_url(settings, request) if is_page_request(request) and _accepts_sessions() else None
-    if target:
-        return HTTPException(response=redirect(target, code=307))
-    return AuthenticationRequired(auth.reason)
-
-
-def _accepts_sessions() -> bool:
-    """Whether this endpoint takes session tokens (a sign-in redirect is pointless on machine-only routes)."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    view = view_of(app, request._get_current_object())  # type: ignore[attr-defined]
-    return is_accepted(SESSION_TOKEN, getattr(view, _ACCEPTS_ATTR, get_state(app).settings.accepts_token))
 
 
 def _check_machine_keys(settings: ClerkSettings) -> None:
@@ -157,24 +127,21 @@ def _build_state(settings: ClerkSettings) -> ClerkState:
     )
 
 
-def _parse_require_accepts(accepts_token: Any, scopes: Any) -> AcceptsToken | None:
-    """Validate ``require(accepts_token=..., scopes=...)`` at decoration time."""
-    accepts = None
-    if accepts_token is not None:
-        try:
-            accepts = parse_accepts_token(accepts_token)
-        except ValueError as exc:
-            raise ValueError(f"require(accepts_token={accepts_token!r}): {exc}") from None
-    if scopes is not None:
-        if isinstance(scopes, str) or not isinstance(scopes, (list, tuple, set, frozenset)):
-            raise TypeError(f"require(scopes=...) takes a list of scope names, got {scopes!r}")
-        if not scopes or not all(isinstance(scope, str) and scope for scope in scopes):
-            raise TypeError(f"require(scopes=...) takes a non-empty list of non-empty strings, got {scopes!r}")
-        if accepts is not None and not accepts_machine_tokens(accepts):
-            raise ValueError(
-                "require(scopes=...) needs accepts_token to include a machine token type: sessions have no scopes"
+#: Settings computed from others, not options of their own.
+_DERIVED_SETTINGS = frozenset({"frontend_api"})
+
+
+def _check_option_names(options: Mapping[str, Any]) -> None:
+    """Refuse an option that is no ``CLERK_*`` setting (``public_route=``), naming the closest one."""
+    known = sorted({f.name for f in dataclasses.fields(ClerkSettings)} - _DERIVED_SETTINGS)
+    for name in options:
+        if name not in known:
+            close = difflib.get_close_matches(name.lower(), known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise TypeError(
+                f"ClerkSecurity() got an unknown option {name!r}.{hint} Options are the CLERK_* settings in lower "
+                f"case without the prefix: {', '.join(known)}."
             )
-    return accepts
 
 
 class ClerkSecurity:
@@ -189,6 +156,7 @@ class ClerkSecurity:
     """
 
     def __init__(self, app: Flask | None = None, *, limiter: Limiter | None = None, **options: Any) -> None:
+        _check_option_names(options)
         self._options: Mapping[str, Any] = hold_secrets(options)
         self._owns_limiter = limiter is None
         self.limiter: Limiter = limiter or create_limiter()
@@ -208,6 +176,7 @@ class ClerkSecurity:
             state.talisman, state.content_security_policy = install_talisman(app, settings)
         app.before_request(self._protect)
         app.after_request(pages.apply_response_headers)
+        install_template_globals(app, settings)
         if settings.leak_guard:
             LeakGuard(settings.secrets).install(app)
         if settings.audit_log:
@@ -221,31 +190,42 @@ class ClerkSecurity:
             )
 
     def _protect(self) -> None:
-        """Default deny: every endpoint needs a signed-in request unless it is public."""
+        """Default deny: every endpoint needs a signed-in request unless it is public; blueprint and View-class
+        requirements are checked here (those of view functions and methods by their ``require()`` wrapper)."""
         req = request._get_current_object()  # type: ignore[attr-defined]  # one context lookup, not one per use
         endpoint = req.endpoint
-        if endpoint is None or endpoint == "static" or req.method == "OPTIONS":
+        if endpoint is None or endpoint == "static":
             return
         app = current_app._get_current_object()  # type: ignore[attr-defined]
+        view = app.view_functions.get(endpoint)
+        if req.method == "OPTIONS" and view_never_runs(req, view):
+            return
         state: ClerkState = app.extensions[EXTENSION_KEY]
         environ = req.environ
-        view = app.view_functions.get(endpoint)
+        policy = policy_of(app, endpoint, view, req.method)
+        accepts = policy.accepts or state.settings.accepts_token
         routes = state.public_routes
-        if getattr(view, _PUBLIC_ATTR, False) or (routes and routes.matches_request(req.environ)):
+        if not policy.checks and (policy.public or (routes and routes.matches_request(environ))):
             # Page navigations and handshake returns are authenticated even here: the handshake may redirect.
             if pages.needs_early_auth(req):
                 if environ.get(AUTH_KEY) is None:
-                    _authenticate(req, state, view)
+                    _authenticate(req, state, accepts)
                 pages.raise_for_redirect(environ)
             return
-        auth: Auth = environ.get(AUTH_KEY) or _authenticate(req, state, view)
+        auth: Auth = environ.get(AUTH_KEY) or _authenticate(req, state, accepts)
         pages.raise_for_redirect(environ)
+        for requirement in policy.checks:
+            requirement.check(auth)
         if not auth.is_authenticated:
-            raise _signed_out_error(auth, state.settings)
+            raise signed_out_error(auth)
 
     @staticmethod
     def public(view: F) -> F:
-        """Opt one view out of the default-deny protection (signed-in users still get ``current_auth``)."""
+        """Opt a view function, a View class (every method), a View method or a whole Blueprint (every endpoint,
+        also those added later) out of the default-deny protection; a ``require()`` inside still applies.
+        Signed-in users still get ``current_auth``. Anything else raises ``TypeError``."""
+        if not is_markable(view):
+            check_view_callable("clerk.public", view)
         setattr(view, _PUBLIC_ATTR, True)
         return view
 
@@ -279,75 +259,77 @@ class ClerkSecurity:
     ) -> Any:
         """Require a signed-in request and, optionally, Clerk authorization (``has()``) and fresh factors.
 
-        401 when signed out, 403 ``{"error": "forbidden"}`` when ``has()`` says no, 403 with Clerk's
-        ``reverification-error`` body when ``reverification`` is asked and the session's ``fva`` is too old.
-        Misuse (unknown preset, non-string role) raises at decoration time.
+        Decorates a view function (sync or async), a View class or one of its methods, or a whole Blueprint
+        (every endpoint, also those added later, under every name it is registered with); anything else raises
+        ``TypeError``. 401 when signed out, 403 ``{"error": "forbidden"}`` when ``has()`` says no, 403 with
+        Clerk's ``reverification-error`` body when ``reverification`` is asked and the session's ``fva`` is too
+        old. Misuse (unknown preset, non-string role) raises at decoration time.
         """
         if view is not None:
             return self.require()(view)
-        for name, value in (("permission", permission), ("role", role), ("feature", feature), ("plan", plan)):
-            if value is not None and (not isinstance(value, str) or not value):
-                raise TypeError(f"require({name}=...) takes a non-empty string, got {value!r}")
-        if reverification is not None and reverification_config(reverification) is None:
-            raise ValueError(
-                f"require(reverification={reverification!r}): use 'strict_mfa', 'strict', 'moderate', 'lax' "
-                "or {'level': 'first_factor'|'second_factor'|'multi_factor', 'after_minutes': int > 0}"
-            )
-        accepts = _parse_require_accepts(accepts_token, scopes)
-        reverification_body: str | dict[str, Any] | None = (
-            reverification if isinstance(reverification, str) else reverification_config(reverification)
+        requirement = Requirement.build(
+            "require",
+            permission=permission,
+            role=role,
+            feature=feature,
+            plan=plan,
+            reverification=reverification,
+            accepts_token=accepts_token,
+            scopes=scopes,
         )
-        authorization = {
-            key: value
-            for key, value in (("permission", permission), ("role", role), ("feature", feature), ("plan", plan))
-            if value is not None
-        }
-        given = {"reverification": reverification, "accepts_token": accepts_token, "scopes": scopes}
-        options = {**authorization, **{key: value for key, value in given.items() if value is not None}}
-
-        def check() -> None:
-            auth = get_auth()
-            if not auth.is_authenticated:
-                raise _signed_out_error(auth, get_state().settings)
-            app = current_app._get_current_object()  # type: ignore[attr-defined]
-            if authorization and not auth.has(**authorization):
-                signals.authorization_denied.send(
-                    app, user_id=auth.user_id, session_id=auth.session_id, requirement=authorization
-                )
-                raise PermissionDenied()
-            if scopes is not None and not set(scopes) <= set(auth.scopes or ()):
-                signals.authorization_denied.send(app, user_id=auth.subject, requirement={"scopes": list(scopes)})
-                raise PermissionDenied()
-            if reverification is not None and not auth.has(reverification=reverification):
-                signals.reverification_required.send(
-                    app, user_id=auth.user_id, session_id=auth.session_id, level=reverification_body
-                )
-                raise ReverificationRequired(reverification_body)
 
         def decorator(func: F) -> F:
+            if is_markable(func):
+                mark_required(func, requirement)
+                return func
+            check_view_callable("clerk.require(...)", func)
+            wrapper: Callable[..., Any]
             if inspect.iscoroutinefunction(func):
 
                 @functools.wraps(func)
                 async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                    check()
+                    requirement.check(get_auth())
                     return await func(*args, **kwargs)
 
-                if accepts is not None:
-                    setattr(async_wrapper, _ACCEPTS_ATTR, accepts)
-                setattr(async_wrapper, REQUIREMENTS_ATTR, (*getattr(func, REQUIREMENTS_ATTR, ()), options))
-                return cast(F, async_wrapper)
+                wrapper = async_wrapper
+            else:
 
-            @functools.wraps(func)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                check()
-                return func(*args, **kwargs)
+                @functools.wraps(func)
+                def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+                    requirement.check(get_auth())
+                    return func(*args, **kwargs)
 
-            if accepts is not None:
-                setattr(wrapper, _ACCEPTS_ATTR, accepts)
-            setattr(wrapper, REQUIREMENTS_ATTR, (*getattr(func, REQUIREMENTS_ATTR, ()), options))
+                wrapper = sync_wrapper
+            if requirement.accepts is not None:
+                setattr(wrapper, _ACCEPTS_ATTR, requirement.accepts)
+            setattr(wrapper, REQUIREMENTS_ATTR, (*getattr(func, REQUIREMENTS_ATTR, ()), requirement))
             return cast(F, wrapper)
 
         return decorator
+
+    def protect(
+        self,
+        *,
+        permission: str | None = None,
+        role: str | None = None,
+        feature: str | None = None,
+        plan: str | None = None,
+        reverification: str | Mapping[str, Any] | None = None,
+        accepts_token: str | list[str] | None = None,
+        scopes: list[str] | None = None,
+    ) -> None:
+        """Inside a view, raise exactly what ``require(...)`` with the same options would (same answers, same
+        signals, same reverification body); return when the request passes."""
+        Requirement.build(
+            "protect",
+            permission=permission,
+            role=role,
+            feature=feature,
+            plan=plan,
+            reverification=reverification,
+            accepts_token=accepts_token,
+            scopes=scopes,
+        ).check(get_auth())
 
     @staticmethod
     def validate(*, body: type[BaseModel] | None = None, query: type[BaseModel] | None = None) -> Callable[[F], F]:

@@ -47,8 +47,8 @@ class ClerkState:
     talisman: Any = None
     content_security_policy: str = ""
     webhooks: WebhookState | None = None
-    #: Authenticates a request for a view and stores the answer in the request (set by the extension).
-    authenticate: Callable[[Request, ClerkState, Any], Auth] | None = None
+    #: Authenticates a request (for the token types its endpoint accepts) and stores the answer in the request.
+    authenticate: Callable[[Request, ClerkState], Auth] | None = None
 
 
 def get_state(app: Flask | None = None) -> ClerkState:
@@ -60,12 +60,6 @@ def get_state(app: Flask | None = None) -> ClerkState:
         raise RuntimeError(
             "ClerkSecurity is not set up on this app: call ClerkSecurity(app) or clerk.init_app(app) first."
         ) from None
-
-
-def view_of(app: Flask, req: Request) -> Any:
-    """The view function the request was routed to (None when unrouted)."""
-    endpoint = req.endpoint
-    return app.view_functions.get(endpoint) if endpoint else None
 
 
 def mark_public(view: F) -> F:
@@ -84,7 +78,7 @@ def get_auth() -> Auth:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         state = get_state(app)
         assert state.authenticate is not None  # set by ClerkSecurity.init_app
-        auth = state.authenticate(req, state, view_of(app, req))
+        auth = state.authenticate(req, state)
     return auth
 
 

@@ -1,0 +1,261 @@
+"""What protects an endpoint: ``require()``/``protect()`` requirements, ``public`` marks, accepted token types.
+
+A mark sits on a Blueprint, a View class, a view function or a View class's method. An endpoint's marks are
+read from all of them, outermost first (every blueprint the request went through, nested ones too, then the
+view), so a mark covers endpoints added after it and blueprints registered under several names. The nearest
+``public`` opts out of the default deny and of the requirements of the levels around it; requirements at its
+own level and inside it still apply. Requirements of functions and methods are checked by their ``require()``
+wrapper; those of blueprints and View classes before the view runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import CodeType
+from typing import Any, NamedTuple
+
+from flask import Blueprint, Flask, Request, current_app, redirect, request
+from flask.views import View
+from werkzeug.exceptions import HTTPException
+
+from . import signals
+from .auth import Auth, reverification_config
+from .authenticate import CSRF_REASON, is_page_request
+from .errors import AuthenticationRequired, AuthUnavailable, CSRFRejected, PermissionDenied, ReverificationRequired
+from .reasons import KEY_SOURCE_REASONS, AuthErrorReason
+from .reasons import UNAVAILABLE as UNAVAILABLE_REASONS
+from .redirects import sign_in_url
+from .state import ACCEPTS_ATTR, PUBLIC_ATTR, REQUIREMENTS_ATTR, get_state
+from .token_types import SESSION_TOKEN, AcceptsToken, accepts_machine_tokens, is_accepted, parse_accepts_token
+
+logger = logging.getLogger("flask_clerk_security")
+
+_AUTHORIZATION = ("permission", "role", "feature", "plan")
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One ``require(...)``/``protect(...)``: validated once, checked against a request's :class:`Auth`."""
+
+    authorization: Mapping[str, str]
+    scopes: tuple[str, ...] | None
+    reverification: str | Mapping[str, Any] | None
+    accepts: AcceptsToken | None
+    #: The options as given (``flask clerk routes`` shows them).
+    options: Mapping[str, Any]
+
+    @classmethod
+    def build(
+        cls,
+        caller: str,
+        *,
+        permission: str | None = None,
+        role: str | None = None,
+        feature: str | None = None,
+        plan: str | None = None,
+        reverification: str | Mapping[str, Any] | None = None,
+        accepts_token: str | list[str] | None = None,
+        scopes: list[str] | None = None,
+    ) -> Requirement:
+        """Validate the options of ``caller`` (``require``/``protect``); misuse raises TypeError/ValueError."""
+        authorization = {
+            name: value
+            for name, value in zip(_AUTHORIZATION, (permission, role, feature, plan), strict=True)
+            if value is not None
+        }
+        for name, value in authorization.items():
+            if not isinstance(value, str) or not value:
+                raise TypeError(f"{caller}({name}=...) takes a non-empty string, got {value!r}")
+        if reverification is not None and reverification_config(reverification) is None:
+            raise ValueError(
+                f"{caller}(reverification={reverification!r}): use 'strict_mfa', 'strict', 'moderate', 'lax' "
+                "or {'level': 'first_factor'|'second_factor'|'multi_factor', 'after_minutes': int > 0}"
+            )
+        accepts = _parse_accepts(caller, accepts_token, scopes)
+        given = {"reverification": reverification, "accepts_token": accepts_token, "scopes": scopes}
+        return cls(
+            authorization=authorization,
+            scopes=tuple(scopes) if scopes is not None else None,
+            reverification=reverification,
+            accepts=accepts,
+            options={**authorization, **{name: value for name, value in given.items() if value is not None}},
+        )
+
+    def check(self, auth: Auth) -> None:
+        """Raise what the request gets when ``auth`` does not meet this requirement (and send its signal)."""
+        if not auth.is_authenticated:
+            raise signed_out_error(auth)
+        if self.accepts is not None and not is_accepted(auth.token_type, self.accepts):
+            raise signed_out_error(Auth.signed_out(AuthErrorReason.TOKEN_TYPE_MISMATCH, auth.token_type))
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        if self.authorization and not auth.has(**self.authorization):
+            signals.authorization_denied.send(
+                app, user_id=auth.user_id, session_id=auth.session_id, requirement=dict(self.authorization)
+            )
+            raise PermissionDenied()
+        if self.scopes is not None and not set(self.scopes) <= set(auth.scopes or ()):
+            signals.authorization_denied.send(app, user_id=auth.subject, requirement={"scopes": list(self.scopes)})
+            raise PermissionDenied()
+        if self.reverification is not None and not auth.has(reverification=self.reverification):
+            level = (
+                self.reverification
+                if isinstance(self.reverification, str)
+                else reverification_config(self.reverification)
+            )
+            signals.reverification_required.send(app, user_id=auth.user_id, session_id=auth.session_id, level=level)
+            raise ReverificationRequired(level)
+
+
+def _parse_accepts(caller: str, accepts_token: Any, scopes: Any) -> AcceptsToken | None:
+    """Validate ``accepts_token=`` and ``scopes=`` at decoration time."""
+    accepts = None
+    if accepts_token is not None:
+        try:
+            accepts = parse_accepts_token(accepts_token)
+        except ValueError as exc:
+            raise ValueError(f"{caller}(accepts_token={accepts_token!r}): {exc}") from None
+    if scopes is not None:
+        if isinstance(scopes, str) or not isinstance(scopes, (list, tuple, set, frozenset)):
+            raise TypeError(f"{caller}(scopes=...) takes a list of scope names, got {scopes!r}")
+        if not scopes or not all(isinstance(scope, str) and scope for scope in scopes):
+            raise TypeError(f"{caller}(scopes=...) takes a non-empty list of non-empty strings, got {scopes!r}")
+        if accepts is not None and not accepts_machine_tokens(accepts):
+            raise ValueError(
+                f"{caller}(scopes=...) needs accepts_token to include a machine token type: sessions have no scopes"
+            )
+    return accepts
+
+
+def is_markable(target: Any) -> bool:
+    """Whether ``require``/``public`` mark ``target`` itself (a Blueprint or a View class) instead of wrapping it."""
+    return isinstance(target, Blueprint) or (inspect.isclass(target) and issubclass(target, View))
+
+
+def check_view_callable(decorator: str, target: Any) -> None:
+    """Refuse, at decoration time, what ``decorator`` cannot protect (an instance, a module, a plain class...)."""
+    if inspect.isroutine(target) or isinstance(target, functools.partial):
+        return
+    raise TypeError(
+        f"{decorator} protects a view function, a flask.views.View class (MethodView) or a Blueprint, "
+        f"not {type(target).__name__} {target!r}"
+    )
+
+
+def mark_required(target: Any, requirement: Requirement) -> None:
+    """Record ``requirement`` on a Blueprint or View class (checked before its views run)."""
+    setattr(target, REQUIREMENTS_ATTR, (*getattr(target, REQUIREMENTS_ATTR, ()), requirement))
+    if requirement.accepts is not None:
+        setattr(target, ACCEPTS_ATTR, requirement.accepts)
+
+
+class Policy(NamedTuple):
+    """How one request to an endpoint is protected."""
+
+    #: Out of the default deny (``public`` mark, nearest wins); ``CLERK_PUBLIC_ROUTES`` is decided apart.
+    public: bool
+    #: Blueprint and View-class requirements, checked before the view.
+    checks: tuple[Requirement, ...]
+    #: The innermost ``accepts_token`` (None: the app's ``CLERK_ACCEPTS_TOKEN``).
+    accepts: AcceptsToken | None
+    #: Every requirement the endpoint carries for this method, outermost first (wrappers' included).
+    requirements: tuple[Requirement, ...]
+
+
+def _levels(app: Flask, endpoint: str, view: Any, method: str | None) -> list[tuple[Any, bool]]:
+    """The marked objects of an endpoint, outermost first, each with whether its requirements are checked
+    before the view (blueprints and View classes) rather than by a ``require()`` wrapper."""
+    levels: list[tuple[Any, bool]] = []
+    if "." in endpoint:
+        names = endpoint.rpartition(".")[0].split(".")
+        levels.extend((app.blueprints.get(".".join(names[: i + 1])), True) for i in range(len(names)))
+    levels.append((view, False))
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        levels.append((view_class, True))
+        if method is not None:
+            handler = getattr(view_class, method.lower(), None)
+            if handler is None and method == "HEAD":  # as MethodView.dispatch_request
+                handler = getattr(view_class, "get", None)
+            levels.append((handler, False))
+    return levels
+
+
+def policy_of(app: Flask, endpoint: str, view: Any, method: str | None) -> Policy:
+    """The protection of ``endpoint`` for a request with ``method`` (None: the endpoint's own levels only)."""
+    if "." not in endpoint and getattr(view, "view_class", None) is None:  # a plain view function: the hot path
+        own = getattr(view, REQUIREMENTS_ATTR, ())
+        return Policy(getattr(view, PUBLIC_ATTR, False), (), getattr(view, ACCEPTS_ATTR, None), own)
+    public = False
+    checks: tuple[Requirement, ...] = ()
+    requirements: tuple[Requirement, ...] = ()
+    accepts = None
+    for target, before_view in _levels(app, endpoint, view, method):
+        if target is None:
+            continue
+        if getattr(target, PUBLIC_ATTR, False):
+            public, checks, requirements = True, (), ()
+        own = getattr(target, REQUIREMENTS_ATTR, ())
+        requirements += own
+        if before_view:
+            checks += own
+        accepts = getattr(target, ACCEPTS_ATTR, accepts)
+    return Policy(public, checks, accepts, requirements)
+
+
+def request_accepts(app: Flask, req: Request) -> AcceptsToken:
+    """The token types the request's endpoint accepts (the app's ``CLERK_ACCEPTS_TOKEN`` unless it says)."""
+    endpoint = req.endpoint
+    accepts = None
+    if endpoint:
+        accepts = policy_of(app, endpoint, app.view_functions.get(endpoint), req.method).accepts
+    return accepts if accepts is not None else get_state(app).settings.accepts_token
+
+
+def signed_out_error(auth: Auth) -> HTTPException:
+    """401 for APIs, a sign-in redirect for pages (CLERK_SIGN_IN_URL or the Account Portal), 403 for CSRF,
+    503 when keys cannot be loaded."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    if auth.reason == CSRF_REASON:
+        signals.csrf_rejected.send(app, origin=req.headers.get("Origin"), reason=auth.reason)
+        return CSRFRejected()
+    signals.authentication_failed.send(app, reason=auth.reason)
+    if auth.reason in UNAVAILABLE_REASONS:
+        if auth.reason not in KEY_SOURCE_REASONS:  # the key source logs its outages once, not per request
+            logger.error("authentication unavailable: %s", auth.reason)
+        return AuthUnavailable()
+    if is_page_request(req) and is_accepted(SESSION_TOKEN, request_accepts(app, req)):
+        target = sign_in_url(get_state(app).settings, req)
+        if target:
+            return HTTPException(response=redirect(target, code=307))
+    return AuthenticationRequired(auth.reason)
+
+
+def view_never_runs(req: Request, view: Any) -> bool:
+    """Whether an OPTIONS request is answered without the view's code: Flask's automatic OPTIONS answer, or
+    flask-cors's ``@cross_origin`` answering it (its ``automatic_options``)."""
+    if getattr(req.url_rule, "provide_automatic_options", False):
+        return True
+    code = _cross_origin_code()
+    if code is None or getattr(view, "__code__", None) is not code:
+        return False
+    from flask_cors.core import get_cors_options
+
+    options = inspect.getclosurevars(view).nonlocals.get("_options")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return isinstance(options, dict) and bool(get_cors_options(app, options).get("automatic_options"))
+
+
+@functools.cache
+def _cross_origin_code() -> CodeType | None:
+    """The code object of flask-cors's ``@cross_origin`` wrapper (None without flask-cors)."""
+    try:
+        from flask_cors import cross_origin
+    except ImportError:
+        return None
+    code: CodeType = cross_origin()(lambda: None).__code__
+    return code
