@@ -299,7 +299,7 @@ class RemoteKeySource:
         return keys
 
 
-_remote_sources: dict[tuple[str, str, str], RemoteKeySource] = {}
+_remote_sources: dict[tuple[str, str, str, float, float, float, float], RemoteKeySource] = {}
 _remote_lock = threading.Lock()
 
 
@@ -314,6 +314,14 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def forget_key_sources(api_url: str) -> None:
+    """Drop the cached keys of every source for ``api_url``: its server is gone (a test stand-in stopped), and a
+    new server on the same address must not be answered from the old one's cache."""
+    with _remote_lock:
+        for scope in [scope for scope in _remote_sources if scope[0] == api_url.rstrip("/")]:
+            del _remote_sources[scope]
+
+
 def remote_key_source(
     api_url: str,
     secret_key: str | Secret,
@@ -324,8 +332,10 @@ def remote_key_source(
     timeout: float = 3.0,
     max_stale: float = 3600.0,
 ) -> RemoteKeySource:
-    """The process-wide JWKS cache for one (api_url, api_version, secret key)."""
-    scope = (api_url.rstrip("/"), api_version, hashlib.sha256(Secret(secret_key).reveal().encode()).hexdigest())
+    """The process-wide JWKS cache for one (api_url, api_version, secret key), shared by the apps that also agree
+    on its settings (an app with its own TTL or timeout gets its own cache, never another app's settings)."""
+    digest = hashlib.sha256(Secret(secret_key).reveal().encode()).hexdigest()
+    scope = (api_url.rstrip("/"), api_version, digest, ttl, cooldown, timeout, max_stale)
     with _remote_lock:
         source = _remote_sources.get(scope)
         if source is None:

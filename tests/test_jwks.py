@@ -13,6 +13,8 @@ from flask import Flask
 
 from flask_clerk_security import ClerkSecurity, current_auth
 from flask_clerk_security.errors import TokenVerificationError
+from flask_clerk_security.jwks import remote_key_source
+from flask_clerk_security.state import get_state
 from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer
 
 
@@ -323,3 +325,24 @@ def test_a_forked_worker_does_not_wait_on_the_parents_refresh(
         os._exit(0 if status == 200 else 1)
     _, exit_status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(exit_status) == 0
+
+
+def test_apps_with_their_own_key_settings_get_their_own_key_cache(
+    clerk_backend_api: BackendAPIStandIn, clerk_issuer: ClerkTestIssuer
+) -> None:
+    first = remote_app(clerk_backend_api, CLERK_JWKS_CACHE_TTL=600)
+    same = remote_app(clerk_backend_api, CLERK_JWKS_CACHE_TTL=600)
+    other = remote_app(clerk_backend_api, CLERK_JWKS_CACHE_TTL=0.2)
+    sources = [get_state(app).machine.key_source for app in (first, same, other)]
+    assert sources[0] is sources[1]
+    assert sources[2] is not sources[0]
+    assert sources[2]._ttl == 0.2  # never the first app's 600 s
+
+
+def test_a_stopped_stand_in_leaves_no_keys_for_the_next_server_on_its_port(clerk_issuer: ClerkTestIssuer) -> None:
+    with BackendAPIStandIn(clerk_issuer) as stand_in:
+        app = remote_app(stand_in)
+        assert app.test_client().get("/me", headers=clerk_issuer.auth_header()).status_code == 200
+        source = get_state(app).machine.key_source
+        url = stand_in.url
+    assert remote_key_source(url, clerk_issuer.secret_key) is not source

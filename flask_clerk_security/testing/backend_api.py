@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ..jwks import forget_key_sources
 from .issuer import ClerkTestIssuer
 from .server import Handler, StandInRequest, _LoopbackServer
 
@@ -75,6 +76,7 @@ class BackendAPIStandIn(_LoopbackServer):
     def stop(self) -> None:
         self._stopped.set()  # releases requests held by ``hang``
         super().stop()
+        forget_key_sources(self.url)  # the next stand-in may get this port: it must not inherit these keys
 
     def _handshake_payload(self, request: StandInRequest) -> tuple[int, Any]:
         nonce = (request.query.get("nonce") or [""])[0]
