@@ -50,6 +50,9 @@ REFUSED_HERE: dict[str, str] = {
     r"\\c": "control escape \\cX (and Annex B's literal \\c)",
     r"\[[^\]]*(-\\[sS]|\\[sSdDwW]-)": "class escape as a range end (JavaScript reads it as literals, Python refuses)",
     r"\[[^\]]*\\B": "\\B inside a class (JavaScript's identity escape)",
+    # A pattern whose first text is not "/" can never match a request path, which always starts with "/" (the
+    # generator feeds bare paths like "7", which no request has).
+    r"^(?:[^/\\:({*+?.]|\.(?![:(])|\\[^/])": "literal text other than '/' first: never matches a request path",
 }
 
 
