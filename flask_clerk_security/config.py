@@ -653,4 +653,10 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         value = getattr(settings, item.name)
         if isinstance(value, SecretURI):
             check_redis_uri(f"CLERK_{item.name.upper()}", value.reveal())
+    if not settings.authorized_parties:
+        warn_once(
+            "CLERK_AUTHORIZED_PARTIES",
+            "CLERK_AUTHORIZED_PARTIES is not set: tokens minted for any origin of this Clerk instance are accepted. "
+            "Set it to your frontend origins in production.",
+        )
     return settings

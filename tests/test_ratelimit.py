@@ -109,7 +109,7 @@ def test_429_is_json_with_retry_after_and_rate_limit_headers(limited_app: Build,
     assert 1 <= int(limited.headers["Retry-After"]) <= 60
     assert limited.headers["X-RateLimit-Remaining"] == "0"
     [event] = seen
-    assert event["limit"] == "2 per 1 minute" and event["route"] == "limited"
+    assert event["limit"] == "2 per 1 minute" and event["route"] == "/api/limited"
     assert "user:user_429" in event["key"]
 
 
