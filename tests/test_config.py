@@ -134,7 +134,9 @@ def test_environment_is_the_fallback(clerk_issuer: ClerkTestIssuer, monkeypatch:
     assert settings.authorized_parties == ("https://a.example", "https://b.example")
 
 
-def test_missing_authorized_parties_warns(clerk_issuer: ClerkTestIssuer, caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_authorized_parties_warns(
+    clerk_issuer: ClerkTestIssuer, caplog: pytest.LogCaptureFixture, fresh_warnings: None
+) -> None:
     init(clerk_issuer.config)
     assert "CLERK_AUTHORIZED_PARTIES" in caplog.text
 
