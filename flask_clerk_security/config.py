@@ -277,7 +277,7 @@ def warn_unknown_keys(config: Mapping[str, Any]) -> None:
 
 
 #: Keys whose value is used verbatim (keys, secrets, URLs): a stray space, newline or quote breaks them.
-_VERBATIM_KEY = re.compile(r"(?<!_JWT)_KEY$|_SECRET$|_URI$|_URL$")
+_VERBATIM_KEY = re.compile(r"_KEY$|_SECRET$|_URI$|_URL$")
 _QUOTES = ('"', "'")
 _SPACE_NAMES = {"\n": "newline", "\r": "carriage return", "\t": "tab", " ": "space"}
 
@@ -290,6 +290,8 @@ def _check_surroundings(key: str, value: str) -> None:
                 f"{key} has a quote ({char}) at its {side}. Fix: remove the quotes (a .env file read by "
                 "docker --env-file or a Procfile keeps them as part of the value)."
             )
+    if key == "CLERK_JWT_KEY":  # a PEM ends with a newline and may be pasted indented: only quotes are a mistake
+        return
     for side, char in (("leading", value[:1]), ("trailing", value[-1:])):
         if char.isspace():
             name = _SPACE_NAMES.get(char, "whitespace character")

@@ -375,9 +375,11 @@ def test_publishable_key_and_webhook_secret_with_a_trailing_newline_say_so(monke
     assert message.startswith("CLERK_WEBHOOK_SECRET has a trailing newline") and issuer.webhook_secret not in message
 
 
-def test_pem_jwt_key_keeps_its_trailing_newline() -> None:
+def test_pem_jwt_key_keeps_its_trailing_newline_but_not_quotes() -> None:
     issuer = ClerkTestIssuer()
     init({**issuer.config, "CLERK_JWT_KEY": issuer.public_pem + "\n"})
+    message = error_for({**issuer.config, "CLERK_JWT_KEY": f'"{issuer.public_pem}"'})
+    assert message.startswith('CLERK_JWT_KEY has a quote (") at its start. Fix: remove the quotes')
 
 
 @pytest.mark.parametrize(
