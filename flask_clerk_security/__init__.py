@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from .auth import Auth
@@ -23,6 +24,10 @@ from .tokens import verify_token
 
 if TYPE_CHECKING:
     from .validation import get_validated_body, get_validated_query
+
+# A library never writes to stderr by itself: without this, Python's last-resort handler prints warnings (and
+# audit records) when the app has not configured logging. The app decides where the records go.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
 def __getattr__(name: str) -> Any:

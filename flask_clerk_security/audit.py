@@ -1,8 +1,10 @@
 """The default audit handler: one structured log record per audit signal, on ``flask_clerk_security.audit``.
 
-Records carry the event, user id, session id, method, route and reason (plus a few event-specific fields
-from an allowlist), never a token or a secret. Formatters find the fields in ``record.clerk_audit``. Every
-string in a record is passed through :func:`log_safe`, so a request path or header cannot start a forged line.
+Records carry the event, user id, session id, method, route (the request path, for every event) and reason
+(plus a few event-specific fields from an allowlist), never a token or a secret. Formatters find the fields in
+``record.clerk_audit``. Every string in a record is passed through :func:`log_safe`, so a request path or header
+cannot start a forged line. The records go where the app's logging sends them: the package only installs a
+``NullHandler``, so nothing reaches stderr unless logging is configured.
 Connect your own receivers to :mod:`flask_clerk_security.signals` to feed a SIEM or metrics.
 """
 
@@ -76,10 +78,15 @@ def _safe_field(value: Any) -> Any:
 def write_record(event: str, level: int, data: dict[str, Any]) -> None:
     """Log one audit record: ``clerk audit <event> key=value ...`` with the fields on ``record.clerk_audit``."""
     fields: dict[str, Any] = {"event": event}
-    if has_request_context():
+    in_request = has_request_context()
+    if in_request:  # one meaning for every event, whatever a sender passed: the request's method and path
         fields["method"] = log_safe(request.method)
         fields["route"] = log_safe(request.path)
-    fields.update((name, _safe_field(data[name])) for name in FIELDS if data.get(name) is not None)
+    fields.update(
+        (name, _safe_field(data[name]))
+        for name in FIELDS
+        if data.get(name) is not None and not (in_request and name in ("method", "route"))
+    )
     text = " ".join(f"{name}={_field_text(value)}" for name, value in fields.items() if name != "event")
     audit_logger.log(level, "clerk audit %s %s", event, text, extra={"clerk_audit": fields})
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import hmac
 import json
+import logging
 import os
 import re
+import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 from .header_options import check_talisman_options, parse_csp_directives
@@ -24,6 +28,8 @@ CLERK_API_VERSION_HEADER = "2026-05-12"
 _PK_RE = re.compile(r"pk_(test|live)_([A-Za-z0-9+/=_-]+)")
 _SK_RE = re.compile(r"(?:sk_)?(test|live)_([A-Za-z0-9]+)")
 _WHSEC_RE = re.compile(r"whsec_([A-Za-z0-9+/=]+)")
+
+logger = logging.getLogger("flask_clerk_security")
 
 
 def mask_secret(value: str | None) -> str:
@@ -180,7 +186,7 @@ class ClerkSettings:
     webhook_secret: Secret | None = None
     machine_secret_key: Secret | None = None
     ratelimit_storage_uri: SecretURI = MEMORY_URI
-    frontend_api: str | None = None
+    frontend_api: str | None = field(default=None, metadata={"derived": True})  # from the publishable key
     http_timeout: float = 3.0
     jwks_cache_ttl: float = 300.0
     jwks_refetch_cooldown: float = 5.0
@@ -220,6 +226,83 @@ class ClerkSettings:
         return {key: value.reveal() for key, value in named.items() if value}
 
 
+#: Keys read by tools (``flask clerk check``) rather than by the extension.
+TOOL_KEYS = frozenset({"CLERK_CHECK_IGNORE"})
+
+
+def _known_keys() -> frozenset[str]:
+    """``CLERK_<FIELD>`` for every :class:`ClerkSettings` field read from configuration, plus :data:`TOOL_KEYS`.
+
+    The dataclass is the one place a key is defined: a new field is a new known key.
+    """
+    read = (f"CLERK_{item.name.upper()}" for item in fields(ClerkSettings) if not item.metadata.get("derived"))
+    return frozenset(read) | TOOL_KEYS
+
+
+KNOWN_KEYS = _known_keys()
+
+_warned_keys: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_once(key: str, message: str, *args: Any) -> None:
+    """Log a configuration warning once per ``key`` per process (tests build hundreds of apps)."""
+    with _warned_lock:
+        if key in _warned_keys:
+            return
+        _warned_keys.add(key)
+    logger.warning(message, *args)
+
+
+def _did_you_mean(key: str) -> str | None:
+    """The known key ``key`` is most likely a misspelling of, compared without the ``CLERK_`` prefix."""
+    known = {name[len("CLERK_") :]: name for name in KNOWN_KEYS}
+    close = difflib.get_close_matches(key[len("CLERK_") :], list(known), n=1, cutoff=0.75)
+    return known[close[0]] if close else None
+
+
+def warn_unknown_keys(config: Mapping[str, Any]) -> None:
+    """Warn (once per key) about ``CLERK_*`` keys nothing reads: misspelled keys are otherwise silently ignored.
+
+    Every unknown key in ``app.config`` warns; in the environment, which also holds other tools' ``CLERK_*``
+    variables (Clerk's JavaScript SDKs, CI), only a near miss of a known key does.
+    """
+    for source, names in (("app.config", config), ("the environment", os.environ)):
+        for key in names:
+            if not isinstance(key, str) or not re.fullmatch(r"CLERK_[A-Za-z0-9_]+", key) or key in KNOWN_KEYS:
+                continue
+            guess = _did_you_mean(key)
+            if guess is None and source == "the environment":
+                continue
+            hint = f" Did you mean {guess}?" if guess else ""
+            warn_once(key, "%s in %s is not a flask-clerk-security setting and is ignored.%s", key, source, hint)
+
+
+#: Keys whose value is used verbatim (keys, secrets, URLs): a stray space, newline or quote breaks them.
+_VERBATIM_KEY = re.compile(r"_KEY$|_SECRET$|_URI$|_URL$")
+_QUOTES = ('"', "'")
+_SPACE_NAMES = {"\n": "newline", "\r": "carriage return", "\t": "tab", " ": "space"}
+
+
+def _check_surroundings(key: str, value: str) -> None:
+    """Refuse a value wrapped in quotes or whitespace, saying which (never the value: it may be a secret)."""
+    for side, char in (("start", value[:1]), ("end", value[-1:])):
+        if char in _QUOTES:
+            raise ConfigurationError(
+                f"{key} has a quote ({char}) at its {side}. Fix: remove the quotes (a .env file read by "
+                "docker --env-file or a Procfile keeps them as part of the value)."
+            )
+    if key == "CLERK_JWT_KEY":  # a PEM ends with a newline and may be pasted indented: only quotes are a mistake
+        return
+    for side, char in (("leading", value[:1]), ("trailing", value[-1:])):
+        if char.isspace():
+            name = _SPACE_NAMES.get(char, "whitespace character")
+            raise ConfigurationError(
+                f"{key} has a {side} {name}. Fix: remove it (for example strip the value read from a file or "
+                "secret store, or use `printf %s` instead of `echo` when writing it)."
+            )
+
+
 class _Reader:
     """Reads ``CLERK_*`` values: constructor options, then app.config, then the environment."""
 
@@ -233,6 +316,8 @@ class _Reader:
             if isinstance(value, Secret):  # a Secret passed as an option or in app.config
                 value = value.reveal()
             if value is not None and value != "":
+                if isinstance(value, str) and _VERBATIM_KEY.search(key):
+                    _check_surroundings(key, value)
                 return value
         return default
 
@@ -337,6 +422,30 @@ def _check_webhook_secret(value: str) -> str:
 
 
 _STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
+_REDIS_FIX = (
+    "Fix: use redis://[[user]:password@]host[:port][/db] (rediss:// for TLS), e.g. redis://127.0.0.1:6379/0, "
+    "with special characters in the password percent-encoded."
+)
+
+
+def check_redis_uri(key: str, uri: str) -> None:
+    """Refuse a ``redis://``/``rediss://`` URI the redis client would fail on with a bare ``ValueError``, naming
+    ``key`` (never the URI: it may hold a password, and a malformed one cannot be masked reliably)."""
+    if not uri.startswith(("redis://", "rediss://")):
+        return
+    parts = urlsplit(uri)
+    problem = None
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        problem = "its port is not a number from 0 to 65535"
+    db = parts.path.lstrip("/")
+    if problem is None and not parts.hostname:
+        problem = "it has no host"
+    elif problem is None and db and not db.isdigit():
+        problem = "its database (the path after the host) is not a number"
+    if problem:
+        raise ConfigurationError(f"{key} is not a valid Redis URI: {problem}. {_REDIS_FIX}")
 
 
 def _replay_ttl(value: Any) -> float:
@@ -433,6 +542,7 @@ def _header_settings(read: _Reader) -> dict[str, Any]:
 
 def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> ClerkSettings:
     """Resolve and validate every setting; raises :class:`ConfigurationError` naming the key and the fix."""
+    warn_unknown_keys(config)
     read = _Reader(config, options)
 
     secret_key = read.get("CLERK_SECRET_KEY")
@@ -482,13 +592,15 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         )
 
     # flask-limiter's own key counts too, so the webhook replay store follows whichever one the app set.
-    ratelimit_storage_uri = str(
-        read.get("CLERK_RATELIMIT_STORAGE_URI") or config.get("RATELIMIT_STORAGE_URI") or "memory://"
+    own_ratelimit_uri = read.get("CLERK_RATELIMIT_STORAGE_URI")
+    ratelimit_storage_uri = str(own_ratelimit_uri or config.get("RATELIMIT_STORAGE_URI") or "memory://")
+    check_redis_uri(
+        "CLERK_RATELIMIT_STORAGE_URI" if own_ratelimit_uri else "RATELIMIT_STORAGE_URI", ratelimit_storage_uri
     )
     webhook_store_uri = _webhook_store_uri(read, ratelimit_storage_uri, webhook_secret)
     machine_secret_key = read.get("CLERK_MACHINE_SECRET_KEY")
 
-    return ClerkSettings(
+    settings = ClerkSettings(
         secret_key=Secret(secret_key) if secret_key else None,
         publishable_key=publishable_key,
         jwt_key=jwt_key,
@@ -545,3 +657,14 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         ),
         store_key_prefix=str(read.get("CLERK_STORE_KEY_PREFIX", "clerk:")),
     )
+    for item in fields(settings):
+        value = getattr(settings, item.name)
+        if isinstance(value, SecretURI):
+            check_redis_uri(f"CLERK_{item.name.upper()}", value.reveal())
+    if not settings.authorized_parties:
+        warn_once(
+            "CLERK_AUTHORIZED_PARTIES",
+            "CLERK_AUTHORIZED_PARTIES is not set: tokens minted for any origin of this Clerk instance are accepted. "
+            "Set it to your frontend origins in production.",
+        )
+    return settings

@@ -183,11 +183,6 @@ class ClerkSecurity:
             connect_default_handler(app)
         if app.blueprints.get(self.webhooks.name) is self.webhooks:
             warn_if_unconfigured(app)
-        if not settings.authorized_parties:
-            logger.warning(
-                "CLERK_AUTHORIZED_PARTIES is not set: tokens minted for any origin of this Clerk instance "
-                "are accepted. Set it to your frontend origins in production."
-            )
 
     def _protect(self) -> None:
         """Default deny: every endpoint needs a signed-in request unless it is public; blueprint and View-class

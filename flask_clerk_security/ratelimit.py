@@ -58,7 +58,7 @@ def rate_limited_response(limit: RequestLimit) -> Response:
         current_app._get_current_object(),  # type: ignore[attr-defined]
         key=limit.key,
         limit=str(limit.limit),
-        route=request.endpoint,
+        route=request.path,
     )
     retry_after = max(1, int(limit.reset_at - time.time()))
     return Response(

@@ -31,6 +31,10 @@ class _PatternError(ValueError):
     """A pattern Clerk's path-to-regexp (or the JavaScript regex it builds) refuses."""
 
 
+class _Unreachable(_PatternError):
+    """A pattern Clerk accepts but that can never match a request path."""
+
+
 @dataclass(frozen=True)
 class _Lexeme:
     kind: str
@@ -366,18 +370,59 @@ def _translate(js: str) -> str:
 _FLAGS = re.ASCII | re.IGNORECASE
 
 
+def _check_reachable(pattern: str) -> None:
+    """Refuse a pattern that starts with literal text other than ``/``: a pathname always starts with ``/``, so
+    Clerk's matcher never matches it (``health`` never matches ``/health``)."""
+    tokens = _parse(pattern)
+    if tokens and isinstance(tokens[0], str) and not tokens[0].startswith("/"):
+        raise _Unreachable("a request path always starts with '/'")
+
+
+def _suggestion(pattern: str) -> str | None:
+    """The pattern in Clerk's syntax for a glob-style or relative one (``/health/*`` -> ``/health/(.*)``,
+    ``health`` -> ``/health``), when that rewrite is a valid pattern."""
+    out: list[str] = []
+    previous = ""
+    for lexeme in _lex(pattern)[:-1]:
+        text = pattern[lexeme.index : lexeme.index + 1] if lexeme.kind != "ESCAPED_CHAR" else "\\" + lexeme.value
+        if lexeme.kind in ("NAME", "PATTERN"):
+            text = pattern[lexeme.index : lexeme.index + len(lexeme.value) + (1 if lexeme.kind == "NAME" else 2)]
+        if lexeme.kind == "MODIFIER" and lexeme.value == "*" and previous not in ("NAME", "PATTERN", "CLOSE"):
+            if previous != "GLOB":
+                out.append("(.*)")
+            previous = "GLOB"
+            continue
+        out.append(text)
+        previous = lexeme.kind
+    fixed = "".join(out)
+    if not fixed.startswith(("/", "(", "{")):
+        fixed = "/" + fixed
+    try:
+        _compile_js(fixed)
+        _check_reachable(fixed)
+    except _PatternError:
+        return None
+    return fixed if fixed != pattern else None
+
+
 def pattern_to_regex(pattern: str) -> str:
     """The Python regex for a ``CLERK_PUBLIC_ROUTES`` pattern, matching exactly what Clerk's matcher matches.
 
-    Raises ``ConfigurationError`` for a pattern Clerk refuses, or one that cannot be translated exactly.
+    Raises ``ConfigurationError`` for a pattern Clerk refuses, one that can never match a request path, or one
+    that cannot be translated exactly; it names the pattern Clerk's syntax expects when there is an obvious one.
     """
     try:
+        _check_reachable(pattern)
         source = _translate(_compile_js(_to_code_units(pattern)))
         re.compile(source, _FLAGS)
     except (_PatternError, re.error) as exc:
-        raise ConfigurationError(
-            f"CLERK_PUBLIC_ROUTES pattern {pattern!r} is not a valid Clerk route pattern ({exc}). Fix: {_FIX}"
-        ) from None
+        try:
+            suggestion = _suggestion(pattern)
+        except _PatternError:
+            suggestion = None
+        fix = f"write {suggestion!r} ({_FIX})" if suggestion else _FIX
+        problem = "can never match" if isinstance(exc, _Unreachable) else "is not a valid Clerk route pattern"
+        raise ConfigurationError(f"CLERK_PUBLIC_ROUTES pattern {pattern!r} {problem} ({exc}). Fix: {fix}") from None
     return source
 
 

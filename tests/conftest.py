@@ -1,10 +1,18 @@
-"""Shared fixtures: app factories over the test kit's issuer (the kit's own fixtures come from its plugin)."""
+"""Shared fixtures: app factories over the test kit's issuer (the kit's own fixtures come from its plugin), the
+Redis server, and node with the conformance suite's packages."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
 import socket
+import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 from flask import Flask
@@ -53,24 +61,28 @@ def client(app: Flask) -> Any:
     return app.test_client()
 
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+#: The Redis server the tests use (one variable for all of them); tests only touch keys they create.
+REDIS_URL = os.environ.get("CLERK_TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip a test whose outside dependency is missing, or fail it under CI, where everything must run."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so this test must run)", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture
 def redis_client() -> Any:
-    """A client for the Redis server on 127.0.0.1:6379; skips (outside CI) or fails (in CI) when none answers."""
-    import os
-
+    """A client for the Redis server at ``CLERK_TEST_REDIS_URL``; skips (outside CI) or fails (in CI) when none
+    answers."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
     try:
         client.ping()
     except redis.RedisError as exc:
-        message = f"no Redis server answers on 127.0.0.1:6379 ({type(exc).__name__}); .ci/run starts one"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"no Redis server answers at CLERK_TEST_REDIS_URL ({type(exc).__name__}); .ci/run starts one")
     return client
 
 
@@ -84,6 +96,58 @@ def redis_prefix(redis_client: Any) -> Iterator[str]:
     keys = list(redis_client.scan_iter(match=f"*{prefix}*", count=500))
     if keys:
         redis_client.delete(*keys)
+
+
+CONFORMANCE_DIR = Path(__file__).resolve().parent / "conformance"
+NPM_TIMEOUT_S = 300
+
+
+def _installed_as_locked(directory: Path) -> bool:
+    """Whether ``node_modules`` holds exactly the packages of ``package-lock.json`` (npm's own record of what it
+    installed, ``node_modules/.package-lock.json``, against the lock)."""
+    try:
+        locked = json.loads((directory / "package-lock.json").read_text())["packages"]
+        installed = json.loads((directory / "node_modules" / ".package-lock.json").read_text())["packages"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    wanted = {path: entry.get("version") for path, entry in locked.items() if path}
+    have = {path: entry.get("version") for path, entry in installed.items()}
+    return wanted == have and all((directory / path).is_dir() for path in wanted)
+
+
+def install_node_packages(directory: Path, npm: str) -> None:
+    """``npm ci`` in ``directory``, once and quietly, when its ``node_modules`` is missing or differs from its
+    ``package-lock.json``; under a file lock, so parallel workers (xdist) install once. Skips (fails under CI)
+    when npm fails."""
+    import fcntl
+
+    tag = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"fcs-npm-ci-{tag}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _installed_as_locked(directory):
+            return
+        done = subprocess.run(
+            [npm, "ci", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=NPM_TIMEOUT_S,
+            check=False,
+        )
+        if done.returncode != 0 or not _installed_as_locked(directory):
+            tail = " ".join(done.stderr.split()[-40:])
+            skip_or_fail(f"`npm ci` in {directory} failed (exit {done.returncode}): {tail}")
+
+
+@pytest.fixture(scope="session")
+def conformance_node() -> str:
+    """``node``, with Clerk's packages installed in tests/conformance (see :func:`install_node_packages`), so the
+    README's ``python -m pytest`` runs the conformance suite. Skips where node or npm is missing (fails under CI)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        skip_or_fail("node and npm are not installed; the conformance suite runs Clerk's own packages under node")
+    install_node_packages(CONFORMANCE_DIR, npm)
+    return node
 
 
 def closed_port() -> int:

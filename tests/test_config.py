@@ -134,7 +134,9 @@ def test_environment_is_the_fallback(clerk_issuer: ClerkTestIssuer, monkeypatch:
     assert settings.authorized_parties == ("https://a.example", "https://b.example")
 
 
-def test_missing_authorized_parties_warns(clerk_issuer: ClerkTestIssuer, caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_authorized_parties_warns(
+    clerk_issuer: ClerkTestIssuer, caplog: pytest.LogCaptureFixture, fresh_warnings: None
+) -> None:
     init(clerk_issuer.config)
     assert "CLERK_AUTHORIZED_PARTIES" in caplog.text
 
@@ -280,3 +282,119 @@ def test_secret_holds_its_value_behind_reveal() -> None:
     assert str(SecretURI("redis://:p@ss@host:6379/0")) == "redis://:****@host:6379/0"  # an unescaped @ too
     app = init({"CLERK_SECRET_KEY": held, "CLERK_JWT_KEY": None})  # a Secret in app.config is read too
     assert app.extensions["clerk_security"].settings.secret_key == held
+
+
+# --------------------------------------------------------------------------------------------- issue 14 §1
+@pytest.fixture
+def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget which keys this process already warned about, so each test sees its own first warning."""
+    from flask_clerk_security import config
+
+    monkeypatch.setattr(config, "_warned_keys", set())
+
+
+@pytest.mark.parametrize(
+    ("typo", "known"),
+    [
+        ("CLERK_SIGNIN_URL", "CLERK_SIGN_IN_URL"),
+        ("CLERK_PUBLIC_ROUTE", "CLERK_PUBLIC_ROUTES"),
+        ("CLERK_SECRETKEY", "CLERK_SECRET_KEY"),
+    ],
+)
+def test_misspelled_config_key_warns_once_with_did_you_mean(
+    typo: str, known: str, fresh_warnings: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    issuer = ClerkTestIssuer()
+    with caplog.at_level(logging.WARNING, logger="flask_clerk_security"):
+        for _ in range(3):
+            init({**issuer.config, typo: "/x"})
+    warnings = [r.getMessage() for r in caplog.records if typo in r.getMessage()]
+    said = f"{typo} in app.config is not a flask-clerk-security setting and is ignored. Did you mean {known}?"
+    assert warnings == [said]
+
+
+def test_misspelled_environment_key_warns_but_foreign_clerk_variables_do_not(
+    fresh_warnings: None, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLERK_PUBLISHABLE_KY", "pk_test_x")
+    monkeypatch.setenv("CLERK_TELEMETRY_DISABLED", "1")  # read by Clerk's JavaScript SDKs, not by us
+    with caplog.at_level(logging.WARNING, logger="flask_clerk_security"):
+        init(ClerkTestIssuer().config)
+    assert "CLERK_PUBLISHABLE_KY in the environment is not a flask-clerk-security setting" in caplog.text
+    assert "Did you mean CLERK_PUBLISHABLE_KEY?" in caplog.text
+    assert "CLERK_TELEMETRY_DISABLED" not in caplog.text
+
+
+def test_known_keys_are_the_settings_fields() -> None:
+    from dataclasses import fields
+
+    from flask_clerk_security.config import KNOWN_KEYS, ClerkSettings
+
+    assert {f"CLERK_{f.name.upper()}" for f in fields(ClerkSettings)} - KNOWN_KEYS == {"CLERK_FRONTEND_API"}
+    assert {"CLERK_SECRET_KEY", "CLERK_SIGN_IN_URL", "CLERK_CHECK_IGNORE"} <= KNOWN_KEYS
+
+
+def test_every_key_the_package_reads_is_known() -> None:
+    import re
+    from pathlib import Path
+
+    import flask_clerk_security
+    from flask_clerk_security.config import KNOWN_KEYS
+
+    package = Path(flask_clerk_security.__file__).parent
+    read = set()
+    for path in package.rglob("*.py"):
+        read |= set(re.findall(r"""(?:get|parse)\(\s*["'](CLERK_[A-Z0-9_]+)["']""", path.read_text()))
+    assert read and read <= KNOWN_KEYS, read - KNOWN_KEYS
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        (SECRET + "\n", "CLERK_SECRET_KEY has a trailing newline"),
+        (SECRET + "\r\n", "CLERK_SECRET_KEY has a trailing newline"),
+        (" " + SECRET, "CLERK_SECRET_KEY has a leading space"),
+        (SECRET + "\t", "CLERK_SECRET_KEY has a trailing tab"),
+        (f'"{SECRET}"', "CLERK_SECRET_KEY has a quote (\") at its start. Fix: remove the quotes"),
+        (f"'{SECRET}'", "CLERK_SECRET_KEY has a quote (') at its start. Fix: remove the quotes"),
+    ],
+)
+def test_secret_key_with_whitespace_or_quotes_says_so(value: str, said: str) -> None:
+    message = error_for({"CLERK_SECRET_KEY": value})
+    assert message.startswith(said)
+    assert "\n" not in message and "\r" not in message
+    assert SECRET[8:] not in message and SECRET[-4:] not in message
+
+
+def test_publishable_key_and_webhook_secret_with_a_trailing_newline_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    issuer = ClerkTestIssuer()
+    monkeypatch.setenv("CLERK_PUBLISHABLE_KEY", issuer.publishable_key + "\n")
+    assert error_for({"CLERK_JWT_KEY": issuer.public_pem}).startswith("CLERK_PUBLISHABLE_KEY has a trailing newline")
+    monkeypatch.delenv("CLERK_PUBLISHABLE_KEY")
+    message = error_for({**issuer.config, "CLERK_WEBHOOK_SECRET": issuer.webhook_secret + "\n"})
+    assert message.startswith("CLERK_WEBHOOK_SECRET has a trailing newline") and issuer.webhook_secret not in message
+
+
+def test_pem_jwt_key_keeps_its_trailing_newline_but_not_quotes() -> None:
+    issuer = ClerkTestIssuer()
+    init({**issuer.config, "CLERK_JWT_KEY": issuer.public_pem + "\n"})
+    message = error_for({**issuer.config, "CLERK_JWT_KEY": f'"{issuer.public_pem}"'})
+    assert message.startswith('CLERK_JWT_KEY has a quote (") at its start. Fix: remove the quotes')
+
+
+@pytest.mark.parametrize(
+    ("key", "uri", "problem"),
+    [
+        ("CLERK_RATELIMIT_STORAGE_URI", "redis://:hunter2@127.0.0.1:63x9/0", "its port is not a number"),
+        ("RATELIMIT_STORAGE_URI", "redis://127.0.0.1:99999/0", "its port is not a number"),
+        ("CLERK_WEBHOOK_STORE_URI", "redis://:hunter2@127.0.0.1:6379/zero", "its database"),
+        ("CLERK_MACHINE_TOKEN_CACHE_URI", "redis://user:hunter2/0", "its port is not a number"),
+        ("CLERK_MACHINE_TOKEN_CACHE_URI", "rediss://:6379/0", "it has no host"),
+    ],
+)
+def test_bad_redis_uri_names_the_key(key: str, uri: str, problem: str) -> None:
+    issuer = ClerkTestIssuer()
+    config = {**issuer.config, "CLERK_WEBHOOK_SECRET": issuer.webhook_secret, "CLERK_MACHINE_TOKEN_CACHE_TTL": 5}
+    message = error_for({**config, key: uri})
+    assert message.startswith(f"{key} is not a valid Redis URI: {problem}") and "Fix:" in message
+    assert "hunter2" not in message

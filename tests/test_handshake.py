@@ -173,7 +173,7 @@ def test_post_navigation_never_hand_shakes(live: Env) -> None:
         ),
         (
             lambda e: {
-                "__session": e.issuer.session_token(nbf=int(time.time()) + 60),
+                "__session": e.issuer.session_token(extra_claims={"nbf": int(time.time()) + 60}),
                 "__client_uat": str(int(time.time()) - 300),
             },
             "session-token-nbf",

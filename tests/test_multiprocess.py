@@ -18,6 +18,8 @@ import requests
 
 from flask_clerk_security.testing import ClerkTestIssuer, clerk_event
 
+from .conftest import REDIS_URL
+
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -90,7 +92,7 @@ def servers(
         "CLERK_JWT_KEY": clerk_issuer.public_pem,
         "CLERK_PUBLISHABLE_KEY": clerk_issuer.publishable_key,
         "CLERK_WEBHOOK_SECRET": clerk_issuer.webhook_secret,
-        "CLERK_RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0",
+        "CLERK_RATELIMIT_STORAGE_URI": REDIS_URL,
         "CLERK_STORE_KEY_PREFIX": redis_prefix,
         "SCALED_APP_PREFIX": redis_prefix,
     }

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import flask
 import pytest
@@ -22,7 +23,16 @@ from flask_clerk_security.signals import rate_limit_exceeded
 from flask_clerk_security.state import AUTH_KEY
 from flask_clerk_security.testing import ClerkTestIssuer, clerk_event
 
-from .conftest import closed_port
+from .conftest import REDIS_URL, closed_port
+
+_REDIS = urlsplit(REDIS_URL)
+_REDIS_ADDRESS = (_REDIS.hostname or "127.0.0.1", _REDIS.port or 6379)
+
+
+def _redis_url_via(port: int) -> str:
+    """``REDIS_URL`` (same credentials and database) through a proxy on a loopback ``port``."""
+    credentials = _REDIS.netloc.rpartition("@")[0]
+    return _REDIS._replace(netloc=f"{credentials}{'@' if credentials else ''}127.0.0.1:{port}").geturl()
 
 Build = Callable[..., tuple[Flask, ClerkSecurity]]
 
@@ -109,7 +119,7 @@ def test_429_is_json_with_retry_after_and_rate_limit_headers(limited_app: Build,
     assert 1 <= int(limited.headers["Retry-After"]) <= 60
     assert limited.headers["X-RateLimit-Remaining"] == "0"
     [event] = seen
-    assert event["limit"] == "2 per 1 minute" and event["route"] == "limited"
+    assert event["limit"] == "2 per 1 minute" and event["route"] == "/api/limited"
     assert "user:user_429" in event["key"]
 
 
@@ -241,7 +251,7 @@ def test_redis_down_falls_back_to_per_process_memory_and_logs(
 def test_redis_counters_are_shared_by_app_instances(
     limited_app: Build, clerk_issuer: ClerkTestIssuer, redis_client: Any, redis_prefix: str
 ) -> None:
-    config = {"CLERK_RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0", "RATELIMIT_KEY_PREFIX": redis_prefix}
+    config = {"CLERK_RATELIMIT_STORAGE_URI": REDIS_URL, "RATELIMIT_KEY_PREFIX": redis_prefix}
     # two ClerkSecurity objects, two limiters, two Redis connections: what two worker processes have
     clients = [limited_app(config)[0].test_client() for _ in range(2)]
     headers = clerk_issuer.auth_header(user_id="user_redis")
@@ -285,7 +295,7 @@ def test_flask_limiter_storage_setting_alone_is_honoured(app_factory: Build, cle
 
 
 class SwitchableRedisProxy:
-    """A TCP proxy to the Redis server on 127.0.0.1:6379 that can be switched off and on (a Redis outage)."""
+    """A TCP proxy to the tests' Redis server (``REDIS_URL``) that can be switched off and on (a Redis outage)."""
 
     def __init__(self) -> None:
         self.up = True
@@ -303,7 +313,7 @@ class SwitchableRedisProxy:
             if not self.up:
                 client.close()
                 continue
-            upstream = socket.create_connection(("127.0.0.1", 6379), timeout=5)
+            upstream = socket.create_connection(_REDIS_ADDRESS, timeout=5)
             self._sockets += [client, upstream]
             for source, target in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
@@ -339,7 +349,7 @@ def test_limiter_returns_to_redis_when_it_recovers(
     proxy = SwitchableRedisProxy()
     try:
         app, _ = limited_app(
-            {"CLERK_RATELIMIT_STORAGE_URI": f"redis://127.0.0.1:{proxy.port}/0", "RATELIMIT_KEY_PREFIX": redis_prefix}
+            {"CLERK_RATELIMIT_STORAGE_URI": _redis_url_via(proxy.port), "RATELIMIT_KEY_PREFIX": redis_prefix}
         )
         client = app.test_client()
         headers = clerk_issuer.auth_header(user_id="user_outage", lifetime=300)

@@ -96,6 +96,33 @@ def test_patterns_clerk_refuses_are_refused_at_init(app_factory: AppFactory, pat
     assert "path-to-regexp 6.x" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("/health/*", "/health/(.*)"),
+        ("/sign-in*", "/sign-in(.*)"),
+        ("health", "/health"),
+        ("api/(.*)", "/api/(.*)"),
+        ("/a/**", "/a/(.*)"),
+        ("/docs/:path*/files/*", "/docs/:path*/files/(.*)"),
+    ],
+)
+def test_patterns_that_can_never_match_are_refused_with_clerks_spelling(
+    app_factory: AppFactory, pattern: str, expected: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        app_factory({"CLERK_PUBLIC_ROUTES": f"/ok,{pattern}"})
+    message = str(caught.value)
+    assert message.startswith(f"CLERK_PUBLIC_ROUTES pattern {pattern!r} ")
+    assert f"Fix: write {expected!r}" in message
+    app_factory({"CLERK_PUBLIC_ROUTES": f"/ok,{expected}"})  # the suggestion itself is accepted
+
+
+@pytest.mark.parametrize("pattern", ["(.*)", ".:ext?", "{/b}?", "/:id"])
+def test_patterns_that_start_with_a_parameter_or_group_are_kept(pattern: str) -> None:
+    assert RouteMatcher([pattern])
+
+
 class _AnyPath(PathConverter):
     regex = r"[\s\S]*?"  # the path converter's "." stops at a newline
     part_isolating = False

@@ -311,7 +311,7 @@ def test_cached_and_uncached_decide_alike_at_every_moment(
     exp: int, nbf: int | None, iat: int | None, skew: float, edge: str, delta_ms: int
 ) -> None:
     issuer = _issuer_for_properties
-    claims = issuer.session_claims(issued_at=NOW, exp=NOW + exp, nbf=None, iat=None)
+    claims = issuer.session_claims(issued_at=NOW, extra_claims={"exp": NOW + exp, "nbf": None, "iat": None})
     for name, offset in (("nbf", nbf), ("iat", iat)):
         if offset is not None:
             claims[name] = NOW + offset

@@ -93,10 +93,11 @@ def test_authorized_parties(clerk_issuer: ClerkTestIssuer) -> None:
 
 def test_expiry_with_clock_skew(clerk_issuer: ClerkTestIssuer) -> None:
     now = int(time.time())
-    within_skew = clerk_issuer.sign(clerk_issuer.session_claims(exp=now - 2))
+    within_skew = clerk_issuer.sign(clerk_issuer.session_claims(extra_claims={"exp": now - 2}))
     assert verify_token(within_skew, jwt_key=clerk_issuer.public_pem)
     assert reason(within_skew, clerk_issuer, clock_skew=0) == "token-expired"
-    assert reason(clerk_issuer.sign(clerk_issuer.session_claims(exp=now - 10)), clerk_issuer) == "token-expired"
+    expired = clerk_issuer.sign(clerk_issuer.session_claims(extra_claims={"exp": now - 10}))
+    assert reason(expired, clerk_issuer) == "token-expired"
 
 
 def test_exp_is_required_and_numeric(clerk_issuer: ClerkTestIssuer) -> None:
@@ -109,10 +110,12 @@ def test_exp_is_required_and_numeric(clerk_issuer: ClerkTestIssuer) -> None:
 
 def test_not_before_and_issued_at_in_the_future(clerk_issuer: ClerkTestIssuer) -> None:
     now = int(time.time())
-    assert reason(clerk_issuer.sign(clerk_issuer.session_claims(nbf=now + 60)), clerk_issuer) == "token-not-active-yet"
-    future_iat = clerk_issuer.session_claims(iat=now + 60, exp=now + 120)
+    not_yet = clerk_issuer.sign(clerk_issuer.session_claims(extra_claims={"nbf": now + 60}))
+    assert reason(not_yet, clerk_issuer) == "token-not-active-yet"
+    future_iat = clerk_issuer.session_claims(extra_claims={"iat": now + 60, "exp": now + 120})
     assert reason(clerk_issuer.sign(future_iat), clerk_issuer) == "token-iat-in-the-future"
-    assert verify_token(clerk_issuer.sign(clerk_issuer.session_claims(nbf=now + 3)), jwt_key=clerk_issuer.public_pem)
+    within_skew = clerk_issuer.sign(clerk_issuer.session_claims(extra_claims={"nbf": now + 3}))
+    assert verify_token(within_skew, jwt_key=clerk_issuer.public_pem)
 
 
 def test_m2m_category_is_refused_for_sessions(clerk_issuer: ClerkTestIssuer) -> None:
@@ -152,7 +155,7 @@ def test_pyjwt_agrees_on_a_valid_token(clerk_issuer: ClerkTestIssuer) -> None:
 def _spellable_token(issuer: ClerkTestIssuer) -> str:
     """A real token whose signature has a ``-`` and a ``_`` (standard base64 writes them ``+`` and ``/``)."""
     for i in range(1000):
-        token = issuer.sign(issuer.session_claims(jti=f"spell-{i}"))
+        token = issuer.sign(issuer.session_claims(extra_claims={"jti": f"spell-{i}"}))
         if "-" in token.split(".")[2] and "_" in token.split(".")[2]:
             return token
     raise AssertionError("no token with both characters in its signature")

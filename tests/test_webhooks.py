@@ -24,7 +24,7 @@ from flask_clerk_security.signals import webhook_received, webhook_rejected, web
 from flask_clerk_security.testing import ClerkTestIssuer, clerk_event, generate_webhook_secret, sign_webhook
 from flask_clerk_security.webhooks import WebhookEvent
 
-from .conftest import closed_port
+from .conftest import REDIS_URL, closed_port
 
 URL = "/api/webhooks/clerk"
 
@@ -482,7 +482,7 @@ def test_one_blueprint_serves_two_apps_with_their_own_secrets(clerk_issuer: Cler
 def redis_config(clerk_issuer: ClerkTestIssuer, prefix: str, secret: str | None = None) -> dict[str, Any]:
     return {
         "CLERK_WEBHOOK_SECRET": secret or clerk_issuer.webhook_secret,
-        "CLERK_WEBHOOK_STORE_URI": "redis://127.0.0.1:6379/0",
+        "CLERK_WEBHOOK_STORE_URI": REDIS_URL,
         "CLERK_STORE_KEY_PREFIX": prefix,
     }
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .backend_api import BackendAPIStandIn, MachineTokenRecord
 from .frontend_api import FrontendAPIStandIn
-from .issuer import M2M_JWT_CATEGORY, ClerkTestIssuer
+from .issuer import M2M_JWT_CATEGORY, ClerkTestIssuer, SessionOptions
 from .server import Handler, StandInRequest, serve_app
 from .webhooks import clerk_event, generate_webhook_secret, sign_webhook
 
@@ -18,6 +18,7 @@ __all__ = [
     "FrontendAPIStandIn",
     "Handler",
     "MachineTokenRecord",
+    "SessionOptions",
     "StandInRequest",
     "clerk_event",
     "generate_webhook_secret",

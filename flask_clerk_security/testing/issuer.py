@@ -7,7 +7,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -17,6 +17,10 @@ from jwt.algorithms import RSAAlgorithm
 from ..cookies import cookie_suffix
 from .webhooks import generate_webhook_secret, sign_webhook
 
+if TYPE_CHECKING:
+    from flask.testing import FlaskClient
+    from typing_extensions import Unpack
+
 #: ``cat`` header Clerk stamps on M2M JWTs.
 M2M_JWT_CATEGORY = "cl_B7d4PD333AAA"
 
@@ -24,6 +28,27 @@ M2M_JWT_CATEGORY = "cl_B7d4PD333AAA"
 def _publishable_key(frontend_api: str, instance: str) -> str:
     encoded = base64.b64encode(f"{frontend_api}$".encode()).decode().rstrip("=")
     return f"pk_{instance}_{encoded}"
+
+
+class SessionOptions(TypedDict, total=False):
+    """The keyword options of :meth:`ClerkTestIssuer.session_claims` (and of every method that signs a session).
+
+    Anything else is a ``TypeError`` (``userid=`` is a typo, not a claim); arbitrary claims go in
+    ``extra_claims``, which adds or overrides claims (``None`` removes one).
+    """
+
+    user_id: str
+    session_id: str
+    org: Mapping[str, Any] | None
+    features: Iterable[str]
+    plan: str | None
+    fva: tuple[int, int] | list[int] | None
+    version: int
+    azp: str | None
+    status: str | None
+    lifetime: int
+    issued_at: float | None
+    extra_claims: Mapping[str, Any] | None
 
 
 class ClerkTestIssuer:
@@ -101,9 +126,9 @@ class ClerkTestIssuer:
         status: str | None = "active",
         lifetime: int = 60,
         issued_at: float | None = None,
-        **extra: Any,
+        extra_claims: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The claims of a Clerk session token; ``extra`` adds or overrides claims (``None`` removes one)."""
+        """The claims of a Clerk session token; ``extra_claims`` adds or overrides claims (``None`` removes one)."""
         now = int(time.time() if issued_at is None else issued_at)
         claims: dict[str, Any] = {
             "iss": self.issuer,
@@ -138,29 +163,54 @@ class ClerkTestIssuer:
             claims["org_permissions"] = [
                 f"org:{feature}:{name}" for feature, names in org.get("permissions", {}).items() for name in names
             ]
-        claims.update(extra)
+        claims.update(extra_claims or {})
         return {key: value for key, value in claims.items() if value is not None}
 
-    def session_token(self, **options: Any) -> str:
+    def session_token(self, **options: Unpack[SessionOptions]) -> str:
         """A signed session token; takes the options of :meth:`session_claims`."""
         return self.sign(self.session_claims(**options))
 
-    def session_cookies(self, *, suffixed: bool = False, **options: Any) -> dict[str, str]:
+    def session_cookies(self, *, suffixed: bool = False, **options: Unpack[SessionOptions]) -> dict[str, str]:
         """The cookies of a signed-in browser: ``__session``, ``__client_uat`` and, on a development instance
         (``pk_test_``), the dev-browser token ``__clerk_db_jwt`` that Clerk requires there.
 
         ``suffixed`` names them ``__session_<suffix>`` etc.; takes the options of :meth:`session_claims`.
         """
+        return self._cookies(self.session_claims(**options), self.publishable_key, suffixed=suffixed)
+
+    def sign_in(self, client: FlaskClient, **options: Unpack[SessionOptions]) -> dict[str, Any]:
+        """Sign a Flask test client in with one session's cookies, plain and suffixed with the app's publishable
+        key, as ClerkJS sets them. Takes the options of :meth:`session_claims`; returns the session's claims.
+        """
         claims = self.session_claims(**options)
+        publishable_key = self._app_publishable_key(client)
+        for suffixed in (False, True):
+            for name, value in self._cookies(claims, publishable_key, suffixed=suffixed).items():
+                client.set_cookie(name, value)
+        return claims
+
+    def sign_out(self, client: FlaskClient) -> None:
+        """Remove the cookies :meth:`sign_in` set from a Flask test client."""
+        suffix = cookie_suffix(self._app_publishable_key(client))
+        for name in ("__session", "__client_uat", "__clerk_db_jwt"):
+            client.delete_cookie(name)
+            client.delete_cookie(f"{name}_{suffix}")
+
+    def _app_publishable_key(self, client: FlaskClient) -> str:
+        from ..state import get_state
+
+        return get_state(client.application).settings.publishable_key or self.publishable_key
+
+    def _cookies(self, claims: Mapping[str, Any], publishable_key: str, *, suffixed: bool) -> dict[str, str]:
         cookies = {"__session": self.sign(claims), "__client_uat": str(int(claims["iat"]) - 30)}
-        if self.publishable_key.startswith("pk_test_"):
+        if publishable_key.startswith("pk_test_"):
             cookies["__clerk_db_jwt"] = "dvb_test_kit"
         if suffixed:
-            suffix = cookie_suffix(self.publishable_key)
+            suffix = cookie_suffix(publishable_key)
             cookies = {f"{name}_{suffix}": value for name, value in cookies.items()}
         return cookies
 
-    def auth_header(self, **options: Any) -> dict[str, str]:
+    def auth_header(self, **options: Unpack[SessionOptions]) -> dict[str, str]:
         """``{"Authorization": "Bearer <session token>"}`` for a test client."""
         return {"Authorization": f"Bearer {self.session_token(**options)}"}
 

@@ -1,0 +1,82 @@
+"""The test kit's own contract: typed session options, one-call sign-in for a Flask test client, ``__all__``."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, get_type_hints
+
+import pytest
+from flask import Flask
+
+import flask_clerk_security.testing as kit
+from flask_clerk_security import ClerkSecurity, current_auth
+from flask_clerk_security.cookies import cookie_suffix
+from flask_clerk_security.testing import ClerkTestIssuer, SessionOptions
+
+
+@pytest.mark.parametrize("method", ["session_claims", "session_token", "auth_header", "session_cookies"])
+def test_a_misspelled_option_is_a_type_error_not_a_claim(clerk_issuer: ClerkTestIssuer, method: str) -> None:
+    with pytest.raises(TypeError, match="userid"):
+        getattr(clerk_issuer, method)(userid="user_1")
+
+
+def test_arbitrary_claims_go_in_extra_claims(clerk_issuer: ClerkTestIssuer) -> None:
+    claims = clerk_issuer.session_claims(user_id="user_1", extra_claims={"email": "a@example.com", "azp": None})
+    assert claims["sub"] == "user_1" and claims["email"] == "a@example.com" and "azp" not in claims
+
+
+def test_session_options_are_the_parameters_of_session_claims() -> None:
+    parameters = inspect.signature(ClerkTestIssuer.session_claims).parameters
+    assert set(get_type_hints(SessionOptions)) == set(parameters) - {"self"}
+
+
+def _app(issuer: ClerkTestIssuer, publishable_key: str | None = None) -> Flask:
+    app = Flask("kit_app")
+    app.config.update(TESTING=True, **issuer.config)
+    if publishable_key:
+        app.config["CLERK_PUBLISHABLE_KEY"] = publishable_key
+    ClerkSecurity(app)
+
+    @app.get("/api/me")
+    def me() -> dict[str, Any]:
+        return {"user_id": current_auth.user_id, "org_role": current_auth.org_role}
+
+    return app
+
+
+def test_sign_in_signs_a_test_client_in_with_cookies(clerk_issuer: ClerkTestIssuer) -> None:
+    client = _app(clerk_issuer).test_client()
+    assert client.get("/api/me").status_code == 401
+    claims = clerk_issuer.sign_in(client, user_id="user_7", org={"id": "org_1", "role": "admin"})
+    assert claims["sub"] == "user_7"
+    assert client.get("/api/me").json == {"user_id": "user_7", "org_role": "org:admin"}
+    suffix = cookie_suffix(clerk_issuer.publishable_key)
+    for name in ("__session", "__client_uat", "__clerk_db_jwt"):
+        assert client.get_cookie(name) is not None and client.get_cookie(f"{name}_{suffix}") is not None
+    clerk_issuer.sign_out(client)
+    assert client.get("/api/me").status_code == 401
+
+
+def test_sign_in_suffixes_cookies_with_the_apps_publishable_key() -> None:
+    issuer = ClerkTestIssuer()
+    other = ClerkTestIssuer(frontend_api="clerk.other.test")  # the app's key differs from the issuer's
+    client = _app(issuer, publishable_key=other.publishable_key).test_client()
+    issuer.sign_in(client, user_id="user_8")
+    assert client.get_cookie(f"__session_{cookie_suffix(other.publishable_key)}") is not None
+    assert client.get_cookie(f"__session_{cookie_suffix(issuer.publishable_key)}") is None
+
+
+def test_sign_in_rejects_a_misspelled_option(clerk_issuer: ClerkTestIssuer) -> None:
+    client = _app(clerk_issuer).test_client()
+    with pytest.raises(TypeError):
+        clerk_issuer.sign_in(client, userid="user_1")  # type: ignore[call-arg]
+
+
+def test_all_lists_every_public_name() -> None:
+    public = {
+        name
+        for name, value in vars(kit).items()
+        if not name.startswith("_") and not inspect.ismodule(value) and name != "annotations"
+    }
+    assert sorted(kit.__all__) == sorted(public)
+    assert "SessionOptions" in kit.__all__ and "ClerkTestIssuer" in kit.__all__
