@@ -230,16 +230,10 @@ class ClerkSettings:
 TOOL_KEYS = frozenset({"CLERK_CHECK_IGNORE"})
 
 
-def _known_keys() -> frozenset[str]:
-    """``CLERK_<FIELD>`` for every :class:`ClerkSettings` field read from configuration, plus :data:`TOOL_KEYS`.
-
-    The dataclass is the one place a key is defined: a new field is a new known key.
-    """
-    read = (f"CLERK_{item.name.upper()}" for item in fields(ClerkSettings) if not item.metadata.get("derived"))
-    return frozenset(read) | TOOL_KEYS
-
-
-KNOWN_KEYS = _known_keys()
+#: The :class:`ClerkSettings` fields read from configuration: ``ClerkSecurity(**options)`` names. The dataclass
+#: is the one place a setting is defined: a new field is a new option and a new known ``CLERK_*`` key.
+OPTION_NAMES = frozenset(item.name for item in fields(ClerkSettings) if not item.metadata.get("derived"))
+KNOWN_KEYS = frozenset(f"CLERK_{name.upper()}" for name in OPTION_NAMES) | TOOL_KEYS
 
 _warned_keys: set[str] = set()
 _warned_lock = threading.Lock()

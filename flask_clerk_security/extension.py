@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import functools
 import inspect
@@ -16,7 +15,7 @@ from . import pages
 from .audit import connect_default_handler, log_safe
 from .auth import Auth
 from .authenticate import RequestAuthenticator, token_from_authorization
-from .config import ClerkSettings, hold_secrets, load_settings
+from .config import OPTION_NAMES, ClerkSettings, hold_secrets, load_settings
 from .errors import ConfigurationError
 from .headers import install_talisman
 from .jwks import KeySource, PemKeySource, remote_key_source
@@ -128,12 +127,11 @@ def _build_state(settings: ClerkSettings) -> ClerkState:
 
 
 #: Settings computed from others, not options of their own.
-_DERIVED_SETTINGS = frozenset({"frontend_api"})
 
 
 def _check_option_names(options: Mapping[str, Any]) -> None:
     """Refuse an option that is no ``CLERK_*`` setting (``public_route=``), naming the closest one."""
-    known = sorted({f.name for f in dataclasses.fields(ClerkSettings)} - _DERIVED_SETTINGS)
+    known = sorted(OPTION_NAMES)
     for name in options:
         if name not in known:
             close = difflib.get_close_matches(name.lower(), known, n=1)

@@ -583,22 +583,23 @@ def test_cache_trades_revocation_latency_for_calls(make_app: MachineApp, clerk_b
 
 @pytest.mark.redis
 def test_redis_cache_is_shared_between_processes(
-    make_app: MachineApp, clerk_backend_api: BackendAPIStandIn, redis_client: Any
+    make_app: MachineApp, clerk_backend_api: BackendAPIStandIn, redis_client: Any, redis_prefix: str
 ) -> None:
-    config = {"CLERK_MACHINE_TOKEN_CACHE_TTL": 30, "CLERK_MACHINE_TOKEN_CACHE_URI": REDIS_URL}
+    config = {
+        "CLERK_MACHINE_TOKEN_CACHE_TTL": 30,
+        "CLERK_MACHINE_TOKEN_CACHE_URI": REDIS_URL,
+        "CLERK_STORE_KEY_PREFIX": redis_prefix,
+    }
     key = clerk_backend_api.mint_api_key(subject="org_shared")
     first, second = make_app(config).test_client(), make_app(config).test_client()
     assert first.get("/api/keys", headers=bearer(key)).get_json()["org_id"] == "org_shared"
     assert second.get("/api/keys", headers=bearer(key)).get_json()["org_id"] == "org_shared"
     assert len(verify_calls(clerk_backend_api)) == 1
 
-    name = "clerk:machine-token:" + hashlib.sha256(key.encode()).hexdigest()  # this test's entry, and only it
-    try:
-        value = redis_client.get(name)
-        assert value and key.encode() not in value
-        assert 0 < redis_client.pttl(name) <= 30_000
-    finally:
-        redis_client.delete(name)
+    [name] = list(redis_client.scan_iter(match=f"{redis_prefix}machine-token:*"))  # this test's entry, and only it
+    value = redis_client.get(name)
+    assert value and key.encode() not in value
+    assert 0 < redis_client.pttl(name) <= 30_000
 
 
 @pytest.mark.redis
@@ -616,7 +617,7 @@ def test_redis_cache_is_namespaced_per_clerk_instance(redis_client: Any, redis_p
                 CLERK_API_URL=api.url,
                 CLERK_ACCEPTS_TOKEN="api_key",
                 CLERK_MACHINE_TOKEN_CACHE_TTL=30,
-                CLERK_MACHINE_TOKEN_CACHE_URI="redis://127.0.0.1:6379/0",
+                CLERK_MACHINE_TOKEN_CACHE_URI=REDIS_URL,
                 CLERK_STORE_KEY_PREFIX=redis_prefix,
             )
             ClerkSecurity(app)
