@@ -27,7 +27,7 @@ from . import backend_api
 from .audit import log_safe
 from .config import ClerkSettings, reveal
 from .errors import AuthUnavailable, ConfigurationError, SessionRequired
-from .state import get_auth, get_state
+from .state import AUTH_KEY, get_auth, get_state
 from .stores import MemoryStore, StoreError, TTLStore, store_from_uri
 from .token_types import SESSION_TOKEN
 
@@ -202,9 +202,9 @@ class UserService:
         except StoreError as exc:
             logger.warning("user cache unavailable (%s): fetching from the Backend API", exc)
             cached = None
-        if cached is not None and time.time() - cached[1] < self.ttl:
-            return cached[0]
         fetched_at = time.time()
+        if cached is not None and fetched_at - cached[1] < self.ttl:
+            return cached[0]
         try:
             user = self.backend.users.get(user_id=user_id)
         except Exception as exc:
@@ -281,12 +281,12 @@ def get_current_user() -> Any:
     """The current request's user: fetched on first use, then kept with the request."""
     if not has_request_context():
         raise RuntimeError("current_user needs an active request (app.test_request_context()).")
-    environ = request.environ
+    environ = request._get_current_object().environ  # type: ignore[attr-defined]  # one context lookup
     try:
         return environ[USER_KEY]
     except KeyError:
         pass
-    user = _service().user_for(get_auth())
+    user = _service().user_for(environ.get(AUTH_KEY) or get_auth())
     environ[USER_KEY] = user
     return user
 
