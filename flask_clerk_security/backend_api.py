@@ -123,9 +123,13 @@ def deadline_http_client(timeout: float) -> httpx.Client:
     (the bearer secret stays with Clerk's host)."""
     import httpx
 
+    timeouts = httpx.Timeout(timeout, connect=min(timeout, 1.0))
+
     class DeadlineClient(httpx.Client):
         def send(self, request: httpx.Request, *, stream: bool = False, **kwargs: Any) -> httpx.Response:
             deadline = time.monotonic() + timeout
+            # Some SDK versions set no timeout on the request (httpx then waits forever): ours always applies.
+            request.extensions["timeout"] = timeouts.as_dict()
             response = super().send(request, stream=True, **kwargs)
             if stream:
                 return response
@@ -145,7 +149,7 @@ def deadline_http_client(timeout: float) -> httpx.Client:
             )
 
     return DeadlineClient(
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 1.0)),
+        timeout=timeouts,
         follow_redirects=False,
         headers={"User-Agent": "flask-clerk-security"},
     )
