@@ -50,41 +50,58 @@ UserLoader = Callable[..., Any]
 
 
 class UserCache(Protocol):
-    """Users by id, each with the wall-clock time it was fetched."""
+    """Users by id, each with the wall-clock time its fetch started.
+
+    ``invalidate`` leaves a tombstone: a fetch that started before it (and so may carry the old data) is not
+    cached when it ends, which a plain delete could not prevent.
+    """
 
     def get(self, user_id: str) -> tuple[User, float] | None: ...
 
     def set(self, user_id: str, user: User, fetched_at: float) -> None: ...
 
-    def delete(self, user_id: str) -> None: ...
+    def invalidate(self, user_id: str, at: float) -> None: ...
 
 
 class MemoryUserCache:
     """Parsed users in this process, least recently fetched evicted first: a warm hit costs a dict lookup."""
 
     def __init__(self, max_entries: int, lifetime: float) -> None:
-        self._data: OrderedDict[str, tuple[User, float]] = OrderedDict()
+        #: ``(user, fetched_at)``, or ``(None, invalidated_at)`` for a tombstone.
+        self._data: OrderedDict[str, tuple[User | None, float]] = OrderedDict()
         self._max = max_entries
         self._lifetime = lifetime
         self._lock = threading.Lock()
 
     def get(self, user_id: str) -> tuple[User, float] | None:
         item = self._data.get(user_id)
-        if item is not None and item[1] + self._lifetime <= time.time():
-            self.delete(user_id)
+        if item is None or item[0] is None:
             return None
-        return item
+        if item[1] + self._lifetime <= time.time():
+            with self._lock:
+                self._data.pop(user_id, None)
+            return None
+        return item[0], item[1]
 
     def set(self, user_id: str, user: User, fetched_at: float) -> None:
         with self._lock:
-            self._data[user_id] = (user, fetched_at)
-            self._data.move_to_end(user_id)
-            while len(self._data) > self._max:
-                self._data.popitem(last=False)
+            current = self._data.get(user_id)
+            if current is not None and current[0] is None and current[1] >= fetched_at:
+                return
+            self._put(user_id, (user, fetched_at))
 
-    def delete(self, user_id: str) -> None:
+    def invalidate(self, user_id: str, at: float) -> None:
         with self._lock:
-            self._data.pop(user_id, None)
+            self._put(user_id, (None, at))
+
+    def _put(self, user_id: str, item: tuple[User | None, float]) -> None:
+        self._data[user_id] = item
+        self._data.move_to_end(user_id)
+        while len(self._data) > self._max:
+            self._data.popitem(last=False)
+
+
+_TOMBSTONE = "invalidated "
 
 
 class StoreUserCache:
@@ -99,7 +116,7 @@ class StoreUserCache:
         from clerk_backend_api.models import User
 
         raw = self._store.get(self._namespace + user_id)
-        if raw is None:
+        if raw is None or raw.startswith(_TOMBSTONE):
             return None
         fetched_at, _, body = raw.partition(" ")
         try:
@@ -108,11 +125,18 @@ class StoreUserCache:
             return None
 
     def set(self, user_id: str, user: User, fetched_at: float) -> None:
-        value = f"{fetched_at!r} {user.model_dump_json(by_alias=True)}"
-        self._store.set(self._namespace + user_id, value, self._lifetime)
+        key = self._namespace + user_id
+        current = self._store.get(key)
+        if current is not None and current.startswith(_TOMBSTONE):
+            try:
+                if float(current.removeprefix(_TOMBSTONE)) >= fetched_at:
+                    return
+            except ValueError:
+                pass
+        self._store.set(key, f"{fetched_at!r} {user.model_dump_json(by_alias=True)}", self._lifetime)
 
-    def delete(self, user_id: str) -> None:
-        self._store.delete(self._namespace + user_id)
+    def invalidate(self, user_id: str, at: float) -> None:
+        self._store.set(self._namespace + user_id, f"{_TOMBSTONE}{at!r}", self._lifetime)
 
 
 def _is_outage(exc: Exception) -> bool:
@@ -228,8 +252,8 @@ class UserService:
         return user
 
     def invalidate(self, user_id: str) -> None:
-        """Forget a cached user (raises :class:`StoreError` when a shared store is down)."""
-        self.cache.delete(user_id)
+        """Forget a cached user, and any fetch of it under way (raises :class:`StoreError` when Redis is down)."""
+        self.cache.invalidate(user_id, time.time())
 
     def invalidate_event(self, event: WebhookEvent) -> None:
         """``user.updated`` / ``user.deleted``: drop the user from the cache before the app's handlers run."""

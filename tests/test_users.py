@@ -236,6 +236,33 @@ def test_webhook_invalidates_the_cache_before_the_apps_handlers_run(
     assert client.get("/me", headers=bearer(clerk_issuer)).json["first_name"] == expected
 
 
+@pytest.mark.parametrize("redis_cache", [False, True], ids=["memory", "redis"])
+def test_a_fetch_under_way_when_the_webhook_lands_is_not_cached(
+    redis_cache: bool,
+    make_app: UserApp,
+    clerk_issuer: ClerkTestIssuer,
+    clerk_backend_api: BackendAPIStandIn,
+    request: pytest.FixtureRequest,
+) -> None:
+    import threading
+
+    config = {}
+    if redis_cache:
+        prefix = request.getfixturevalue("redis_prefix")
+        config = {"CLERK_USER_CACHE_URI": "redis://127.0.0.1:6379/0", "CLERK_STORE_KEY_PREFIX": prefix}
+    app, _ = make_app(**config)
+    clerk_backend_api.add_user(user_id=USER, first_name="Ada")
+    clerk_backend_api.delay = 0.6  # the fetch below is still under way when the webhook arrives
+    slow = threading.Thread(target=lambda: app.test_client().get("/me", headers=bearer(clerk_issuer)))
+    slow.start()
+    time.sleep(0.2)
+    assert _deliver(app, clerk_issuer, "user.updated", {"id": USER}).status_code == 200
+    slow.join(5)
+    clerk_backend_api.delay = 0
+    app.test_client().get("/me", headers=bearer(clerk_issuer))
+    assert clerk_backend_api.count("GET", USER_PATH) == 2  # the answer that raced the invalidation was not kept
+
+
 def test_webhook_with_a_bad_signature_does_not_invalidate(
     make_app: UserApp, clerk_issuer: ClerkTestIssuer, clerk_backend_api: BackendAPIStandIn
 ) -> None:
