@@ -112,6 +112,15 @@ def test_without_the_extra_clerk_backend_names_the_install_command(
         clerk.backend  # noqa: B018
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("CLERK_USER_CACHE_URI", "memcached://localhost"), ("CLERK_USER_CACHE_TTL", "-1"), ("CLERK_USER_CACHE_SIZE", "0")],
+)
+def test_bad_user_cache_settings_fail_at_init_naming_the_key(make_app: UserApp, key: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=key):
+        make_app(**{key: value})
+
+
 def test_current_user_is_the_sdk_user_memoized_per_request_and_cached_across_requests(
     make_app: UserApp, clerk_issuer: ClerkTestIssuer, clerk_backend_api: BackendAPIStandIn
 ) -> None:
