@@ -12,6 +12,7 @@ other processes spreads over all of them, and the figures are medians. Each resp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import platform
@@ -34,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 from flask import Flask, abort, g, request  # noqa: E402
 from werkzeug.test import EnvironBuilder  # noqa: E402
 
-from flask_clerk_security import ClerkSecurity, current_auth  # noqa: E402
+from flask_clerk_security import ClerkSecurity, current_auth, current_user  # noqa: E402
 from flask_clerk_security.extension import get_state  # noqa: E402
 from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer  # noqa: E402
 from flask_clerk_security.tokens import decode_unverified  # noqa: E402
@@ -50,6 +51,7 @@ REPEATED_TOKEN_MAX_FLOORS = 0.25
 PUBLIC_MAX_PLAIN = 1.6
 SDK_MIN_SPEEDUP = 2.0
 IMPORT_MAX_MS = 150.0
+USER_WARM_MAX_US = 5.0
 
 
 @dataclass
@@ -140,6 +142,62 @@ def clerk_app(issuer: ClerkTestIssuer, api_url: str) -> Flask:
         return {"user_id": "user_123"}
 
     return app
+
+
+USER_ID = "user_123"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def user_app(issuer: ClerkTestIssuer, api_url: str, name: str, **config: Any) -> Flask:
+    """``clerk_app``'s shape with a route that reads ``current_user`` (the Clerk user, through the SDK)."""
+    app = Flask(name)
+    app.config.update(
+        CLERK_SECRET_KEY=issuer.secret_key,
+        CLERK_PUBLISHABLE_KEY=issuer.publishable_key,
+        CLERK_API_URL=api_url,
+        CLERK_AUTHORIZED_PARTIES=AZP,
+        CLERK_USER_CACHE_TTL=3600,
+        **config,
+    )
+    ClerkSecurity(app)
+
+    @app.get("/api/profile")
+    def profile() -> dict[str, Any]:
+        return {"user_id": current_auth.user_id, "name": current_user.first_name}
+
+    @app.get("/api/profile-baseline")
+    def profile_baseline() -> dict[str, Any]:
+        return {"user_id": current_auth.user_id, "name": "Ada"}
+
+    return app
+
+
+def redis_available() -> bool:
+    try:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5).ping()
+    except Exception:
+        return False
+    return True
+
+
+def evicting(app: Flask, items: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """``items``, dropping the cached user before each request (outside its timing): every request is cold."""
+    users = get_state(app).users
+    assert users is not None
+    for item in items:
+        users.invalidate(USER_ID)
+        yield item
+
+
+def _delete_redis_keys(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=500))
+    if keys:
+        client.delete(*keys)
 
 
 def sdk_app(pem: str) -> Flask | None:
@@ -277,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     unchecked_pool = [issuer.session_token(azp=AZP, lifetime=3600) for _ in range(per_variant)]
     repeated = issuer.session_token(azp=AZP, lifetime=3600)
 
-    with BackendAPIStandIn(issuer) as stand_in:
+    with contextlib.ExitStack() as stack:
+        stand_in = stack.enter_context(BackendAPIStandIn(issuer))
         clerk = clerk_app(issuer, stand_in.url)
         variants = [
             Variant("plain", "plain Flask route", wsgi_runner(plain_app(), environs("/api/me", forever(None)))),
@@ -304,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
                 wsgi_runner(unchecked, environs("/api/me", iter(unchecked_pool))),
             )
         )
+        warm = [wsgi_runner(app, environs("/api/me", forever(repeated))) for app in (clerk, unchecked)]
         sdk = sdk_app(issuer.public_pem)
         if sdk is not None:
             variants.append(
@@ -314,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
         naive = naive_app(f"{stand_in.url}/v1/jwks", issuer.secret_key)
+        warm.append(wsgi_runner(naive, environs("/api/me", forever(repeated))))
         variants.append(
             Variant("naive", "naive PyJWKClient + jwt.decode", wsgi_runner(naive, environs("/api/me", iter(pool))))
         )
@@ -334,10 +395,63 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
 
+        user_rows = users_stand_in = None
+        try:
+            import clerk_backend_api  # noqa: F401
+        except ImportError:
+            user_rows = SKIPPED_SDK
+        if user_rows is None:
+            # Rows reading current_user get their own stand-ins: warm rows' calls are counted apart from the cold one.
+            users_stand_in = stack.enter_context(BackendAPIStandIn(issuer, secret_key=issuer.secret_key))
+            cold_stand_in = stack.enter_context(BackendAPIStandIn(issuer, secret_key=issuer.secret_key))
+            for server in (users_stand_in, cold_stand_in):
+                server.add_user(user_id=USER_ID, first_name="Ada")
+            warm_app = user_app(issuer, users_stand_in.url, "users_memory")
+            cold_app = user_app(issuer, cold_stand_in.url, "users_cold")
+            variants.append(
+                Variant(
+                    "user_cold",
+                    "current_user, cold (Backend API call)",
+                    wsgi_runner(cold_app, evicting(cold_app, environs("/api/profile", forever(repeated)))),
+                )
+            )
+            variants.append(
+                Variant(
+                    "user_base",
+                    "  same shape, constant name (baseline)",
+                    wsgi_runner(warm_app, environs("/api/profile-baseline", forever(repeated))),
+                )
+            )
+            variants.append(
+                Variant(
+                    "user_warm",
+                    "current_user, warm memory cache",
+                    wsgi_runner(warm_app, environs("/api/profile", forever(repeated))),
+                )
+            )
+            warm.append(wsgi_runner(warm_app, environs("/api/profile", forever(repeated))))
+            warm.append(wsgi_runner(cold_app, environs("/api/profile", forever(repeated))))
+            if redis_available():
+                redis_prefix = f"fcs-bench:{os.getpid()}:"
+                redis_app = user_app(
+                    issuer,
+                    users_stand_in.url,
+                    "users_redis",
+                    CLERK_USER_CACHE_URI=REDIS_URL,
+                    CLERK_STORE_KEY_PREFIX=redis_prefix,
+                )
+                stack.callback(_delete_redis_keys, redis_prefix)
+                variants.append(
+                    Variant(
+                        "user_redis",
+                        "current_user, warm Redis cache",
+                        wsgi_runner(redis_app, environs("/api/profile", forever(repeated))),
+                    )
+                )
+                warm.append(wsgi_runner(redis_app, environs("/api/profile", forever(repeated))))
+
         # Warm-up: first requests load the JWKS, fill caches, import lazily imported modules. The pool is not
         # touched, so every "new token" request below is a cache miss.
-        warm = [wsgi_runner(app, environs("/api/me", forever(repeated))) for app in (clerk, unchecked)]
-        warm.append(wsgi_runner(naive, environs("/api/me", forever(repeated))))
         if sdk is not None:
             warm.append(wsgi_runner(sdk, environs("/api/me", forever(repeated))))
         for _ in range(50):
@@ -347,12 +461,14 @@ def main(argv: list[str] | None = None) -> int:
                 if variant.name in ("plain", "public", "floor", "pyjwt"):
                     variant.run()
         calls_before = len(stand_in.calls)
+        users_calls_before = len(users_stand_in.calls) if users_stand_in is not None else 0
         for round_index in range(rounds):
             shift = round_index % len(variants)
             for variant in variants[shift:] + variants[:shift]:
                 run = variant.run
                 variant.samples.extend(run() for _ in range(batch))
         backend_calls = len(stand_in.calls) - calls_before
+        warm_user_calls = len(users_stand_in.calls) - users_calls_before if users_stand_in is not None else 0
         jwks_fetches = getattr(get_state(clerk).authenticator.verifier.key_source, "fetch_count", 0)
 
     by_name = {variant.name: variant for variant in variants}
@@ -371,6 +487,9 @@ def main(argv: list[str] | None = None) -> int:
         "sdk": "plain",
         "naive": "plain",
         "public": "plain",
+        "user_cold": "user_base",
+        "user_warm": "user_base",
+        "user_redis": "user_base",
     }
     for variant in variants:
         name = variant.name
@@ -385,6 +504,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{variant.label:<44}{med[name]:>11.1f}{added:>11}{floors:>9}  {over}")
     if sdk is None:
         print(f"{'clerk-backend-api authenticate_request':<44}{SKIPPED_SDK:>11}")
+    if user_rows is not None:
+        print(f"{'current_user rows':<44}{user_rows:>11}")
+    elif "user_redis" not in med:
+        print(f"{'current_user, warm Redis cache':<44}{'skipped: no Redis on 127.0.0.1:6379':>11}")
 
     import_total = import_ms("import flask_clerk_security", "flask_clerk_security", import_runs)
     import_flask = import_ms("import flask", "flask", import_runs)
@@ -431,6 +554,15 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     checks.append((backend_calls == 0, f"Backend API calls per request in steady state: {backend_calls} == 0"))
+    if "user_warm" in med:
+        user_extra = med["user_warm"] - med["user_base"]
+        checks.append(
+            (
+                warm_user_calls == 0 and user_extra <= USER_WARM_MAX_US,
+                f"current_user with a warm cache adds {user_extra:.1f} µs <= {USER_WARM_MAX_US} with "
+                f"{warm_user_calls} Backend API calls (== 0)",
+            )
+        )
     checks.append(
         (
             import_total < IMPORT_MAX_MS,

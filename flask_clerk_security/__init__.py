@@ -15,12 +15,14 @@ from .errors import (
     MalformedJSON,
     PermissionDenied,
     ReverificationRequired,
+    SessionRequired,
     TokenVerificationError,
     UnsupportedContentType,
     ValidationFailed,
 )
 from .extension import ClerkSecurity, current_auth, get_auth
 from .tokens import verify_token
+from .users import current_user, get_token
 
 if TYPE_CHECKING:
     from .validation import get_validated_body, get_validated_query
@@ -50,11 +52,14 @@ __all__ = [
     "MalformedJSON",
     "PermissionDenied",
     "ReverificationRequired",
+    "SessionRequired",
     "TokenVerificationError",
     "UnsupportedContentType",
     "ValidationFailed",
     "current_auth",
+    "current_user",
     "get_auth",
+    "get_token",
     "get_validated_body",
     "get_validated_query",
     "verify_token",

@@ -1,4 +1,5 @@
-"""Clerk Backend API client: one pooled ``requests`` session per process, one total deadline per call."""
+"""Clerk Backend API clients, each call within one total deadline: a pooled ``requests`` session for the
+extension's own calls, and Clerk's official SDK (``clerk-backend-api``) for the app (``clerk.backend``)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from .config import CLERK_API_VERSION_HEADER, Secret, reveal
+from .errors import ConfigurationError
 
 if TYPE_CHECKING:  # imported when the first call is made: most apps verify with a cached JWKS or a PEM
+    import httpx
     import requests
+    from clerk_backend_api import Clerk
     from requests.adapters import HTTPAdapter
 
 logger = logging.getLogger("flask_clerk_security")
@@ -183,3 +187,66 @@ def call(
     if body is None:
         raise BackendAPIError("Backend API answered without a JSON body", status)
     return body
+
+
+def sdk_client(api_url: str, api_version: str, secret_key: str | Secret, timeout: float) -> Clerk:
+    """Clerk's official SDK aimed at ``{api_url}/{api_version}`` (so a stand-in can serve it), with no retries
+    and an HTTP client that holds every call to ``timeout`` seconds in all, as :func:`call` does.
+
+    Raises :class:`ConfigurationError` naming the install command when the ``backend`` extra is missing.
+    """
+    try:
+        from clerk_backend_api import Clerk
+    except ImportError:
+        raise ConfigurationError(
+            "clerk.backend, current_user and get_token() need Clerk's Python SDK. "
+            "Fix: pip install 'flask-clerk-security[backend]'"
+        ) from None
+    return Clerk(
+        bearer_auth=reveal(secret_key),
+        server_url=f"{api_url.rstrip('/')}/{api_version.strip('/')}",
+        client=deadline_http_client(timeout),
+        retry_config=None,
+    )
+
+
+def deadline_http_client(timeout: float) -> httpx.Client:
+    """An ``httpx.Client`` whose every ``send`` (connect, wait and read together) ends within ``timeout`` seconds
+    with at most 1 MiB read: httpx's own timeouts bound each phase, not the whole call. Redirects are not followed
+    (the bearer secret stays with Clerk's host)."""
+    import httpx
+
+    timeouts = httpx.Timeout(timeout, connect=min(timeout, 1.0))
+
+    class DeadlineClient(httpx.Client):
+        def send(self, request: httpx.Request, *, stream: bool = False, **kwargs: Any) -> httpx.Response:
+            deadline = time.monotonic() + timeout
+            # Some SDK versions set no timeout on the request (httpx then waits forever): ours always applies.
+            request.extensions["timeout"] = timeouts.as_dict()
+            response = super().send(request, stream=True, **kwargs)
+            if stream:
+                return response
+            chunks: list[bytes] = []
+            size = 0
+            try:
+                for chunk in response.iter_bytes(16384):
+                    size += len(chunk)
+                    if size > _MAX_BODY or time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("Backend API answer too large or too slow", request=request)
+                    chunks.append(chunk)
+            finally:
+                response.close()
+            headers = [(k, v) for k, v in response.headers.items() if k.lower() not in _DECODED_HEADERS]
+            return httpx.Response(
+                response.status_code, headers=headers, content=b"".join(chunks), request=request
+            )
+
+    return DeadlineClient(
+        timeout=timeouts,
+        follow_redirects=False,
+        headers={"User-Agent": "flask-clerk-security"},
+    )
+
+
+#: Headers that describe the body as sent, not as decoded by ``iter_bytes``.
+_DECODED_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})

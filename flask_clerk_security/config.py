@@ -111,6 +111,7 @@ SECRET_OPTIONS = frozenset(
         "ratelimit_storage_uri",
         "machine_token_cache_uri",
         "webhook_store_uri",
+        "user_cache_uri",
     }
 )
 
@@ -214,6 +215,11 @@ class ClerkSettings:
     webhook_store_uri: SecretURI = MEMORY_URI
     webhook_rate_limit: str = "600 per minute"
     store_key_prefix: str = "clerk:"
+    # current_user: the Backend API user cache (see docs/users.md).
+    user_cache_ttl: float = 60.0
+    user_cache_max_stale: float = 300.0
+    user_cache_size: int = 10_000
+    user_cache_uri: SecretURI = MEMORY_URI
 
     @property
     def secrets(self) -> dict[str, str]:
@@ -481,6 +487,20 @@ def _webhook_store_uri(read: _Reader, ratelimit_uri: str, webhook_secret: str | 
     return "memory://"
 
 
+def _user_cache_uri(read: _Reader, ratelimit_uri: str) -> str:
+    """``CLERK_USER_CACHE_URI``, else the rate-limit storage when it is a Redis (so a webhook's invalidation reaches
+    every process), else this process's memory."""
+    explicit = read.get("CLERK_USER_CACHE_URI")
+    if explicit is not None:
+        if not str(explicit).startswith(_STORE_SCHEMES):
+            raise ConfigurationError(
+                "CLERK_USER_CACHE_URI must start with memory://, redis://, rediss:// or unix://. "
+                "Fix: e.g. redis://localhost:6379/0"
+            )
+        return str(explicit)
+    return ratelimit_uri if ratelimit_uri.startswith(_STORE_SCHEMES) else "memory://"
+
+
 def _check_url(key: str, value: str) -> str:
     if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
         raise ConfigurationError(f"{key} must be an http(s) URL, got {value!r}. Fix: set it to e.g. https://...")
@@ -650,6 +670,14 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
             "CLERK_WEBHOOK_RATE_LIMIT", _rate_limit, "600 per minute", "use e.g. '600 per minute', or 'off'"
         ),
         store_key_prefix=str(read.get("CLERK_STORE_KEY_PREFIX", "clerk:")),
+        user_cache_ttl=read.parse(
+            "CLERK_USER_CACHE_TTL", _non_negative_float, 60.0, "use seconds, e.g. 60; 0 fetches on every request"
+        ),
+        user_cache_max_stale=read.parse(
+            "CLERK_USER_CACHE_MAX_STALE", _non_negative_float, 300.0, "use seconds, e.g. 300; 0 never serves stale"
+        ),
+        user_cache_size=read.parse("CLERK_USER_CACHE_SIZE", _positive_int, 10_000, "use a whole number, e.g. 10000"),
+        user_cache_uri=SecretURI(_user_cache_uri(read, ratelimit_storage_uri)),
     )
     for item in fields(settings):
         value = getattr(settings, item.name)

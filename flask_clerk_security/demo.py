@@ -6,6 +6,7 @@ Nothing here talks to Clerk: tokens come from the test kit's issuer and the Back
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 import time
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import requests
-from flask import Flask
+from flask import Flask, render_template_string
 from pydantic import BaseModel, StringConstraints
 
 from . import ClerkSecurity, current_auth
@@ -120,6 +121,11 @@ def create_demo_app(
     @app.get("/dashboard")
     def dashboard() -> str:
         return f"<h1>Hello {current_auth.user_id}</h1>"
+
+    @app.get("/profile")
+    def profile() -> str:
+        # current_user is in every template: the Clerk user, fetched through the official SDK and cached.
+        return render_template_string("<h1>Hello {{ current_user.first_name }} {{ current_user.last_name }}</h1>")
 
     @app.get("/api/reports")
     @clerk.require(permission="org:reports:read")
@@ -378,6 +384,19 @@ def _rate_limited(demo: Demo) -> str:
         raise DemoFailure(f"429 without JSON body or Retry-After: {response.text[:120]}")
     expect(demo.post("/api/export", headers=demo.issuer.auth_header(azp=ORIGIN, user_id="user_idle")), 200)
     return f"3 per minute: 4th -> 429 Retry-After {response.headers['Retry-After']}, another user -> 200"
+
+
+@step("a page shows the signed-in user's name from the Backend API (current_user), cached")
+def _current_user(demo: Demo) -> str:
+    if importlib.util.find_spec("clerk_backend_api") is None:
+        return "skipped: needs Clerk's SDK (pip install 'flask-clerk-security[backend]')"
+    demo.backend_api.add_user(user_id="user_123", first_name="Ada", last_name="Lovelace")
+    headers = {**PAGE, **demo.issuer.auth_header(azp=ORIGIN)}
+    pages = [expect(demo.get("/profile", headers=headers), 200).text for _ in range(2)]
+    calls = demo.backend_api.count("GET", "/v1/users/user_123")
+    if pages != ["<h1>Hello Ada Lovelace</h1>"] * 2 or calls != 1:
+        raise DemoFailure(f"pages {pages}, {calls} Backend API call(s) for the user")
+    return "GET /profile twice -> 'Hello Ada Lovelace', one Backend API call (then cached)"
 
 
 @contextmanager

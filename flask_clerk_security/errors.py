@@ -60,6 +60,13 @@ class AuthenticationRequired(_JSONError, Unauthorized):
         return headers
 
 
+class SessionRequired(AuthenticationRequired):
+    """401 from ``get_token()``: the request has no signed-in session (signed out, or a machine token)."""
+
+    def __init__(self) -> None:
+        super().__init__("session-token-required")
+
+
 class PermissionDenied(_JSONError, Forbidden):
     """403: signed in, but not allowed."""
 

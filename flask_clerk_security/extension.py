@@ -41,17 +41,23 @@ from .stores import instance_namespace, store_from_uri
 from .templates import install_template_globals
 from .token_types import API_KEY, OAUTH_TOKEN, SESSION_TOKEN, AcceptsToken, accepts_machine_tokens, is_accepted
 from .tokens import TokenVerifier
+from .users import UserLoader, UserService, loader_entry, template_context
 from .webhooks import WebhookBlueprint, WebhookState, warn_if_unconfigured
 
 if TYPE_CHECKING:
+    from clerk_backend_api import Clerk
     from flask_limiter import Limiter
     from pydantic import BaseModel
+
+#: Webhook events after which a cached Clerk user is stale.
+_USER_CHANGED_EVENTS = ("user.updated", "user.deleted")
 
 logger = logging.getLogger("flask_clerk_security")
 
 __all__ = ["EXTENSION_KEY", "ClerkSecurity", "ClerkState", "current_auth", "get_auth", "get_state"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+L = TypeVar("L", bound=Callable[..., Any])
 
 
 def _authenticate(req: Request, state: ClerkState, accepts: AcceptsToken | None = None) -> Auth:
@@ -159,6 +165,7 @@ class ClerkSecurity:
         self._owns_limiter = limiter is None
         self.limiter: Limiter = limiter or create_limiter()
         self.webhooks = WebhookBlueprint(self.limiter)
+        self._user_loader: tuple[UserLoader, bool] | None = None
         if app is not None:
             self.init_app(app)
 
@@ -168,6 +175,10 @@ class ClerkSecurity:
         state = _build_state(settings)
         state.authenticate = _authenticate
         state.webhooks = WebhookState(settings)
+        state.users = UserService(settings, lambda: self._user_loader)
+        for event_type in _USER_CHANGED_EVENTS:
+            state.webhooks.before_handlers.setdefault(event_type, []).append(state.users.invalidate_event)
+        app.context_processor(template_context)
         init_limiter(self.limiter, app, settings, owned=self._owns_limiter)
         app.extensions[EXTENSION_KEY] = state
         if settings.security_headers:  # before _protect, so plain-HTTP requests are redirected first
@@ -211,6 +222,22 @@ class ClerkSecurity:
             requirement.check(auth)
         if not auth.is_authenticated:
             raise signed_out_error(auth)
+
+    @property
+    def backend(self) -> Clerk:
+        """The current app's ``clerk_backend_api.Clerk`` (Clerk's official SDK; extra ``[backend]``), created on
+        first use from ``CLERK_SECRET_KEY`` and ``CLERK_API_URL``, every call within ``CLERK_HTTP_TIMEOUT``."""
+        users = get_state().users
+        assert users is not None  # set by init_app
+        return users.backend
+
+    def user_loader(self, loader: L) -> L:
+        """Register ``loader(user_id, claims)`` (or ``loader(user_id)``, as Flask-Login's): ``current_user`` then
+        returns what it returns for the signed-in session (``None`` for no such user) instead of Clerk's user."""
+        if not callable(loader):
+            raise TypeError(f"user_loader takes a function, got {loader!r}")
+        self._user_loader = loader_entry(loader)
+        return loader
 
     @staticmethod
     def public(view: F) -> F:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .config import ClerkSettings
     from .machine import MachineVerifier
     from .routes import RouteMatcher
+    from .users import UserService
     from .webhooks import WebhookState
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,6 +48,8 @@ class ClerkState:
     talisman: Any = None
     content_security_policy: str = ""
     webhooks: WebhookState | None = None
+    #: ``current_user``, ``clerk.backend`` and ``get_token()`` (set by the extension).
+    users: UserService | None = None
     #: Authenticates a request (for the token types its endpoint accepts) and stores the answer in the request.
     authenticate: Callable[[Request, ClerkState], Auth] | None = None
 

@@ -141,6 +141,9 @@ class WebhookState:
         # secret keeps two apps sharing a Redis from swallowing each other's deliveries.
         digest = hashlib.sha256((reveal(self.secret) or "").encode()).hexdigest()[:16]
         self.namespace = f"webhook:{digest}:"
+        #: The extension's own handlers by event type (cache invalidation): they run on every verified delivery,
+        #: replays included (they are idempotent), before any claim and before the app's handlers.
+        self.before_handlers: dict[str, list[Callable[[WebhookEvent], None]]] = {}
 
 
 def _warn_if_not_persistent(store: RedisStore, uri: Secret) -> None:
@@ -266,6 +269,12 @@ class WebhookBlueprint(Blueprint):
             logger.info("webhook refused: %s (svix-id %s)", log_safe(problem), log_safe(headers["svix-id"][:64]))
             raise _reject("invalid_signature", WebhookRejected())
         event = _parse_event(body, headers)
+        for before in state.before_handlers.get(event.type, ()):
+            try:
+                before(event)
+            except StoreError as exc:
+                logger.error("webhook %s not processed: cache store unavailable (%s)", log_safe(event.id), exc)
+                raise WebhookStoreUnavailable() from None
         handlers = self.handlers_for(event.type)
         if not handlers:
             return {"status": "ignored"}, 200

@@ -1,19 +1,25 @@
-"""A stand-in for Clerk's Backend API on 127.0.0.1: the JWKS, machine-token verification, handshake payloads."""
+"""A stand-in for Clerk's Backend API on 127.0.0.1: the JWKS, machine-token verification, handshake payloads,
+users, organizations, memberships and JWT-template session tokens."""
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..jwks import forget_key_sources
 from .issuer import ClerkTestIssuer
+from .records import membership_record, organization_record, user_record
 from .server import Handler, StandInRequest, _LoopbackServer
+
+#: A handler of a route with path parameters: gets the request and the path's named groups.
+PatternHandler = Callable[[StandInRequest, dict[str, str]], tuple[int, Any]]
 
 
 class MachineTokenRecord:
@@ -38,6 +44,12 @@ _MACHINE_ROUTES = {
 }
 
 
+_NOT_FOUND: tuple[int, Any] = (
+    404,
+    {"errors": [{"code": "resource_not_found", "message": "not found", "long_message": "Resource not found"}]},
+)
+
+
 class BackendAPIStandIn(_LoopbackServer):
     """Clerk's Backend API on 127.0.0.1 over real HTTP: ``GET /v1/jwks`` for the issuer, plus added routes.
 
@@ -48,6 +60,13 @@ class BackendAPIStandIn(_LoopbackServer):
     verify endpoints (``POST /api_keys/verify`` ...) then answer for, as Clerk's Backend API does; unknown
     tokens get 404. ``revoke(token)`` marks one revoked. ``machine_secret_key`` (when set) is also accepted
     as the bearer of ``/m2m_tokens/verify``.
+
+    Users and organizations: ``add_user``, ``update_user``, ``delete_user``, ``add_organization`` and
+    ``add_membership`` create records shaped as Clerk's (the SDK's ``models.User`` ... parse them), served at
+    ``GET /v1/users/{id}``, ``GET /v1/users``, ``GET /v1/organizations/{id or slug}``,
+    ``GET /v1/organizations/{id}/memberships`` and ``GET /v1/users/{id}/organization_memberships``.
+    ``add_jwt_template(name, claims)`` makes ``POST /v1/sessions/{sid}/tokens/{name}`` answer a JWT signed by
+    the issuer. ``count(method, path)`` counts calls.
     """
 
     def __init__(self, issuer: ClerkTestIssuer, *, secret_key: str | None = None) -> None:
@@ -67,6 +86,20 @@ class BackendAPIStandIn(_LoopbackServer):
         self.machine_tokens: dict[str, MachineTokenRecord] = {}
         for token_type, (path, field, _) in _MACHINE_ROUTES.items():
             self.routes[("POST", path)] = self._machine_verify_handler(token_type, field)
+        self.users: dict[str, dict[str, Any]] = {}
+        self.organizations: dict[str, dict[str, Any]] = {}
+        self.memberships: list[dict[str, Any]] = []
+        self.jwt_templates: dict[str, tuple[dict[str, Any], int]] = {}
+        #: Session id -> user id, for the ``sub`` of template tokens (filled by :meth:`add_session`).
+        self.sessions: dict[str, str] = {}
+        self.pattern_routes: list[tuple[str, re.Pattern[str], PatternHandler]] = [
+            ("GET", re.compile(r"/v1/users/(?P<user_id>[^/]+)"), self._get_user),
+            ("GET", re.compile(r"/v1/users/(?P<user_id>[^/]+)/organization_memberships"), self._user_memberships),
+            ("GET", re.compile(r"/v1/organizations/(?P<org>[^/]+)"), self._get_organization),
+            ("GET", re.compile(r"/v1/organizations/(?P<org>[^/]+)/memberships"), self._org_memberships),
+            ("POST", re.compile(r"/v1/sessions/(?P<sid>[^/]+)/tokens/(?P<template>[^/]+)"), self._template_token),
+        ]
+        self.routes[("GET", "/v1/users")] = self._list_users
         self._stopped = threading.Event()
         super().__init__(self._handler_class())
 
@@ -101,9 +134,103 @@ class BackendAPIStandIn(_LoopbackServer):
         if authorization not in bearers:
             return 401, {"errors": [{"code": "clerk_key_invalid", "message": "The secret key is invalid."}]}
         handler = self.routes.get((request.method, request.path))
-        if handler is None:
-            return 404, {"errors": [{"code": "resource_not_found", "message": "not found"}]}
-        return handler(request)
+        if handler is not None:
+            return handler(request)
+        for method, pattern, pattern_handler in self.pattern_routes:
+            match = pattern.fullmatch(request.path)
+            if match and method == request.method:
+                return pattern_handler(request, match.groupdict())
+        return _NOT_FOUND
+
+    def add_user(
+        self,
+        *,
+        user_id: str | None = None,
+        first_name: str | None = "Ada",
+        last_name: str | None = "Lovelace",
+        email: str | None = "ada@example.com",
+        username: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """A user as ``GET /v1/users/{id}`` answers it (``fields`` set any other field, e.g.
+        ``public_metadata={...}``); returns the record, which later changes through :meth:`update_user`."""
+        record = user_record(
+            user_id or f"user_{secrets.token_hex(12)}", first_name, last_name, email, username, fields
+        )
+        self.users[record["id"]] = record
+        return record
+
+    def update_user(self, user_id: str, **fields: Any) -> dict[str, Any]:
+        """Change fields of a user, as an edit in Clerk's Dashboard does; ``updated_at`` moves on."""
+        record = self.users[user_id]
+        record.update(fields, updated_at=int(time.time() * 1000))
+        return record
+
+    def delete_user(self, user_id: str) -> None:
+        """Remove a user: ``GET /v1/users/{id}`` then answers 404, as Clerk does."""
+        del self.users[user_id]
+
+    def add_organization(
+        self, *, org_id: str | None = None, name: str = "Acme", slug: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """An organization as ``GET /v1/organizations/{id}`` answers it; returns the record."""
+        record = organization_record(org_id or f"org_{secrets.token_hex(12)}", name, slug, fields)
+        self.organizations[record["id"]] = record
+        return record
+
+    def add_membership(
+        self, org_id: str, user_id: str, *, role: str = "org:member", permissions: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """``user_id`` joins organization ``org_id`` with ``role``; returns the membership record."""
+        user = self.users.get(user_id) or {"id": user_id}
+        record = membership_record(self.organizations[org_id], user, role, list(permissions))
+        self.memberships.append(record)
+        return record
+
+    def add_jwt_template(self, name: str, claims: Mapping[str, Any] | None = None, *, lifetime: int = 60) -> None:
+        """A JWT template: tokens for it carry ``claims`` plus ``sid``/``sub``/``iat``/``exp`` (``lifetime`` s)."""
+        self.jwt_templates[name] = (dict(claims or {}), lifetime)
+
+    def add_session(self, session_id: str, user_id: str) -> None:
+        """Tell the stand-in whose session ``session_id`` is (the ``sub`` of its template tokens)."""
+        self.sessions[session_id] = user_id
+
+    def _get_user(self, _: StandInRequest, params: dict[str, str]) -> tuple[int, Any]:
+        record = self.users.get(params["user_id"])
+        return (200, record) if record is not None else _NOT_FOUND
+
+    def _list_users(self, request: StandInRequest) -> tuple[int, Any]:
+        wanted = set(request.query.get("user_id", ()))
+        return 200, [record for user_id, record in self.users.items() if not wanted or user_id in wanted]
+
+    def _get_organization(self, _: StandInRequest, params: dict[str, str]) -> tuple[int, Any]:
+        key = params["org"]
+        record = self.organizations.get(key) or next(
+            (org for org in self.organizations.values() if org["slug"] == key), None
+        )
+        return (200, record) if record is not None else _NOT_FOUND
+
+    def _org_memberships(self, _: StandInRequest, params: dict[str, str]) -> tuple[int, Any]:
+        if params["org"] not in self.organizations:
+            return _NOT_FOUND
+        found = [m for m in self.memberships if m["organization"]["id"] == params["org"]]
+        return 200, {"data": found, "total_count": len(found)}
+
+    def _user_memberships(self, _: StandInRequest, params: dict[str, str]) -> tuple[int, Any]:
+        found = [m for m in self.memberships if m["public_user_data"]["user_id"] == params["user_id"]]
+        return 200, {"data": found, "total_count": len(found)}
+
+    def _template_token(self, _: StandInRequest, params: dict[str, str]) -> tuple[int, Any]:
+        template = self.jwt_templates.get(params["template"])
+        if template is None:
+            return _NOT_FOUND
+        claims, lifetime = template
+        now = int(time.time())
+        token_claims = {"iss": self.issuer.issuer, "sid": params["sid"], "iat": now, "nbf": now - 10}
+        if params["sid"] in self.sessions:
+            token_claims["sub"] = self.sessions[params["sid"]]
+        token = self.issuer.sign({**token_claims, **claims, "exp": now + lifetime})
+        return 200, {"object": "token", "jwt": token}
 
     def mint_api_key(
         self,
