@@ -90,6 +90,11 @@ def _build_cases(live: Instance, dev: Instance) -> list[Case]:
         ]
         return [*out, "__clerk_db_jwt=dvb_new; Path=/; SameSite=Lax"] if dev_browser else out
 
+    def without_iat(issuer: ClerkTestIssuer) -> dict[str, Any]:
+        claims = issuer.session_claims(user_id="user_no_iat")
+        del claims["iat"]
+        return claims
+
     suffix = cookie_suffix(li.publishable_key)
     live_nonce = live.nonce(handshake_directives(li))
     dev_nonce = dev.nonce(handshake_directives(di, dev_browser=True))
@@ -114,6 +119,12 @@ def _build_cases(live: Instance, dev: Instance) -> list[Case]:
              cookies={"__session": li.session_token(), "__client_uat": str(_now() + 30)}),
         Case("prod-nbf-future", "live", "handshake",
              cookies={"__session": li.session_token(nbf=_now() + 60), "__client_uat": str(_now() - 300)}),
+        Case("prod-client-uat-hex", "live", "signed-in",
+             cookies={"__session": li.session_token(), "__client_uat": "0x10"}),
+        Case("prod-client-uat-hex-future", "live", "handshake",
+             cookies={"__session": li.session_token(), "__client_uat": "0x" + "f" * 12}),
+        Case("prod-session-without-iat", "live", "signed-in",
+             cookies={"__session": li.sign(without_iat(li)), "__client_uat": str(_now())}),
         Case("prod-malformed-cookie", "live", "signed-out", cookies={"__session": "garbage", "__client_uat": "1"}),
         Case("prod-redirect-count-2", "live", "handshake", cookies=stale(li, __clerk_redirect_count="2")),
         Case("prod-redirect-count-exhausted", "live", "signed-out", cookies=stale(li, __clerk_redirect_count="3")),
@@ -302,7 +313,8 @@ CASE_IDS = [
     "prod-no-cookies", "prod-fresh-cookie", "prod-expired-cookie", "prod-expired-cookie-proxy",
     "prod-expired-fetch", "prod-expired-post", "prod-expired-accept-html", "prod-expired-accept-json-html",
     "prod-expired-iframe", "prod-uat-without-session", "prod-session-without-uat", "prod-iat-before-uat",
-    "prod-nbf-future", "prod-malformed-cookie", "prod-redirect-count-2", "prod-redirect-count-exhausted",
+    "prod-nbf-future", "prod-client-uat-hex", "prod-client-uat-hex-future", "prod-session-without-iat",
+    "prod-malformed-cookie", "prod-redirect-count-2", "prod-redirect-count-exhausted",
     "prod-cross-site-referrer", "prod-account-portal-referrer", "prod-suffixed-fresh", "prod-suffixed-expired",
     "prod-foreign-plain-trusts-suffixed", "prod-handshake-token", "prod-handshake-nonce",
     "prod-handshake-nonce-empty", "prod-handshake-nonce-unknown", "prod-forged-handshake",
