@@ -33,7 +33,9 @@ def sign_in_url(settings: ClerkSettings, request: Request) -> str | None:
     """Where a page that stays signed out goes: ``CLERK_SIGN_IN_URL``, else this instance's Account Portal.
 
     As Clerk's ``createRedirect``: ``redirect_url`` is the current URL; a development instance passes its
-    dev-browser token along when the sign-in page is on another origin. None when neither is known.
+    dev-browser token along when the sign-in page is on another origin. None when neither is known. A path
+    (``/sign-in``) is the app's own page, as ``url_for`` makes it: under a URL prefix (``SCRIPT_NAME``) it
+    gets the prefix, unless it already starts with it.
     """
     target = settings.sign_in_url
     if not target:
@@ -42,6 +44,9 @@ def sign_in_url(settings: ClerkSettings, request: Request) -> str | None:
         target = f"{accounts_base_url(settings.frontend_api)}/sign-in"
     here = urlsplit(request.url)
     parts = urlsplit(target)
+    root = request.script_root
+    if root and not parts.netloc and target.startswith("/") and not (target + "/").startswith(root + "/"):
+        parts = parts._replace(path=root + parts.path)
     pairs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "redirect_url"]
     pairs.append(("redirect_url", request.url))
     cross_origin = bool(parts.netloc) and (parts.hostname, parts.port) != (here.hostname, here.port)
