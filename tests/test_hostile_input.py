@@ -6,15 +6,22 @@ so each value here reaches the parsers before any signature check, on public pag
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from flask_clerk_security import ClerkSecurity, current_auth
-from flask_clerk_security.testing import ClerkTestIssuer
+from flask_clerk_security.cookies import cookie_suffix
+from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer
 
 DOC = {"Sec-Fetch-Dest": "document", "Accept": "text/html"}
 
@@ -82,3 +89,177 @@ def test_a_huge_client_uat_reads_as_javascript_reads_it(page_app: Flask, issuer:
     else:
         assert without_session.status_code == 307
         assert with_session.headers["x-clerk-auth-reason"] == "session-token-iat-before-client-uat"
+
+
+# ----------------------------------------------------------------------------------- close the class
+# Requests built from arbitrary headers, cookies (all of Clerk's names, plain and suffixed), ``__clerk_*`` query
+# parameters, paths and bodies, against every kind of route of one app. CI runs the "ci" profile (about 10 s);
+# ``HYPOTHESIS_PROFILE=long python -m pytest tests/test_hostile_input.py`` runs a long search.
+settings.register_profile("ci", max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+settings.register_profile("long", max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck))
+PROFILE = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+COOKIE_NAMES = [
+    "__session", "__client_uat", "__refresh", "__clerk_handshake", "__clerk_handshake_nonce", "__clerk_db_jwt",
+    "__dev_session", "__clerk_redirect_count",
+]  # fmt: skip
+QUERY_NAMES = [
+    "__clerk_handshake", "__clerk_handshake_nonce", "__clerk_db_jwt", "__dev_session", "__clerk_redirect_url",
+    "__clerk_hs_reason", "__clerk_synced", "__clerk_help", "__clerk_api_version", "redirect_url", "format",
+]  # fmt: skip
+HEADER_NAMES = [
+    "Authorization", "Accept", "Sec-Fetch-Dest", "Origin", "Referer", "Content-Type", "X-Forwarded-Proto",
+    "X-Forwarded-Host", "X-Forwarded-For", "svix-id", "svix-timestamp", "svix-signature", "webhook-id",
+    "Accept-Encoding", "If-None-Match", "User-Agent",
+]  # fmt: skip
+PATHS = [
+    "/", "/public", "/protected", "/page", "/machine", "/validated", "/api/webhooks/clerk", "/missing",
+    "/public%0A", "/%2e%2e/protected", "//protected", "/protected/", "/PUBLIC", "/%C5%BFign-in",
+]  # fmt: skip
+ODD_NUMBERS = [
+    "0", "1", "-1", "0x10", "0x" + "f" * 300, "9" * 4400, "1e400", "Infinity", "NaN", " 3 ", "3", "2.5", "0b1",
+    "0o7", "", "+5", "-0", "1_0", ".5",
+]  # fmt: skip
+#: Printable Latin-1 (what a WSGI header can carry) plus tab.
+_TEXT = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=40)
+
+
+class Hostile:
+    """Credentials the strategies draw from; ``signed`` ones carry a valid signature of this instance."""
+
+    def __init__(self, issuer: ClerkTestIssuer, api_key: str) -> None:
+        forger = ClerkTestIssuer(kid=issuer.kid, frontend_api=issuer.frontend_api, instance="live")
+        now = int(time.time())
+        no_iat = issuer.session_claims(user_id="user_signed")
+        del no_iat["iat"]
+        self.signed = [
+            issuer.session_token(user_id="user_signed"),
+            issuer.sign(no_iat),
+            issuer.session_token(user_id="user_signed", issued_at=now - 3600),
+            issuer.sign({"handshake": [f"__session={issuer.session_token(user_id='user_signed')}; Path=/"]}),
+            issuer.sign({"handshake": "not a list"}),
+            api_key,
+        ]
+        self.unsigned = [
+            forger.session_token(user_id="user_forged"),
+            forger.sign({"handshake": [f"__session={forger.session_token(user_id='user_forged')}; Path=/"]}),
+            forger.sign({"handshake": [f"__session={issuer.session_token(user_id='user_forged')}; Path=/"]}),
+            forger.sign({"sub": "user_forged"}, headers={"typ": ["JWT"], "cat": {"a": 1}}),
+            "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1c2VyX2ZvcmdlZCJ9.",
+            "ak_" + "0" * 32,
+            "mt_" + "0" * 32,
+            "oat_" + "0" * 32,
+        ]
+        self.suffix = cookie_suffix(issuer.publishable_key)
+
+
+def _hostile_app(issuer: ClerkTestIssuer, backend: BackendAPIStandIn) -> Flask:
+    app = Flask("hostile")
+    app.config.update(
+        TESTING=True,  # exceptions propagate: any one fails the example
+        CLERK_SECRET_KEY=issuer.secret_key,
+        CLERK_PUBLISHABLE_KEY=issuer.publishable_key,
+        CLERK_JWT_KEY=issuer.public_pem,
+        CLERK_API_URL=backend.url,
+        CLERK_WEBHOOK_SECRET=issuer.webhook_secret,
+        CLERK_SIGN_IN_URL="/sign-in",
+    )
+    clerk = ClerkSecurity(app)
+
+    def who() -> dict[str, Any]:
+        return {"user": current_auth.user_id or current_auth.subject}
+
+    app.add_url_rule("/public", "public", clerk.public(who), methods=["GET", "POST", "PUT"])
+    app.add_url_rule("/", "home", clerk.public(who))
+    app.add_url_rule("/protected", "protected", who, methods=["GET", "POST", "PUT"])
+    app.add_url_rule("/page", "page", clerk.public(who))
+    app.add_url_rule("/machine", "machine", clerk.require(accepts_token="any")(who), methods=["GET", "POST"])
+
+    class Note(BaseModel):
+        title: str
+        count: int = 0
+
+    @app.post("/validated")
+    @clerk.public
+    @clerk.validate(body=Note)
+    def validated(body: Note) -> dict[str, Any]:
+        return {"user": current_auth.user_id, "title": body.title}
+
+    @clerk.webhooks.on("*")
+    def any_event(event: Any) -> None:
+        raise AssertionError("no random request carries a valid svix signature")
+
+    app.register_blueprint(clerk.webhooks)
+    return app
+
+
+@pytest.fixture(scope="module")
+def hostile_setup() -> Iterator[tuple[Flask, Hostile]]:
+    issuer = ClerkTestIssuer(instance="live")
+    with BackendAPIStandIn(issuer) as backend:
+        api_key = backend.mint_api_key(subject="user_signed")
+        yield _hostile_app(issuer, backend), Hostile(issuer, api_key)
+
+
+@st.composite
+def hostile_requests(draw: st.DrawFn, hostile: Hostile) -> tuple[dict[str, Any], bool]:
+    """One request's parts, and whether any validly signed credential is in it."""
+    signed = False
+
+    def value(kind: str) -> str:
+        nonlocal signed
+        numeric = kind in ("__client_uat", "__clerk_redirect_count")
+        kinds = ["number"] * 3 + ["text", "signed"] if numeric else ["signed", "unsigned", "number", "text"]
+        choice = draw(st.sampled_from(kinds), label=kind)
+        if choice == "signed":
+            signed = True
+            return draw(st.sampled_from(hostile.signed))
+        if choice == "unsigned":
+            return draw(st.sampled_from(hostile.unsigned))
+        if choice == "number":
+            return draw(st.sampled_from(ODD_NUMBERS))
+        return draw(_TEXT)
+
+    cookies = []
+    for name in draw(st.lists(st.sampled_from(COOKIE_NAMES), max_size=5)):
+        spelled = draw(st.sampled_from([name, name, f"{name}_{hostile.suffix}", f"{name}_x"]))
+        cookies.append(f"{spelled}={value(name)}".replace(";", ""))
+    headers: dict[str, str] = dict(DOC) if draw(st.booleans()) else {}  # half are page navigations
+    for name in draw(st.lists(st.sampled_from(HEADER_NAMES), max_size=5, unique=True)):
+        if name == "Authorization":
+            headers[name] = draw(st.sampled_from(["Bearer ", "", "bearer ", "Basic "])) + value(name)
+        elif name in ("Accept", "Sec-Fetch-Dest") and draw(st.booleans()):
+            headers[name] = draw(st.sampled_from(["text/html", "document", "iframe", "empty", "application/json"]))
+        else:
+            headers[name] = draw(_TEXT)
+    if cookies:
+        headers["Cookie"] = "; ".join(cookies)
+    query = [(name, value(name)) for name in draw(st.lists(st.sampled_from(QUERY_NAMES), max_size=4))]
+    body = draw(st.one_of(st.none(), st.binary(max_size=200), _TEXT.map(str.encode), st.just(b'{"title": "t"}')))
+    path = draw(st.sampled_from(PATHS)) + draw(st.sampled_from(["", "/x", "%00", "%0a", ";a=b"]))
+    method = draw(st.sampled_from(["GET", "GET", "GET", "POST", "PUT", "HEAD", "OPTIONS", "DELETE"]))
+    return {"method": method, "path": path, "headers": headers, "query": query, "body": body}, signed
+
+
+@PROFILE
+@given(data=st.data())
+def test_no_request_breaks_the_app_or_signs_in_without_a_signature(
+    hostile_setup: tuple[Flask, Hostile], caplog: pytest.LogCaptureFixture, data: st.DataObject
+) -> None:
+    app, hostile = hostile_setup
+    spec, signed = data.draw(hostile_requests(hostile))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        response = app.test_client(use_cookies=False).open(
+            spec["path"], method=spec["method"], headers=spec["headers"], query_string=spec["query"],
+            data=spec["body"],
+        )  # fmt: skip
+    assert response.status_code < 500, response.data[:300]
+    broken = [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
+    assert not broken, broken[0].getMessage()
+    answer = response.get_json(silent=True) if response.status_code == 200 else None
+    if isinstance(answer, dict) and answer.get("user"):
+        assert signed, f"signed in as {answer['user']} without a validly signed credential"
+        assert answer["user"] == "user_signed"
+    if spec["path"].startswith("/api/webhooks/clerk") and spec["method"] == "POST":
+        assert response.status_code >= 300  # no random request carries a valid svix signature
