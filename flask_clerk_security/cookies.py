@@ -276,9 +276,14 @@ class CookieContext:
         return f"{parts.scheme}://{parts.netloc}"
 
     def is_cross_origin_referrer(self) -> bool:
+        """Clerk's ``isCrossOriginReferrer``; a referrer ``new URL`` refuses (``http://[``) is not cross-origin."""
         if not self.referrer:
             return False
-        parts = urlsplit(self.referrer)
+        try:
+            parts = urlsplit(self.referrer)
+            parts.port  # noqa: B018  # raises on a port new URL refuses too (``http://a:b/``)
+        except ValueError:
+            return False
         if not parts.scheme or not parts.netloc:
             return False
         return f"{parts.scheme}://{parts.netloc}".lower() != self.origin().lower()
@@ -287,8 +292,12 @@ class CookieContext:
         """Clerk's ``isKnownClerkReferrer``: the Frontend API, this instance's Account Portal, dev portals."""
         if not self.referrer:
             return False
-        parts = urlsplit(self.referrer)
-        host = (parts.hostname or "").lower()
+        try:
+            parts = urlsplit(self.referrer)
+            host = (parts.hostname or "").lower()
+            parts.port  # noqa: B018  # raises on a port new URL refuses too
+        except ValueError:  # Clerk's ``new URL`` throws there, and its catch answers false
+            return False
         if not parts.scheme or not host:
             return False
         fapi = self.frontend_api or ""

@@ -91,6 +91,31 @@ def test_a_huge_client_uat_reads_as_javascript_reads_it(page_app: Flask, issuer:
         assert with_session.headers["x-clerk-auth-reason"] == "session-token-iat-before-client-uat"
 
 
+@pytest.mark.parametrize("referrer", ["http://[", "http://[::1", "https://a:b/", "http://x:99999/"])
+def test_a_referrer_that_is_no_url_is_not_cross_origin(page_app: Flask, issuer: ClerkTestIssuer, referrer: str) -> None:
+    """Clerk's ``new URL(referrer)`` throws and its catch answers "not cross-origin"; urlsplit raised here."""
+    client = page_app.test_client(use_cookies=False)
+    cookie = f"__session={issuer.session_token()}; __client_uat=1"
+    response = client.get("/", headers={**DOC, "Referer": referrer, "Cookie": cookie})
+    assert response.status_code == 200 and response.get_json() == {"user_id": "user_123"}
+
+
+@pytest.mark.parametrize("referrer", ["http://[", "http://[::1/x"])
+def test_a_cookie_write_whose_referrer_is_no_url_is_refused(issuer: ClerkTestIssuer, referrer: str) -> None:
+    """The CSRF check reads the origin from ``Referer`` when there is no ``Origin``: no URL, no trust (403)."""
+    app = Flask("csrf_referrer")
+    app.config.update(TESTING=True, **issuer.config)
+    ClerkSecurity(app)
+
+    @app.post("/api/notes")
+    def notes() -> dict[str, Any]:
+        return {"user_id": current_auth.user_id}
+
+    cookie = f"__session={issuer.session_token()}; __client_uat=1"
+    response = app.test_client(use_cookies=False).post("/api/notes", headers={"Cookie": cookie, "Referer": referrer})
+    assert response.status_code == 403
+
+
 # ----------------------------------------------------------------------------------- close the class
 # Requests built from arbitrary headers, cookies (all of Clerk's names, plain and suffixed), ``__clerk_*`` query
 # parameters, paths and bodies, against every kind of route of one app. CI runs the "ci" profile (about 10 s);
@@ -109,7 +134,7 @@ QUERY_NAMES = [
 ]  # fmt: skip
 HEADER_NAMES = [
     "Authorization", "Accept", "Sec-Fetch-Dest", "Origin", "Referer", "Content-Type", "X-Forwarded-Proto",
-    "X-Forwarded-Host", "X-Forwarded-For", "svix-id", "svix-timestamp", "svix-signature", "webhook-id",
+    "X-Forwarded-Host", "X-Forwarded-For", "Host", "svix-id", "svix-timestamp", "svix-signature", "webhook-id",
     "Accept-Encoding", "If-None-Match", "User-Agent",
 ]  # fmt: skip
 PATHS = [
@@ -120,8 +145,9 @@ ODD_NUMBERS = [
     "0", "1", "-1", "0x10", "0x" + "f" * 300, "9" * 4400, "1e400", "Infinity", "NaN", " 3 ", "3", "2.5", "0b1",
     "0o7", "", "+5", "-0", "1_0", ".5",
 ]  # fmt: skip
-#: Printable Latin-1 (what a WSGI header can carry) plus tab.
-_TEXT = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=40)
+URLISH = ["http://[", "https://a:b/", "null", "//", "http://x:99999", "https://accounts.example.test", "a b"]
+#: Latin-1 (what a WSGI header can carry), control characters included, except the CR/LF that end a header.
+_TEXT = st.text(alphabet=st.characters(min_codepoint=0x01, max_codepoint=0xFF, exclude_characters="\r\n"), max_size=40)
 
 
 class Hostile:
@@ -138,6 +164,7 @@ class Hostile:
             issuer.session_token(user_id="user_signed", issued_at=now - 3600),
             issuer.sign({"handshake": [f"__session={issuer.session_token(user_id='user_signed')}; Path=/"]}),
             issuer.sign({"handshake": "not a list"}),
+            issuer.sign({"handshake": [f"__session={issuer.session_token()}"]}, headers={"cat": ["cl_B7d4PD111AAA"]}),
             api_key,
         ]
         self.unsigned = [
@@ -231,7 +258,7 @@ def hostile_requests(draw: st.DrawFn, hostile: Hostile) -> tuple[dict[str, Any],
         elif name in ("Accept", "Sec-Fetch-Dest") and draw(st.booleans()):
             headers[name] = draw(st.sampled_from(["text/html", "document", "iframe", "empty", "application/json"]))
         else:
-            headers[name] = draw(_TEXT)
+            headers[name] = draw(_TEXT | st.sampled_from(URLISH))
     if cookies:
         headers["Cookie"] = "; ".join(cookies)
     query = [(name, value(name)) for name in draw(st.lists(st.sampled_from(QUERY_NAMES), max_size=4))]
