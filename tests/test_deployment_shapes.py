@@ -3,6 +3,9 @@
 A pushed app context, several apps and several instances in one process, several instances on one Redis,
 threads serving many users at once (gunicorn's gthread worker), an app under a URL prefix (``SCRIPT_NAME``),
 and one behind werkzeug's ``ProxyFix``.
+
+The machine-token cache shared by two instances on one Redis (issue 13 #5) is tested with the stores' instance
+namespace, where that is built.
 """
 
 from __future__ import annotations
@@ -107,6 +110,37 @@ def test_several_apps_and_instances_in_one_process_keep_their_own_clerk(issuer: 
     assert first.test_client().get("/dashboard", headers=DOC).headers["Location"].startswith(
         "https://accounts.example.test/sign-in?"
     )
+
+
+def test_several_instances_on_one_redis_each_get_their_own_webhook_deliveries(
+    issuer: ClerkTestIssuer, redis_client: Any, redis_prefix: str
+) -> None:
+    """Two apps of two Clerk instances keep webhook replay ids in one Redis: a delivery id one has processed
+    does not stop the other's delivery with the same id, and each still refuses its own replay."""
+    other = ClerkTestIssuer(instance="live", kid="ins_other", frontend_api="clerk.other.test")
+    seen: list[str] = []
+    answers = []
+    for own in (issuer, other):
+        app = Flask(f"hooks_{own.kid}")
+        app.config.update(
+            TESTING=True,
+            **own.config,
+            CLERK_WEBHOOK_SECRET=own.webhook_secret,
+            CLERK_WEBHOOK_STORE_URI="redis://127.0.0.1:6379/0",
+            CLERK_STORE_KEY_PREFIX=redis_prefix,
+        )
+        clerk = ClerkSecurity(app)
+
+        @clerk.webhooks.on("user.created")
+        def created(event: Any) -> None:
+            seen.append(event.data["id"])
+
+        app.register_blueprint(clerk.webhooks)
+        body, headers = own.sign_webhook({"type": "user.created", "data": {"id": own.kid}}, msg_id="msg_same")
+        client = app.test_client()
+        answers += [client.post("/api/webhooks/clerk", data=body, headers=headers).get_json() for _ in range(2)]
+    assert seen == [issuer.kid, other.kid]
+    assert [a.get("status") for a in answers][1::2] == ["duplicate", "duplicate"]
 
 
 # --------------------------------------------------------------------------------------------- URL prefix
