@@ -82,7 +82,10 @@ class RequestAuthenticator:
             referer = request.headers.get("Referer")
             if not referer:
                 return False
-            parts = urlsplit(referer)
+            try:
+                parts = urlsplit(referer)
+            except ValueError:  # "http://[": not a URL, so no origin to trust
+                return False
             origin = f"{parts.scheme}://{parts.netloc}"
         own = f"{request.scheme}://{request.host}"
         return origin == own or origin in self.settings.authorized_parties

@@ -214,6 +214,9 @@ class ClerkSettings:
     webhook_processing_ttl: float = 60.0
     webhook_store_uri: SecretURI = MEMORY_URI
     webhook_rate_limit: str = "600 per minute"
+    #: Backend API calls that ``?__clerk_handshake_nonce=`` values may drive, per client address and in all.
+    handshake_nonce_rate: str = "10 per minute"
+    handshake_nonce_rate_total: str = "600 per minute"
     store_key_prefix: str = "clerk:"
     # current_user: the Backend API user cache (see docs/users.md).
     user_cache_ttl: float = 60.0
@@ -668,6 +671,12 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         webhook_store_uri=SecretURI(webhook_store_uri),
         webhook_rate_limit=read.parse(
             "CLERK_WEBHOOK_RATE_LIMIT", _rate_limit, "600 per minute", "use e.g. '600 per minute', or 'off'"
+        ),
+        handshake_nonce_rate=read.parse(
+            "CLERK_HANDSHAKE_NONCE_RATE", _rate_limit, "10 per minute", "use e.g. '10 per minute', or 'off'"
+        ),
+        handshake_nonce_rate_total=read.parse(
+            "CLERK_HANDSHAKE_NONCE_RATE_TOTAL", _rate_limit, "600 per minute", "use e.g. '600 per minute', or 'off'"
         ),
         store_key_prefix=str(read.get("CLERK_STORE_KEY_PREFIX", "clerk:")),
         user_cache_ttl=read.parse(

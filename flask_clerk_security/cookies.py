@@ -12,6 +12,7 @@ import hashlib
 import math
 import re
 import time
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,34 +41,145 @@ def cookie_suffix(publishable_key: str) -> str:
     return base64.b64encode(digest).decode().replace("+", "-").replace("/", "_")[:8]
 
 
-def _parse_int(value: str | None) -> int:
-    """``Number.parseInt(value) || 0``: optional sign and leading digits after whitespace, else 0."""
-    match = re.match(r"\s*([+-]?)([0-9]+)", value or "")
-    if not match:
-        return 0
-    number = int(match.group(2))
-    return -number if match.group(1) == "-" else number
+#: JavaScript's ``StrWhiteSpaceChar``: what ``Number()`` and ``parseInt`` skip (not Python's ``str.strip`` set).
+_JS_SPACE = "\t\n\v\f\r \xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000\ufeff"
+_DECIMAL_LITERAL = re.compile(r"[+-]?(?:Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
+_RADIX_PREFIXES = {"0x": 16, "0o": 8, "0b": 2}
+_RADIX_DIGITS = {16: re.compile(r"[0-9a-fA-F]+"), 8: re.compile(r"[0-7]+"), 2: re.compile(r"[01]+")}
+_LEADING_DECIMAL = re.compile(r"[0-9]+")
 
 
-def _js_number(value: str | None) -> float:
-    """``Number(value) || 0`` for a cookie string (decimal, hex, or 0)."""
-    text = (value or "").strip()
+class _Undefined:
+    """JavaScript's ``undefined``: a claim the token does not carry (``None`` is JSON's ``null``)."""
+
+
+UNDEFINED: Any = _Undefined()
+
+
+def _power_of_two_radix(digits: str, radix: int) -> float:
+    """Digits in base 2/8/16 as a double; ``inf`` past its range (no int-string limit for these bases)."""
+    try:
+        return float(int(digits, radix))
+    except OverflowError:
+        return math.inf
+
+
+def js_parse_int(value: str | None) -> float:
+    """``Number.parseInt(value) || 0``: leading whitespace, a sign, ``0x`` (hex) or decimal digits, the rest
+    ignored; a double, ``inf`` past its range (a 4,400-digit value is ``inf``, not Python's ``ValueError``)."""
+    text = (value or "").lstrip(_JS_SPACE)
+    negative = text[:1] == "-"
+    if text[:1] in ("+", "-"):
+        text = text[1:]
+    if text[:2] in ("0x", "0X"):
+        match = _RADIX_DIGITS[16].match(text, 2)
+        number = _power_of_two_radix(match.group(), 16) if match else 0.0
+    else:
+        match = _LEADING_DECIMAL.match(text)
+        number = float(match.group()) if match else 0.0  # float() of digits has no length limit
+    return (-number if negative else number) or 0.0
+
+
+def _string_to_number(text: str) -> float:
+    """JavaScript's ``StringToNumber``: the whole trimmed string as a numeric literal (decimal, ``Infinity``,
+    ``0x``/``0o``/``0b``), empty is 0, anything else NaN; ``inf`` past a double's range, never an error."""
+    text = text.strip(_JS_SPACE)
     if not text:
         return 0.0
-    try:
-        number = float(int(text[2:], 16)) if text.lower().startswith("0x") else float(text)
-    except ValueError:
-        return 0.0
-    return 0.0 if math.isnan(number) or text.lower() in ("inf", "+inf", "-inf", "nan", "infinity") else number
-
-
-def _numeric(value: Any) -> float:
-    """A claim as JS's ``value || 0`` sees it in a numeric comparison (non-numbers compare false)."""
-    if not value:
-        return 0.0
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    radix = _RADIX_PREFIXES.get(text[:2].lower())
+    if radix is not None:
+        digits = _RADIX_DIGITS[radix].fullmatch(text, 2)
+        return _power_of_two_radix(digits.group(), radix) if digits else math.nan
+    if _DECIMAL_LITERAL.fullmatch(text):
+        return float(text.replace("Infinity", "inf"))
     return math.nan
+
+
+def js_number(value: str | None) -> float:
+    """``Number(value) || 0`` for a cookie string."""
+    number = _string_to_number(value or "")
+    return 0.0 if math.isnan(number) else number or 0.0
+
+
+def js_number_string(number: float) -> str:
+    """JavaScript's ``Number.prototype.toString()``: shortest round-trip digits, JavaScript's exponent rules."""
+    if math.isnan(number):
+        return "NaN"
+    if math.isinf(number):
+        return "Infinity" if number > 0 else "-Infinity"
+    if number == 0:
+        return "0"
+    if number < 0:
+        return "-" + js_number_string(-number)
+    _, shortest, exponent = Decimal(repr(number)).normalize().as_tuple()
+    digits = "".join(map(str, shortest))
+    point = len(digits) + int(exponent)
+    if len(digits) <= point <= 21:
+        return digits + "0" * (point - len(digits))
+    if 0 < point <= 21:
+        return f"{digits[:point]}.{digits[point:]}"
+    if -6 < point <= 0:
+        return "0." + "0" * -point + digits
+    shown = digits[0] + (f".{digits[1:]}" if len(digits) > 1 else "")
+    return f"{shown}e{'+' if point > 0 else '-'}{abs(point - 1)}"
+
+
+def _to_primitive(value: Any) -> Any:
+    """A JSON value as JavaScript's ``ToPrimitive`` gives it to ``<``: arrays join, objects stringify."""
+    if isinstance(value, list):
+        return ",".join("" if item is None else _to_string(item) for item in value)
+    if isinstance(value, dict):
+        return "[object Object]"
+    return value
+
+
+def _to_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return js_number_string(float(value))
+    if isinstance(value, str):
+        return value
+    return str(_to_primitive(value))
+
+
+def _to_number(value: Any) -> float:
+    """JavaScript's ``ToNumber`` of a primitive."""
+    if value is UNDEFINED:
+        return math.nan
+    if value is None:
+        return 0.0
+    if isinstance(value, str):
+        return _string_to_number(value)
+    try:
+        return float(value)
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
+def js_less_than(left: Any, right: Any) -> bool:
+    """JavaScript's ``left < right`` for JSON values (``UNDEFINED`` for a missing one): two strings compare by
+    UTF-16 code units, anything else as numbers, and NaN (``undefined``, ``{}``, ``"abc"``) is never less."""
+    left, right = _to_primitive(left), _to_primitive(right)
+    if isinstance(left, str) and isinstance(right, str):
+        return left.encode("utf-16-be", "surrogatepass") < right.encode("utf-16-be", "surrogatepass")
+    return _to_number(left) < _to_number(right)
+
+
+def js_truthy(value: Any) -> bool:
+    """JavaScript truthiness of a JSON value (``UNDEFINED`` for a missing one): ``[]`` and ``{}`` are true."""
+    if value is UNDEFINED or value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return not (value == 0 or math.isnan(value))
+    return bool(value != "")
+
+
+def js_or_zero(value: Any) -> Any:
+    """JavaScript's ``value || 0`` for a JSON value (``UNDEFINED`` for a missing one)."""
+    return value if js_truthy(value) else 0
 
 
 class CookieContext:
@@ -91,11 +203,11 @@ class CookieContext:
         self.suffix = cookie_suffix(settings.publishable_key) if settings.publishable_key else None
         self.suffixed = self.uses_suffixed_cookies()
         self.session_token = self._suffixed_or_plain(SESSION)
-        self.client_uat = _parse_int(self._suffixed_or_plain(CLIENT_UAT))
+        self.client_uat = js_parse_int(self._suffixed_or_plain(CLIENT_UAT))
         self.dev_browser_token = self._query(DEV_BROWSER) or self._suffixed_or_plain(DEV_BROWSER)
         self.handshake_token = self._query(HANDSHAKE) or self._cookie(HANDSHAKE)
         self.handshake_nonce = self._query(HANDSHAKE_NONCE) or self._cookie(HANDSHAKE_NONCE)
-        self.redirect_count = _js_number(self._cookie(REDIRECT_COUNT))
+        self.redirect_count = js_number(self._cookie(REDIRECT_COUNT))
 
     @property
     def handshake_enabled(self) -> bool:
@@ -125,22 +237,22 @@ class CookieContext:
         suffixed_session = self._suffixed(SESSION) or ""
         session = self._cookie(SESSION) or ""
         decoded = try_decode(session)
-        if session and not (decoded and decoded[1].get("iss")):
+        if session and not (decoded and js_truthy(decoded[1].get("iss", UNDEFINED))):
             return False
         if session and not self._belongs_to_instance(decoded):
             return True
         if not suffixed_uat and not suffixed_session:
             return False
-        session_iat = _numeric(decoded[1].get("iat")) if decoded else 0.0
+        session_iat = js_or_zero(decoded[1].get("iat", UNDEFINED)) if decoded else 0
         suffixed_decoded = try_decode(suffixed_session)
-        suffixed_iat = _numeric(suffixed_decoded[1].get("iat")) if suffixed_decoded else 0.0
-        if suffixed_uat != "0" and plain_uat != "0" and session_iat > suffixed_iat:
+        suffixed_iat = js_or_zero(suffixed_decoded[1].get("iat", UNDEFINED)) if suffixed_decoded else 0
+        if suffixed_uat != "0" and plain_uat != "0" and js_less_than(suffixed_iat, session_iat):
             return False
         if suffixed_uat == "0" and plain_uat != "0":
             return False
         if self.instance_type != "production":
-            exp = suffixed_decoded[1].get("exp") if suffixed_decoded else None
-            expired = isinstance(exp, (int, float)) and not isinstance(exp, bool) and exp <= int(time.time())
+            exp = suffixed_decoded[1].get("exp", UNDEFINED) if suffixed_decoded else None
+            expired = suffixed_decoded is not None and _to_number(_to_primitive(exp)) <= int(time.time())
             if suffixed_uat != "0" and plain_uat == "0" and expired:
                 return False
         return not (not suffixed_uat and suffixed_session)
@@ -164,9 +276,14 @@ class CookieContext:
         return f"{parts.scheme}://{parts.netloc}"
 
     def is_cross_origin_referrer(self) -> bool:
+        """Clerk's ``isCrossOriginReferrer``; a referrer ``new URL`` refuses (``http://[``) is not cross-origin."""
         if not self.referrer:
             return False
-        parts = urlsplit(self.referrer)
+        try:
+            parts = urlsplit(self.referrer)
+            parts.port  # noqa: B018  # raises on a port new URL refuses too (``http://a:b/``)
+        except ValueError:
+            return False
         if not parts.scheme or not parts.netloc:
             return False
         return f"{parts.scheme}://{parts.netloc}".lower() != self.origin().lower()
@@ -175,8 +292,12 @@ class CookieContext:
         """Clerk's ``isKnownClerkReferrer``: the Frontend API, this instance's Account Portal, dev portals."""
         if not self.referrer:
             return False
-        parts = urlsplit(self.referrer)
-        host = (parts.hostname or "").lower()
+        try:
+            parts = urlsplit(self.referrer)
+            host = (parts.hostname or "").lower()
+            parts.port  # noqa: B018  # raises on a port new URL refuses too
+        except ValueError:  # Clerk's ``new URL`` throws there, and its catch answers false
+            return False
         if not parts.scheme or not host:
             return False
         fapi = self.frontend_api or ""

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -60,12 +63,77 @@ class HandshakeFailed(Exception):
     """Resolving a handshake return failed; Clerk then continues with the ordinary cookie rules."""
 
 
+def _bucket_shape(rate: str) -> tuple[float, float] | None:
+    """A ``limits`` rate string (``"10 per minute"``) as (capacity, tokens per second); None when off."""
+    if not rate:
+        return None
+    from limits import parse
+
+    item = parse(rate)
+    return float(item.amount), item.amount / item.get_expiry()
+
+
+class NonceBudget:
+    """Token buckets bounding the Backend API calls anonymous handshake nonces drive, per client and in all.
+
+    Anyone can put ``?__clerk_handshake_nonce=`` on any URL, and each value costs one Backend API call (Clerk
+    makes it unconditionally). A real browser brings one nonce per handshake, so a client that needs more than
+    the per-client rate is not a browser returning from Clerk. In-process and per app: each worker process
+    bounds its own calls. Refusals are logged once per minute, with their count.
+    """
+
+    #: Client addresses remembered (least recently seen forgotten first): bounded memory under spoofing.
+    MAX_CLIENTS = 10_000
+    LOG_WINDOW = 60.0
+
+    def __init__(self, per_client: str, total: str) -> None:
+        self._per_client = _bucket_shape(per_client)
+        self._total = _bucket_shape(total)
+        self._clients: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._overall = (self._total[0], time.monotonic()) if self._total else (0.0, 0.0)
+        self._lock = threading.Lock()
+        self._refused = 0
+        self._last_log = -self.LOG_WINDOW
+
+    @staticmethod
+    def _take(shape: tuple[float, float], bucket: tuple[float, float], now: float) -> tuple[bool, tuple[float, float]]:
+        capacity, refill = shape
+        tokens = min(capacity, bucket[0] + (now - bucket[1]) * refill)
+        return (True, (tokens - 1.0, now)) if tokens >= 1.0 else (False, (tokens, now))
+
+    def allow(self, client: str) -> bool:
+        """Whether one more nonce from ``client`` may be exchanged now (takes a token from both buckets)."""
+        now = time.monotonic()
+        with self._lock:
+            ok = True
+            if self._per_client is not None:
+                bucket = self._clients.pop(client, (self._per_client[0], now))
+                ok, bucket = self._take(self._per_client, bucket, now)
+                self._clients[client] = bucket
+                if len(self._clients) > self.MAX_CLIENTS:
+                    self._clients.popitem(last=False)
+            if ok and self._total is not None:
+                ok, self._overall = self._take(self._total, self._overall, now)
+            if ok:
+                return True
+            self._refused += 1
+            if now - self._last_log >= self.LOG_WINDOW:
+                logger.warning(
+                    "Clerk handshake nonces over CLERK_HANDSHAKE_NONCE_RATE(_TOTAL): %d not exchanged "
+                    "(signed out instead) in the last minute",
+                    self._refused,
+                )
+                self._refused, self._last_log = 0, now
+            return False
+
+
 class HandshakeService:
     """Clerk's ``HandshakeService``: resolves a handshake return into cookies and a page state."""
 
     def __init__(self, settings: ClerkSettings, verifier: TokenVerifier) -> None:
         self.settings = settings
         self.verifier = verifier
+        self.nonce_budget = NonceBudget(settings.handshake_nonce_rate, settings.handshake_nonce_rate_total)
 
     def resolve_handshake(self, ctx: CookieContext) -> PageState:
         """``resolveHandshake``: directives -> Set-Cookie, then the new session token decides the state."""
@@ -103,8 +171,17 @@ class HandshakeService:
         return PageState(SIGNED_IN, auth, None, cookies, location)
 
     def _directives(self, ctx: CookieContext) -> Any:
-        """``getCookiesFromHandshake``: the nonce through the Backend API, else the verified token's claim."""
+        """``getCookiesFromHandshake``: the nonce through the Backend API, else the verified token's claim.
+
+        Unlike Clerk, a nonce is exchanged only on a page navigation (a browser returning from the handshake
+        is one) and within :class:`NonceBudget`; otherwise it is treated as a failed exchange (no directives:
+        signed out), as Clerk treats a nonce the Backend API refuses.
+        """
         if ctx.handshake_nonce:
+            if not ctx.is_eligible_for_handshake():
+                return []
+            if not self.nonce_budget.allow(ctx.request.remote_addr or "unknown"):
+                return []
             if not self.settings.secret_key:
                 logger.error("handshake nonce received but CLERK_SECRET_KEY is not set; it cannot be exchanged")
                 return []

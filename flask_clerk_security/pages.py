@@ -18,7 +18,16 @@ from werkzeug.wrappers import Response
 from .auth import Auth
 from .auth_status import HANDSHAKE_STATUS, SIGNED_IN, PageState, signed_out
 from .config import ClerkSettings
-from .cookies import DEV_BROWSER, HANDSHAKE, HANDSHAKE_NONCE, REDIRECT_COUNT, CookieContext, _numeric
+from .cookies import (
+    DEV_BROWSER,
+    HANDSHAKE,
+    HANDSHAKE_NONCE,
+    REDIRECT_COUNT,
+    UNDEFINED,
+    CookieContext,
+    js_less_than,
+    js_number_string,
+)
 from .errors import TokenVerificationError
 from .handshake import REDIRECT_LOOP_LIMIT, HandshakeFailed, HandshakeService, handshake_url
 from .reasons import HANDSHAKE_REASONS, AuthErrorReason, request_reason
@@ -70,7 +79,7 @@ class PageAuthenticator:
             return self._token_error(ctx, exc)
         if not is_session_jwt(header, payload):
             return signed_out(AuthErrorReason.TOKEN_TYPE_MISMATCH)
-        if _numeric(payload.get("iat")) < ctx.client_uat:
+        if js_less_than(payload.get("iat", UNDEFINED), ctx.client_uat):
             return self._maybe_handshake(ctx, AuthErrorReason.SESSION_TOKEN_IAT_BEFORE_CLIENT_UAT)
         try:
             auth = self.verifier.verify_session(session)
@@ -104,12 +113,11 @@ class PageAuthenticator:
                 reason,
             )
             return signed_out(reason)
-        count = int(ctx.redirect_count) + 1 if ctx.redirect_count.is_integer() else ctx.redirect_count + 1
         return PageState(
             HANDSHAKE_STATUS,
             Auth.signed_out(reason),
             reason,
-            cookies=[f"{REDIRECT_COUNT}={count}; SameSite=Lax; HttpOnly; Max-Age=2"],
+            cookies=[f"{REDIRECT_COUNT}={js_number_string(ctx.redirect_count + 1)}; SameSite=Lax; HttpOnly; Max-Age=2"],
             location=handshake_url(ctx, reason),
         )
 

@@ -384,3 +384,64 @@ def test_kit_session_cookies_sign_in_on_a_development_instance(dev: Env, suffixe
     without_dev_browser = {k: v for k, v in cookies.items() if not k.startswith("__clerk_db_jwt")}
     api = _client(dev.app(), without_dev_browser).get("/api/me")
     assert api.status_code == 401 and api.headers["x-clerk-auth-reason"] == "dev-browser-missing"
+
+
+# --------------------------------------------------------------------------------------------- nonce budget
+PAYLOAD = ("GET", "/v1/clients/handshake_payload")
+
+
+def _nonce_get(app: Flask, nonce: str, address: str = "203.0.113.7", headers: dict[str, str] | None = None) -> Any:
+    return app.test_client().get(
+        f"/welcome?__clerk_handshake_nonce={nonce}",
+        headers=DOC if headers is None else headers,
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def test_anonymous_nonces_from_one_client_are_bounded(live: Env, caplog: pytest.LogCaptureFixture) -> None:
+    """Each made-up nonce on a public page cost one Backend API call; now a client gets a few per minute."""
+    app = live.app(CLERK_HANDSHAKE_NONCE_RATE="5 per minute")
+    with caplog.at_level("WARNING", logger="flask_clerk_security"):
+        answers = [_nonce_get(app, f"made_up_{i}") for i in range(40)]
+    assert live.backend.count(*PAYLOAD) == 5
+    assert {r.status_code for r in answers} == {200}
+    assert {r.headers["x-clerk-auth-reason"] for r in answers} == {"session-token-missing"}
+    assert sum("CLERK_HANDSHAKE_NONCE_RATE" in r.getMessage() for r in caplog.records) == 1  # once per window
+    other = _nonce_get(app, "made_up_other", address="198.51.100.9")
+    assert other.status_code == 200 and live.backend.count(*PAYLOAD) == 6
+
+
+def test_anonymous_nonces_are_bounded_overall(live: Env) -> None:
+    app = live.app(CLERK_HANDSHAKE_NONCE_RATE="5 per minute", CLERK_HANDSHAKE_NONCE_RATE_TOTAL="12 per minute")
+    for i in range(40):
+        _nonce_get(app, f"made_up_{i}", address=f"192.0.2.{i}")
+    assert live.backend.count(*PAYLOAD) == 12
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Accept": "application/json"}, {"Sec-Fetch-Dest": "empty"}, {}],
+    ids=["json", "fetch", "no-headers"],
+)
+def test_nonces_on_requests_that_are_no_navigation_never_reach_the_backend_api(
+    live: Env, headers: dict[str, str]
+) -> None:
+    app = live.app()
+    directives = [f"__session={live.issuer.session_token()}; Path=/", "__client_uat=1; Path=/"]
+    live.backend.handshake_payloads["real"] = directives
+    response = _nonce_get(app, "real", headers=headers)
+    assert response.status_code == 200 and response.text == "<p>guest</p>"
+    post = app.test_client().post("/welcome?__clerk_handshake_nonce=real", headers=DOC)
+    assert post.status_code in (401, 405)
+    assert live.backend.count(*PAYLOAD) == 0
+    assert _nonce_get(app, "real").text == "<p>user_123</p>"  # the same nonce on a navigation still signs in
+    assert live.backend.count(*PAYLOAD) == 1
+
+
+def test_nonce_budget_settings_are_validated(live: Env) -> None:
+    with pytest.raises(Exception, match="CLERK_HANDSHAKE_NONCE_RATE"):
+        live.app(CLERK_HANDSHAKE_NONCE_RATE="lots")
+    app = live.app(CLERK_HANDSHAKE_NONCE_RATE="off", CLERK_HANDSHAKE_NONCE_RATE_TOTAL="off")
+    for i in range(15):
+        _nonce_get(app, f"made_up_{i}")
+    assert live.backend.count(*PAYLOAD) == 15
