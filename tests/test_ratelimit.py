@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import logging
 import socket
 import threading
@@ -25,6 +26,21 @@ from flask_clerk_security.testing import ClerkTestIssuer, clerk_event
 from .conftest import closed_port
 
 Build = Callable[..., tuple[Flask, ClerkSecurity]]
+
+
+@pytest.fixture(autouse=True, params=["ClerkLimiter", "Limiter"])
+def limiter_class(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with ClerkLimiter, and again as if flask-limiter had changed a private hook ClerkLimiter
+    overrides (``__release_context`` takes other parameters): the extension then uses a plain Limiter, and
+    every limit must still hold."""
+    if request.param == "Limiter":
+        release = Limiter._Limiter__release_context  # type: ignore[attr-defined]
+        monkeypatch.setattr(Limiter, "_Limiter__release_context", lambda self, *args: release(self, *args))
+    return str(request.param)
+
+
+#: For the tests of ClerkLimiter's own shortcuts, which exist only while it is used.
+clerk_limiter_only = pytest.mark.parametrize("limiter_class", ["ClerkLimiter"], indirect=True)
 
 
 @pytest.fixture
@@ -339,6 +355,7 @@ def test_limiter_returns_to_redis_when_it_recovers(
         proxy.close()
 
 
+@clerk_limiter_only
 def test_before_request_check_is_skipped_while_no_app_wide_limit_exists(
     app_factory: Build, clerk_issuer: ClerkTestIssuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -417,3 +434,23 @@ def test_after_request_work_of_the_limiter_still_runs_where_a_limit_was_checked(
     assert client.get("/teapot").status_code == 429
     response = client.get("/unlimited")
     assert response.get_json() == {"limit": None} and "X-RateLimit-Limit" not in response.headers
+
+
+def test_a_changed_private_hook_falls_back_to_a_plain_limiter_with_one_warning(
+    app_factory: Build, limiter_class: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from flask_clerk_security import private_hooks
+    from flask_clerk_security.ratelimit import limiter_class as clerk_limiter_class
+
+    private_hooks._warn_once.cache_clear()  # once per process: an earlier test may have said it
+    for _ in range(2):
+        _, clerk = app_factory()
+        assert isinstance(clerk.limiter, clerk_limiter_class()) is (limiter_class == "ClerkLimiter")
+        assert isinstance(clerk.limiter, Limiter)
+    warnings = [record.getMessage() for record in caplog.records if "flask-limiter" in record.getMessage()]
+    if limiter_class == "ClerkLimiter":
+        assert warnings == []
+    else:
+        assert len(warnings) == 1
+        assert f"flask-limiter {importlib.metadata.version('flask-limiter')} " in warnings[0]
+        assert "_Limiter__release_context" in warnings[0]
