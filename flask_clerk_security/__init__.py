@@ -24,6 +24,9 @@ from .tokens import verify_token
 if TYPE_CHECKING:
     from .validation import get_validated_body, get_validated_query
 
+#: The release; pyproject.toml reads it from here, and ``flask clerk --version`` shows it.
+__version__ = "0.2.0"
+
 
 def __getattr__(name: str) -> Any:
     """Import pydantic (via :mod:`.validation`, ~0.15 s) only when its accessors are first used."""
