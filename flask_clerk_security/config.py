@@ -180,7 +180,7 @@ class ClerkSettings:
     webhook_secret: Secret | None = None
     machine_secret_key: Secret | None = None
     ratelimit_storage_uri: SecretURI = MEMORY_URI
-    frontend_api: str | None = None
+    frontend_api: str | None = field(default=None, metadata={"derived": True})  # from the publishable key
     http_timeout: float = 3.0
     jwks_cache_ttl: float = 300.0
     jwks_refetch_cooldown: float = 30.0
