@@ -15,7 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_clerk_security import ClerkSecurity, ConfigurationError
 from flask_clerk_security.extension import get_state
-from flask_clerk_security.headers import security_headers
+from flask_clerk_security.headers import TALISMAN_HOOKS, security_headers
 from flask_clerk_security.testing import ClerkTestIssuer, serve_app
 
 from .conftest import AppFactory
@@ -548,3 +548,42 @@ def test_a_changed_private_hook_falls_back_to_plain_talisman_with_one_warning(
         assert len(warnings) == 1
         assert f"flask-talisman {importlib.metadata.version('flask-talisman')} " in warnings[0]
         assert "_parse_policy" in warnings[0]
+
+
+@clerk_talisman_only
+@pytest.mark.parametrize("hook", sorted(TALISMAN_HOOKS))
+def test_each_changed_talisman_hook_gives_a_plain_talisman_with_the_same_headers(
+    app_factory: AppFactory, hook: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_talisman import Talisman
+
+    from flask_clerk_security.headers import ClerkTalisman
+
+    clerk_app, _ = app_factory()
+    expected = clerk_app.test_client().get("/health", base_url="https://localhost").headers
+    original = getattr(Talisman, hook)
+    monkeypatch.setattr(Talisman, hook, lambda self, *args, **kwargs: original(self, *args, **kwargs))
+    app, _ = app_factory()
+    talisman = get_state(app).talisman
+    assert type(talisman) is Talisman and not isinstance(talisman, ClerkTalisman)
+    headers = app.test_client().get("/health", base_url="https://localhost").headers
+    names = ["Content-Security-Policy", "X-Frame-Options", "Strict-Transport-Security", "Referrer-Policy"]
+    assert all(name in expected for name in names)
+    for name in names:
+        expected_value = re.sub(r" 'nonce-[^']+'", "", expected[name])  # plain Talisman makes a nonce every time
+        assert re.sub(r" 'nonce-[^']+'", "", headers[name]) == expected_value, name
+
+
+@clerk_talisman_only
+def test_a_missing_talisman_attribute_gives_a_plain_talisman(
+    app_factory: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As if a flask-talisman release had renamed one of the attributes ClerkTalisman reads."""
+    from flask_talisman import Talisman
+
+    from flask_clerk_security import headers
+
+    monkeypatch.setattr(headers, "TALISMAN_ATTRIBUTES", (*headers.TALISMAN_ATTRIBUTES, "frame_options_renamed"))
+    app, _ = app_factory()
+    assert type(get_state(app).talisman) is Talisman
+    assert app.test_client().get("/health").headers["X-Frame-Options"] == "DENY"

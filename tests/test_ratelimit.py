@@ -18,7 +18,7 @@ from flask_limiter import Limiter
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_clerk_security import Auth, ClerkSecurity, ConfigurationError
-from flask_clerk_security.ratelimit import rate_limit_key
+from flask_clerk_security.ratelimit import LIMITER_HOOKS, rate_limit_key
 from flask_clerk_security.signals import rate_limit_exceeded
 from flask_clerk_security.state import AUTH_KEY
 from flask_clerk_security.testing import ClerkTestIssuer, clerk_event
@@ -454,3 +454,31 @@ def test_a_changed_private_hook_falls_back_to_a_plain_limiter_with_one_warning(
         assert len(warnings) == 1
         assert f"flask-limiter {importlib.metadata.version('flask-limiter')} " in warnings[0]
         assert "_Limiter__release_context" in warnings[0]
+
+
+@clerk_limiter_only
+@pytest.mark.parametrize("hook", sorted(LIMITER_HOOKS))
+def test_each_changed_limiter_hook_gives_a_plain_limiter_that_still_limits(
+    limited_app: Build, hook: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_clerk_security.ratelimit import limiter_class as clerk_limiter_class
+
+    original = getattr(Limiter, hook)
+    monkeypatch.setattr(Limiter, hook, lambda self, *args, **kwargs: original(self, *args, **kwargs))
+    app, clerk = limited_app()
+    assert type(clerk.limiter) is Limiter and not isinstance(clerk.limiter, clerk_limiter_class())
+    assert statuses(app.test_client(), "/open", 3) == [200, 200, 429]
+
+
+@clerk_limiter_only
+def test_a_missing_limit_manager_attribute_gives_a_plain_limiter(
+    limited_app: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As if a flask-limiter release had renamed one of the attributes ClerkLimiter reads."""
+    from flask_clerk_security import ratelimit
+
+    renamed = (*ratelimit.LIMIT_MANAGER_ATTRIBUTES, "_application_limits_renamed")
+    monkeypatch.setattr(ratelimit, "LIMIT_MANAGER_ATTRIBUTES", renamed)
+    app, clerk = limited_app()
+    assert type(clerk.limiter) is Limiter
+    assert statuses(app.test_client(), "/open", 3) == [200, 200, 429]
