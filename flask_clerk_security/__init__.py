@@ -27,6 +27,9 @@ from .users import current_user, get_token
 if TYPE_CHECKING:
     from .validation import get_validated_body, get_validated_query
 
+#: The release; pyproject.toml reads it from here, and ``flask clerk --version`` shows it.
+__version__ = "0.2.0"
+
 # A library never writes to stderr by itself: without this, Python's last-resort handler prints warnings (and
 # audit records) when the app has not configured logging. The app decides where the records go.
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -22,12 +22,14 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, NoAppException, ScriptInfo
 from werkzeug.routing import Rule
 
+from . import __version__
 from .config import ClerkSettings, instance_type, load_settings, mask_secret, split_list
 from .errors import ConfigurationError
 from .headers import frontend_api_source
 from .protection import policy_of
 
 clerk_cli = AppGroup("clerk", help="Clerk security tools.")
+click.version_option(__version__, prog_name="flask-clerk-security")(clerk_cli)
 
 WEBHOOK_BLUEPRINT = "clerk_webhooks"
 _SECRET_IN_FILE = r"(sk_live_|sk_test_)[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9+/=]{16,}"

@@ -2,6 +2,7 @@
 its protections with real HTTP, one line per step. Exits 1 if any step misbehaves.
 
 Nothing here talks to Clerk: tokens come from the test kit's issuer and the Backend API is its stand-in.
+A demo tool, not for production code.
 """
 
 from __future__ import annotations

@@ -6,15 +6,16 @@ or ``CLERK_DOMAIN``, Clerk's documented hosts and the user's ``CLERK_CSP_DIRECTI
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import flask
+import flask_talisman.talisman as talisman_module
 from flask import Flask, Response
 from flask_talisman import Talisman
-from flask_talisman.talisman import NONCE_LENGTH, get_random_string
 from werkzeug.datastructures import Headers
 
 from .config import reveal
@@ -23,6 +24,7 @@ from .header_options import KEYWORDS as KEYWORDS
 from .header_options import KNOWN_DIRECTIVES as KNOWN_DIRECTIVES
 from .header_options import check_talisman_options as check_talisman_options
 from .header_options import parse_csp_directives as parse_csp_directives
+from .private_hooks import attribute_problems, hook_problems, warn_fallback
 
 if TYPE_CHECKING:
     from .config import ClerkSettings
@@ -218,7 +220,8 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
             return ""
         nonce: str | None = getattr(flask.request, "csp_nonce", None)
         if nonce is None:
-            nonce = flask.request.csp_nonce = get_random_string(NONCE_LENGTH)  # type: ignore[attr-defined]
+            nonce = talisman_module.get_random_string(talisman_module.NONCE_LENGTH)
+            flask.request.csp_nonce = nonce  # type: ignore[attr-defined]
         return nonce
 
     def _parse_policy(self, policy: Any) -> str:
@@ -231,6 +234,82 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
         if nonce is None:
             return "; ".join(text for text, _ in cached[1])
         return "; ".join(f"{text} 'nonce-{nonce}'" if wants else text for text, wants in cached[1])
+
+
+#: The private Talisman methods ClerkTalisman overrides, with the parameters they take (flask-talisman 1.x).
+TALISMAN_HOOKS = {
+    "_get_local_options": ("self",),
+    "_force_https": ("self",),
+    "_set_response_headers": ("self", "response"),
+    "_make_nonce": ("self",),
+    "_get_nonce": ("self",),
+    "_parse_policy": ("self", "policy"),
+}
+#: What ClerkTalisman uses of ``flask_talisman.talisman`` besides the class, to make a nonce as Talisman does.
+TALISMAN_MODULE_NAMES = {"get_random_string": ("length",)}
+
+
+#: The attributes of a Talisman, set by its ``init_app``, that ClerkTalisman reads.
+TALISMAN_ATTRIBUTES = ("app", "session_cookie_secure", *sorted(VIEW_OPTIONS))
+
+
+def talisman_hook_problems() -> list[str]:
+    """What ClerkTalisman relies on that this flask-talisman lacks (empty when it can be used).
+
+    The attributes are looked for on a Talisman set up on a throwaway app (about 0.4 ms, once per ``init_app``).
+    """
+    problems = hook_problems(Talisman, TALISMAN_HOOKS) + hook_problems(talisman_module, TALISMAN_MODULE_NAMES)
+    if not isinstance(getattr(talisman_module, "NONCE_LENGTH", None), int):
+        problems.append("NONCE_LENGTH is missing")
+    return problems + attribute_problems(Talisman(Flask("talisman_probe")), TALISMAN_ATTRIBUTES)
+
+
+class _HttpsRedirect:
+    """A ``force_https`` value for plain Talisman that is true per request as :meth:`ClerkTalisman._force_https`
+    decides: off while the app is in testing mode, and off for loopback on a development instance."""
+
+    def __init__(self, app: Flask, serves_loopback: bool) -> None:
+        self.app = app
+        self.serves_loopback = serves_loopback
+
+    def __bool__(self) -> bool:
+        if not flask.has_request_context():
+            return True
+        request = flask.request
+        return not (self.app.testing or (self.serves_loopback and _is_loopback(request)))
+
+
+def _own_view_options(app: Flask, clerk_policy: Mapping[str, list[str]] | None) -> None:
+    """For plain Talisman: give each view carrying ``talisman_view_options`` a copy of its own for ``app``.
+
+    Plain Talisman reads the options from the view function and writes its defaults into them, so one view on
+    two apps would carry the first app's policy to the second; and it knows nothing of the Clerk policy's
+    ``frame-ancestors`` following a view's ``frame_options``. Registered before Talisman's hooks, this swaps in,
+    on the first request to each endpoint, a wrapper of the view with this app's options.
+    """
+    wrapped: set[str] = set()
+
+    @app.before_request
+    def own_options() -> None:
+        endpoint = flask.request.endpoint
+        if endpoint is None or endpoint in wrapped:
+            return
+        wrapped.add(endpoint)
+        view = app.view_functions.get(endpoint)
+        own = getattr(view, "talisman_view_options", None)
+        if view is None or own is None:
+            return
+        options = dict(own)
+        if "frame_options" in options and "content_security_policy" not in options and clerk_policy is not None:
+            sources = frame_ancestors(options["frame_options"], options.get("frame_options_allow_from"))
+            options["content_security_policy"] = render_csp(_with_frame_ancestors(clerk_policy, sources))
+
+        @functools.wraps(view)
+        def with_own_options(*args: Any, **kwargs: Any) -> Any:
+            return view(*args, **kwargs)
+
+        with_own_options.talisman_view_options = options  # type: ignore[attr-defined]
+        app.view_functions[endpoint] = with_own_options
 
 
 #: A loopback ``Host`` (127.0.0.0/8, ``[::1]``, ``localhost``), with or without a port.
@@ -318,16 +397,33 @@ def install_talisman(app: Flask, settings: ClerkSettings) -> tuple[Talisman, str
         "session_cookie_samesite": app.config.get("SESSION_COOKIE_SAMESITE") or "Lax",
     }
     options.update(settings.talisman_options)
+    sent_policy = clerk_policy if "content_security_policy" not in settings.talisman_options else None
+    follows_app = settings.force_https is None and "force_https" not in settings.talisman_options
+    key = settings.publishable_key or reveal(settings.secret_key) or ""
+    serves_loopback = key.startswith(("pk_test_", "sk_test_"))
+    problems = talisman_hook_problems()
+    if problems:
+        warn_fallback("flask-talisman", "ClerkTalisman", problems)
+        _own_view_options(app, sent_policy)
+        talisman_options = {**options, "force_https": _HttpsRedirect(app, serves_loopback)} if follows_app else options
+        return _talisman(Talisman, app, talisman_options), policy_text(options["content_security_policy"])
+    talisman = _talisman(ClerkTalisman, app, options)
+    talisman.clerk_policy = sent_policy
+    talisman.follows_app = follows_app
+    talisman.serves_loopback = serves_loopback
+    return talisman, policy_text(options["content_security_policy"])
+
+
+_T = TypeVar("_T", bound=Talisman)
+
+
+def _talisman(cls: type[_T], app: Flask, options: dict[str, Any]) -> _T:
+    """``cls(app, **options)``, a refusal of the options reported as a configuration error."""
     try:
-        talisman = ClerkTalisman(app, **options)
+        talisman: _T = cls(app, **options)
     except ValueError as exc:
         raise ConfigurationError(f"CLERK_TALISMAN_OPTIONS were refused by Talisman: {exc}") from None
-    if "content_security_policy" not in settings.talisman_options:
-        talisman.clerk_policy = clerk_policy
-    talisman.follows_app = settings.force_https is None and "force_https" not in settings.talisman_options
-    key = settings.publishable_key or reveal(settings.secret_key) or ""
-    talisman.serves_loopback = key.startswith(("pk_test_", "sk_test_"))
-    return talisman, policy_text(options["content_security_policy"])
+    return talisman
 
 
 def policy_text(policy: Any) -> str:

@@ -11,12 +11,13 @@ import json
 import logging
 import time
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, current_app, has_request_context, request
 
 from .config import ClerkSettings
 from .errors import ConfigurationError
+from .private_hooks import attribute_problems, hook_problems, warn_fallback
 from .signals import rate_limit_exceeded
 from .state import EXTENSION_KEY, get_auth
 from .stores import instance_namespace
@@ -76,6 +77,28 @@ def _limiter_used() -> bool:
     except RuntimeError:  # no request
         return False
     return _LIMITER_USED_KEY in environ
+
+
+#: The private ``flask_limiter.Limiter`` methods ClerkLimiter overrides, with the parameters they take (3.5 to 4.x).
+LIMITER_HOOKS = {
+    "_Limiter__check_conditional_deductions": ("self", "response"),
+    "_Limiter__release_context": ("self", "_"),
+    "_check_request_limit": ("self", "callable_name", "in_middleware"),
+}
+#: The private attributes ClerkLimiter reads, on the limiter's ``limit_manager`` and on the limiter itself.
+LIMIT_MANAGER_ATTRIBUTES = ("_application_limits", "_default_limits", "_blueprint_limits", "_endpoint_hints")
+LIMITER_ATTRIBUTES = ("_meta_limits", "_in_memory_fallback")
+
+
+def limiter_hook_problems(limiter: Limiter) -> list[str]:
+    """What ClerkLimiter relies on that this flask-limiter lacks (empty when it can be used)."""
+    from flask_limiter import Limiter
+
+    return [
+        *hook_problems(Limiter, LIMITER_HOOKS),
+        *attribute_problems(limiter.limit_manager, LIMIT_MANAGER_ATTRIBUTES),
+        *attribute_problems(limiter, LIMITER_ATTRIBUTES),
+    ]
 
 
 @functools.cache
@@ -159,14 +182,22 @@ def create_limiter() -> Limiter:
 
     When the storage (Redis) fails, flask-limiter logs a warning and keeps enforcing the same limits in this
     process's memory until the storage answers again (it re-checks with a growing back-off, at most ~32 s).
+    A ``ClerkLimiter`` when this flask-limiter has the private hooks it overrides, else a plain ``Limiter``.
     """
-    return limiter_class()(
-        rate_limit_key,
-        headers_enabled=True,
-        retry_after="delta-seconds",
-        on_breach=rate_limited_response,
-        in_memory_fallback_enabled=True,
-    )
+    from flask_limiter import Limiter
+
+    options: dict[str, Any] = {
+        "headers_enabled": True,
+        "retry_after": "delta-seconds",
+        "on_breach": rate_limited_response,
+        "in_memory_fallback_enabled": True,
+    }
+    limiter = limiter_class()(rate_limit_key, **options)
+    problems = limiter_hook_problems(limiter)
+    if not problems:
+        return limiter
+    warn_fallback("flask-limiter", "ClerkLimiter", problems)
+    return Limiter(rate_limit_key, **options)
 
 
 def init_limiter(limiter: Limiter, app: Flask, settings: ClerkSettings, *, owned: bool) -> None:

@@ -268,4 +268,4 @@ def test_api_reference_names_every_public_name() -> None:
     for names in (flask_clerk_security.__all__, fields, testing.__all__):
         assert not set(names) - documented, f"missing from docs/api.md: {sorted(set(names) - documented)}"
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "](docs/api.md)" in readme
+    assert "](https://github.com/flask-clerk-security/flask-clerk-security/blob/main/docs/api.md)" in readme

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 from typing import Any
@@ -14,10 +15,27 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_clerk_security import ClerkSecurity, ConfigurationError
 from flask_clerk_security.extension import get_state
-from flask_clerk_security.headers import security_headers
+from flask_clerk_security.headers import TALISMAN_HOOKS, security_headers
 from flask_clerk_security.testing import ClerkTestIssuer, serve_app
 
 from .conftest import AppFactory
+
+
+@pytest.fixture(autouse=True, params=["ClerkTalisman", "Talisman"])
+def talisman_class(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with ClerkTalisman, and again as if flask-talisman had changed a private hook ClerkTalisman
+    overrides (``_parse_policy`` takes other parameters): the extension then uses plain Talisman, and every
+    header must still be right."""
+    if request.param == "Talisman":
+        from flask_talisman import Talisman
+
+        parse_policy = Talisman._parse_policy
+        monkeypatch.setattr(Talisman, "_parse_policy", lambda self, *args: parse_policy(self, *args))
+    return str(request.param)
+
+
+#: For the tests of ClerkTalisman's own rendering, which exist only while it is used.
+clerk_talisman_only = pytest.mark.parametrize("talisman_class", ["ClerkTalisman"], indirect=True)
 
 
 def directives(header: str) -> dict[str, list[str]]:
@@ -35,7 +53,6 @@ def test_default_headers(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer)
     csp = directives(response.headers["Content-Security-Policy"])
     fapi = f"https://{clerk_issuer.frontend_api}"
     assert csp["script-src"][:4] == ["'self'", fapi, "https://challenges.cloudflare.com", "https://*.protect.clerk.com"]
-    assert not any(source.startswith("'nonce-") for source in csp["script-src"]), "no template asked for one"
     assert csp["connect-src"] == ["'self'", fapi, "https://*.protect.clerk.com:*"]
     assert csp["img-src"] == ["'self'", "https://img.clerk.com"]
     assert csp["worker-src"] == ["'self'", "blob:"]
@@ -48,6 +65,14 @@ def test_default_headers(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer)
     assert csp["base-uri"] == ["'self'"]
     assert "'strict-dynamic'" not in csp["script-src"]
     assert get_state(app).content_security_policy.startswith("default-src 'self'; script-src 'self' https://")
+
+
+@clerk_talisman_only
+def test_no_nonce_unless_a_template_asks(app_factory: AppFactory) -> None:
+    """ClerkTalisman makes the nonce lazily (plain Talisman makes one for every request, harmlessly)."""
+    app, _ = app_factory()
+    csp = directives(app.test_client().get("/health").headers["Content-Security-Policy"])
+    assert not any(source.startswith("'nonce-") for source in csp["script-src"]), "no template asked for one"
 
 
 def test_headers_on_error_responses(app_factory: AppFactory) -> None:
@@ -342,6 +367,7 @@ def test_without_proxyfix_the_redirect_uses_the_internal_host(clerk_issuer: Cler
     assert response.headers["Location"] == "https://internal:8000/health"
 
 
+@clerk_talisman_only
 def test_clerk_talisman_renders_exactly_what_talisman_renders(app_factory: AppFactory) -> None:
     """The cached rendering of ClerkTalisman gives Talisman's own header text, nonce included."""
     from flask_talisman import Talisman
@@ -365,6 +391,7 @@ def test_clerk_talisman_renders_exactly_what_talisman_renders(app_factory: AppFa
                     assert talisman._parse_policy(policy) == Talisman._parse_policy(talisman, policy)
 
 
+@clerk_talisman_only
 def test_clerk_talisman_sets_exactly_the_headers_talisman_sets(app_factory: AppFactory) -> None:
     """Headers rendered once per endpoint and scheme, then added in one pass, equal Talisman's own, in order:
     per-view options, HSTS by scheme, a header the view set itself (replaced), and a nonce. One app serves
@@ -403,6 +430,7 @@ def test_clerk_talisman_sets_exactly_the_headers_talisman_sets(app_factory: AppF
             assert list(ours.headers) == list(theirs.headers), (path, base_url, headers, preset)
 
 
+@clerk_talisman_only
 def test_rendered_headers_skip_werkzeug_revalidation_on_this_werkzeug() -> None:
     """The fast path of ClerkTalisman relies on werkzeug's Headers list; if a werkzeug release drops it, the
     public ``extend`` takes over (still correct, slower) and this test says so."""
@@ -498,3 +526,64 @@ def test_view_options_are_not_shared_between_apps(app_factory: AppFactory) -> No
 def test_security_headers_refuses_unknown_options() -> None:
     with pytest.raises(TypeError, match="frame_option"):
         security_headers(frame_option="SAMEORIGIN")
+
+
+def test_a_changed_private_hook_falls_back_to_plain_talisman_with_one_warning(
+    app_factory: AppFactory, talisman_class: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from flask_talisman import Talisman
+
+    from flask_clerk_security import private_hooks
+    from flask_clerk_security.headers import ClerkTalisman
+
+    private_hooks._warn_once.cache_clear()  # once per process: an earlier test may have said it
+    for _ in range(2):
+        app, _ = app_factory()
+        assert isinstance(get_state(app).talisman, ClerkTalisman) is (talisman_class == "ClerkTalisman")
+        assert isinstance(get_state(app).talisman, Talisman)
+    warnings = [record.getMessage() for record in caplog.records if "flask-talisman" in record.getMessage()]
+    if talisman_class == "ClerkTalisman":
+        assert warnings == []
+    else:
+        assert len(warnings) == 1
+        assert f"flask-talisman {importlib.metadata.version('flask-talisman')} " in warnings[0]
+        assert "_parse_policy" in warnings[0]
+
+
+@clerk_talisman_only
+@pytest.mark.parametrize("hook", sorted(TALISMAN_HOOKS))
+def test_each_changed_talisman_hook_gives_a_plain_talisman_with_the_same_headers(
+    app_factory: AppFactory, hook: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_talisman import Talisman
+
+    from flask_clerk_security.headers import ClerkTalisman
+
+    clerk_app, _ = app_factory()
+    expected = clerk_app.test_client().get("/health", base_url="https://localhost").headers
+    original = getattr(Talisman, hook)
+    monkeypatch.setattr(Talisman, hook, lambda self, *args, **kwargs: original(self, *args, **kwargs))
+    app, _ = app_factory()
+    talisman = get_state(app).talisman
+    assert type(talisman) is Talisman and not isinstance(talisman, ClerkTalisman)
+    headers = app.test_client().get("/health", base_url="https://localhost").headers
+    names = ["Content-Security-Policy", "X-Frame-Options", "Strict-Transport-Security", "Referrer-Policy"]
+    assert all(name in expected for name in names)
+    for name in names:
+        expected_value = re.sub(r" 'nonce-[^']+'", "", expected[name])  # plain Talisman makes a nonce every time
+        assert re.sub(r" 'nonce-[^']+'", "", headers[name]) == expected_value, name
+
+
+@clerk_talisman_only
+def test_a_missing_talisman_attribute_gives_a_plain_talisman(
+    app_factory: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As if a flask-talisman release had renamed one of the attributes ClerkTalisman reads."""
+    from flask_talisman import Talisman
+
+    from flask_clerk_security import headers
+
+    monkeypatch.setattr(headers, "TALISMAN_ATTRIBUTES", (*headers.TALISMAN_ATTRIBUTES, "frame_options_renamed"))
+    app, _ = app_factory()
+    assert type(get_state(app).talisman) is Talisman
+    assert app.test_client().get("/health").headers["X-Frame-Options"] == "DENY"

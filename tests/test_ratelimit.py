@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import logging
 import socket
 import threading
@@ -18,7 +19,7 @@ from flask_limiter import Limiter
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_clerk_security import Auth, ClerkSecurity, ConfigurationError
-from flask_clerk_security.ratelimit import rate_limit_key
+from flask_clerk_security.ratelimit import LIMITER_HOOKS, rate_limit_key
 from flask_clerk_security.signals import rate_limit_exceeded
 from flask_clerk_security.state import AUTH_KEY
 from flask_clerk_security.testing import ClerkTestIssuer, clerk_event
@@ -35,6 +36,21 @@ def _redis_url_via(port: int) -> str:
     return _REDIS._replace(netloc=f"{credentials}{'@' if credentials else ''}127.0.0.1:{port}").geturl()
 
 Build = Callable[..., tuple[Flask, ClerkSecurity]]
+
+
+@pytest.fixture(autouse=True, params=["ClerkLimiter", "Limiter"])
+def limiter_class(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with ClerkLimiter, and again as if flask-limiter had changed a private hook ClerkLimiter
+    overrides (``__release_context`` takes other parameters): the extension then uses a plain Limiter, and
+    every limit must still hold."""
+    if request.param == "Limiter":
+        release = Limiter._Limiter__release_context  # type: ignore[attr-defined]
+        monkeypatch.setattr(Limiter, "_Limiter__release_context", lambda self, *args: release(self, *args))
+    return str(request.param)
+
+
+#: For the tests of ClerkLimiter's own shortcuts, which exist only while it is used.
+clerk_limiter_only = pytest.mark.parametrize("limiter_class", ["ClerkLimiter"], indirect=True)
 
 
 @pytest.fixture
@@ -372,6 +388,7 @@ def test_limiter_returns_to_redis_when_it_recovers(
         proxy.close()
 
 
+@clerk_limiter_only
 def test_before_request_check_is_skipped_while_no_app_wide_limit_exists(
     app_factory: Build, clerk_issuer: ClerkTestIssuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -487,3 +504,51 @@ def test_bounded_memory_storage_evicts_the_oldest_window_and_keeps_limiting(
     assert caplog.text.count("the oldest windows are forgotten") == 1
     assert [limiter.hit(limit, "busy") for _ in range(4)] == [True, True, True, False]
     assert all(len(entries) <= 3 for entries in storage.events.values())
+
+
+def test_a_changed_private_hook_falls_back_to_a_plain_limiter_with_one_warning(
+    app_factory: Build, limiter_class: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from flask_clerk_security import private_hooks
+    from flask_clerk_security.ratelimit import limiter_class as clerk_limiter_class
+
+    private_hooks._warn_once.cache_clear()  # once per process: an earlier test may have said it
+    for _ in range(2):
+        _, clerk = app_factory()
+        assert isinstance(clerk.limiter, clerk_limiter_class()) is (limiter_class == "ClerkLimiter")
+        assert isinstance(clerk.limiter, Limiter)
+    warnings = [record.getMessage() for record in caplog.records if "flask-limiter" in record.getMessage()]
+    if limiter_class == "ClerkLimiter":
+        assert warnings == []
+    else:
+        assert len(warnings) == 1
+        assert f"flask-limiter {importlib.metadata.version('flask-limiter')} " in warnings[0]
+        assert "_Limiter__release_context" in warnings[0]
+
+
+@clerk_limiter_only
+@pytest.mark.parametrize("hook", sorted(LIMITER_HOOKS))
+def test_each_changed_limiter_hook_gives_a_plain_limiter_that_still_limits(
+    limited_app: Build, hook: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_clerk_security.ratelimit import limiter_class as clerk_limiter_class
+
+    original = getattr(Limiter, hook)
+    monkeypatch.setattr(Limiter, hook, lambda self, *args, **kwargs: original(self, *args, **kwargs))
+    app, clerk = limited_app()
+    assert type(clerk.limiter) is Limiter and not isinstance(clerk.limiter, clerk_limiter_class())
+    assert statuses(app.test_client(), "/open", 3) == [200, 200, 429]
+
+
+@clerk_limiter_only
+def test_a_missing_limit_manager_attribute_gives_a_plain_limiter(
+    limited_app: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As if a flask-limiter release had renamed one of the attributes ClerkLimiter reads."""
+    from flask_clerk_security import ratelimit
+
+    renamed = (*ratelimit.LIMIT_MANAGER_ATTRIBUTES, "_application_limits_renamed")
+    monkeypatch.setattr(ratelimit, "LIMIT_MANAGER_ATTRIBUTES", renamed)
+    app, clerk = limited_app()
+    assert type(clerk.limiter) is Limiter
+    assert statuses(app.test_client(), "/open", 3) == [200, 200, 429]

@@ -1,6 +1,7 @@
 """Test kit: a Clerk-shaped token issuer and a Backend API stand-in on 127.0.0.1, so apps test without Clerk.
 
-The pytest fixtures that use them live in :mod:`flask_clerk_security.pytest_plugin`.
+The pytest fixtures that use them live in :mod:`flask_clerk_security.pytest_plugin`. A test tool: it ships in the
+wheel for your tests to import; production code never should.
 """
 
 from __future__ import annotations
