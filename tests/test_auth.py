@@ -143,3 +143,27 @@ def test_reverification_combined_with_role(clerk_issuer: ClerkTestIssuer) -> Non
     assert subject.has(role="admin", reverification="strict")
     assert not subject.has(role="member", reverification="strict")
     assert not auth(clerk_issuer, org=ORG, fva=[100, 100]).has(role="admin", reverification="strict")
+
+
+@pytest.mark.parametrize("fva", ["00", (0, -1), {0: 0, 1: -1}, b"\x00\x00"])
+def test_fva_that_is_not_a_list_of_two_fails(clerk_issuer: ClerkTestIssuer, fva: Any) -> None:
+    # Clerk's checkReverificationAuthorization: Array.isArray(fva) && fva.length === 2, else "fail".
+    assert reverification_passes([0, -1], "lax") is True
+    assert reverification_passes(fva, "lax") is False
+    claims = clerk_issuer.session_claims()
+    claims["fva"] = fva
+    assert Auth.from_claims(claims).has(reverification="lax") is False
+
+
+def test_features_and_plans_with_two_colons(clerk_issuer: ClerkTestIssuer) -> None:
+    # Clerk splits the claim's entries at their first colon and the asked name with split(":") keeping two
+    # pieces: "o:ai:beta" in the claim is the org feature "ai:beta"; asking "o:ai:beta" means org feature "ai".
+    beta = Auth.from_claims(clerk_issuer.session_claims(features=["o:ai:beta"], plan="u:pro:annual"))
+    assert beta.has(feature="o:ai:beta") is False
+    assert beta.has(feature="ai:beta") is False  # scope "ai" is no scope: Clerk throws, has() fails
+    assert beta.has(plan="u:pro:annual") is False
+    plain = Auth.from_claims(clerk_issuer.session_claims(features=["o:ai"], plan="u:pro"))
+    assert plain.has(feature="o:ai:beta") is True
+    assert plain.has(feature="org:ai:x") is True
+    assert plain.has(plan="user:pro:x") is True
+    assert plain.has(plan="o:pro:x") is False

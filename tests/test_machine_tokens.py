@@ -348,6 +348,59 @@ def test_scopes_must_all_be_granted(
     assert client.get("/api/admin", headers=bearer(admin_key)).status_code == 403
 
 
+def test_missing_scopes_send_authorization_denied(
+    make_app: MachineApp, clerk_backend_api: BackendAPIStandIn, clerk_issuer: ClerkTestIssuer
+) -> None:
+    from flask_clerk_security import signals
+
+    app = make_app()
+    events: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **data: Any) -> None:
+        events.append({"sender": sender, **data})
+
+    key = clerk_backend_api.mint_api_key(subject="user_scoped", scopes=["reports:read"])
+    granted = clerk_backend_api.mint_api_key(scopes=["reports:read", "reports:list"])
+    with signals.authorization_denied.connected_to(receiver):
+        assert app.test_client().get("/api/reports", headers=bearer(granted)).status_code == 200
+        assert app.test_client().get("/api/reports", headers=bearer(key)).status_code == 403
+    requirement = {"scopes": ["reports:read", "reports:list"]}
+    assert events == [{"sender": app, "user_id": "user_scoped", "requirement": requirement}]
+
+
+def test_session_claims_are_the_verified_payload(make_app: MachineApp, clerk_issuer: ClerkTestIssuer) -> None:
+    claims = clerk_issuer.session_claims(azp=ORIGIN)
+    body = make_app().test_client().get("/api/me", headers=bearer(clerk_issuer.sign(claims))).get_json()
+    assert body["claims"] == claims
+
+
+def test_refused_machine_tokens_keep_their_token_type(
+    make_app: MachineApp, clerk_backend_api: BackendAPIStandIn, clerk_issuer: ClerkTestIssuer
+) -> None:
+    # Clerk's signed-out auth object of a refused machine token still says which kind of token it was.
+    app = make_app()
+
+    @app.errorhandler(401)
+    def signed_out(_: Exception) -> tuple[dict[str, Any], int]:
+        return {"token_type": current_auth.token_type, "reason": current_auth.reason}, 401
+
+    client = app.test_client()
+    revoked = clerk_backend_api.mint_api_key()
+    clerk_backend_api.revoke(revoked)
+    expired_m2m = clerk_backend_api.mint_m2m_token(expires_in=-5)
+    expired_oauth = clerk_backend_api.mint_oauth_token(expires_in=-5)
+    cases = [
+        ("/api/any", revoked, {"token_type": "api_key", "reason": "token-invalid"}),
+        ("/api/any", expired_m2m, {"token_type": "m2m_token", "reason": "token-expired"}),
+        ("/api/any", expired_oauth, {"token_type": "oauth_token", "reason": "token-expired"}),
+        ("/api/keys", clerk_backend_api.mint_m2m_token(), {"token_type": "api_key", "reason": "token-type-mismatch"}),
+        ("/api/keys", None, {"token_type": "api_key", "reason": "No token in header"}),
+    ]
+    for path, token, expected in cases:
+        response = client.get(path, headers=bearer(token) if token else {})
+        assert (response.status_code, response.get_json()) == (401, expected), path
+
+
 # -- Backend API answers: 401, 404, 5xx, timeouts, slow server ---------------------------------------------------
 
 

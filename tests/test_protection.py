@@ -154,6 +154,9 @@ def test_header_wins_over_cookie(client: Any, clerk_issuer: ClerkTestIssuer) -> 
         ({}, 403),
         ({"Origin": "https://evil.example"}, 403),
         ({"Origin": "null"}, 403),
+        ({"Origin": "null", "Referer": "http://localhost/page"}, 200),  # privacy-mode origin: the Referer decides
+        ({"Origin": "null", "Referer": "https://evil.example/page"}, 403),
+        ({"Origin": "null", "Referer": "https://app.example.com/page"}, 200),
         ({"Referer": "https://evil.example/page"}, 403),
         ({"Origin": "http://localhost"}, 200),
         ({"Referer": "http://localhost/page"}, 200),
