@@ -169,15 +169,20 @@ def test_fractional_iat_in_the_future_is_compared_in_milliseconds(clerk_issuer: 
     assert reason(clerk_issuer.sign(claims), clerk_issuer) == "token-iat-in-the-future"
 
 
+def _early_in_a_second() -> int:
+    """The current whole second, waiting for the next one when this one is half gone (no rollover mid-test)."""
+    if time.time() % 1 > 0.5:
+        time.sleep(1.01 - time.time() % 1)
+    return int(time.time())
+
+
 def test_default_clock_skew_is_five_seconds(clerk_issuer: ClerkTestIssuer) -> None:
-    # exp <= now - skew is expired (Clerk's verifyJwt, clockSkewInMs 5000): pinned on both sides of 5 s.
-    now = int(time.time())
-    assert verify_token(clerk_issuer.sign(clerk_issuer.session_claims(exp=now - 3)), jwt_key=clerk_issuer.public_pem)
-    assert reason(clerk_issuer.sign(clerk_issuer.session_claims(exp=now - 6)), clerk_issuer) == "token-expired"
-    future = now + 3
-    assert verify_token(clerk_issuer.sign(clerk_issuer.session_claims(nbf=future)), jwt_key=clerk_issuer.public_pem)
-    late = now + 7
-    assert reason(clerk_issuer.sign(clerk_issuer.session_claims(nbf=late)), clerk_issuer) == "token-not-active-yet"
+    # Clerk's verifyJwt: expired when exp <= now - 5000 ms, not yet active when nbf/iat > now + 5000 ms.
+    now = _early_in_a_second()
+    assert verify_token(clerk_issuer.sign(clerk_issuer.session_claims(exp=now - 4)), jwt_key=clerk_issuer.public_pem)
+    assert reason(clerk_issuer.sign(clerk_issuer.session_claims(exp=now - 5)), clerk_issuer) == "token-expired"
+    assert verify_token(clerk_issuer.sign(clerk_issuer.session_claims(nbf=now + 5)), jwt_key=clerk_issuer.public_pem)
+    assert reason(clerk_issuer.sign(clerk_issuer.session_claims(nbf=now + 6)), clerk_issuer) == "token-not-active-yet"
 
 
 def test_clock_skew_is_applied_in_seconds(clerk_issuer: ClerkTestIssuer) -> None:
