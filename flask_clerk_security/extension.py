@@ -191,7 +191,8 @@ def _build_state(settings: ClerkSettings) -> ClerkState:
     cache = None
     if settings.machine_token_cache_ttl > 0:
         try:
-            cache = store_from_uri(settings.machine_token_cache_uri, prefix="clerk:machine-token:")
+            prefix = f"{settings.store_key_prefix}machine-token:"
+            cache = store_from_uri(settings.machine_token_cache_uri, prefix=prefix)
         except ConfigurationError as exc:
             raise ConfigurationError(f"CLERK_MACHINE_TOKEN_CACHE_URI: {exc}") from None
     return ClerkState(

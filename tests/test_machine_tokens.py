@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable
@@ -632,36 +631,57 @@ def test_cache_trades_revocation_latency_for_calls(make_app: MachineApp, clerk_b
     assert uncached.get("/api/keys", headers=bearer(key)).status_code == 401
 
 
-def _redis_url() -> str:
-    url = "redis://127.0.0.1:6379/15"
-    try:
-        import redis
+#: One process of the shared-cache test: an app like make_app's, one request with the key, its JSON printed.
+_CACHE_PROCESS = """
+import json, sys
+from flask import Flask
+from flask_clerk_security import ClerkSecurity, current_auth
+config = json.loads(sys.argv[1])
+app = Flask("cache_process")
+app.config.update(TESTING=True, **config)
+clerk = ClerkSecurity(app)
 
-        redis.Redis.from_url(url, socket_timeout=0.5).ping()
-    except Exception as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"Redis not reachable on 127.0.0.1:6379 ({type(exc).__name__})")
-    return url
+@app.get("/api/keys")
+@clerk.require(accepts_token="api_key")
+def keys():
+    return {"subject": current_auth.subject}
+
+response = app.test_client().get("/api/keys", headers={"Authorization": "Bearer " + sys.argv[2]})
+print(json.dumps([response.status_code, response.get_json()]))
+"""
 
 
 @pytest.mark.redis
-def test_redis_cache_is_shared_between_processes(make_app: MachineApp, clerk_backend_api: BackendAPIStandIn) -> None:
-    import redis
+def test_redis_cache_is_shared_between_processes(
+    clerk_issuer: ClerkTestIssuer, clerk_backend_api: BackendAPIStandIn, redis_client: Any, redis_prefix: str
+) -> None:
+    import json
+    import subprocess
+    import sys
 
-    url = _redis_url()
-    config = {"CLERK_MACHINE_TOKEN_CACHE_TTL": 30, "CLERK_MACHINE_TOKEN_CACHE_URI": url}
-    key = clerk_backend_api.mint_api_key(subject="org_shared")
-    first, second = make_app(config).test_client(), make_app(config).test_client()
-    assert first.get("/api/keys", headers=bearer(key)).get_json()["org_id"] == "org_shared"
-    assert second.get("/api/keys", headers=bearer(key)).get_json()["org_id"] == "org_shared"
+    from .conftest import REDIS_URL
+
+    config = {
+        "CLERK_SECRET_KEY": clerk_issuer.secret_key,
+        "CLERK_PUBLISHABLE_KEY": clerk_issuer.publishable_key,
+        "CLERK_API_URL": clerk_backend_api.url,
+        "CLERK_MACHINE_TOKEN_CACHE_TTL": 30,
+        "CLERK_MACHINE_TOKEN_CACHE_URI": REDIS_URL,
+        "CLERK_STORE_KEY_PREFIX": redis_prefix,
+    }
+    key = clerk_backend_api.mint_api_key(subject="user_shared")
+    for _ in range(2):  # two processes, one after the other: the second finds the first one's entry
+        run = subprocess.run(
+            [sys.executable, "-c", _CACHE_PROCESS, json.dumps(config), key],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert json.loads(run.stdout.splitlines()[-1]) == [200, {"subject": "user_shared"}]
     assert len(verify_calls(clerk_backend_api)) == 1
 
-    client = redis.Redis.from_url(url)
-    entries = {name.decode(): client.get(name) for name in client.scan_iter("clerk:machine-token:*")}
-    assert entries and all(key.encode() not in (value or b"") and key not in name for name, value in entries.items())
-    assert all(0 < client.pttl(name) <= 30_000 for name in entries)
-    client.delete(*entries)
+    names = list(redis_client.scan_iter(match=f"{redis_prefix}*"))
+    assert [name.decode().removeprefix(redis_prefix).split(":")[0] for name in names] == ["machine-token"]
+    assert all(key.encode() not in name and key.encode() not in redis_client.get(name) for name in names)
+    assert all(0 < redis_client.pttl(name) <= 30_000 for name in names)
 
 
 def test_cache_store_down_falls_back_to_the_backend_api(
