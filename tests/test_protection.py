@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -303,3 +304,19 @@ def test_authorization_header_parsing_matches_clerks_split(value: str) -> None:
     scheme, token = pieces[0], pieces[1] if len(pieces) > 1 else ""
     expected = (scheme or None) if not token else (token if scheme == "Bearer" else None)
     assert token_from_authorization(value) == (expected if value else None)
+
+
+def test_public_routes_as_regexes_callables_and_escapes_through_an_app(app_factory: AppFactory) -> None:
+    app, _ = app_factory(
+        public_routes=[re.compile(r"^/feeds/"), lambda path: path.endswith(".txt"), r"/files/\:raw"]
+    )
+
+    @app.get("/<path:rest>")
+    def anything(rest: str) -> str:
+        return rest
+
+    client = app.test_client()
+    for path in ("/feeds/news", "/robots.txt", "/files/:raw"):
+        assert client.get(path).status_code == 200, path
+    for path in ("/feed", "/robots.txt.bak", "/files/raw", "/files/x", "/api/me"):
+        assert client.get(path).status_code == 401, path
