@@ -7,7 +7,8 @@ from the copy's root imports the copy, plugin included) with a timeout. A mutant
 or time out. Exception messages, log text and docstrings are not mutated (message-only mutants say nothing about
 behaviour); reason strings and other compared constants are.
 
-Prints the score per module and every surviving mutant as ``file:line  original -> mutant``.
+Prints every surviving mutant as it is found (``survived  file:line  #index  original -> mutant``), then the
+score per module. ``--only 12,40`` reruns single mutants of one module by index.
 """
 
 from __future__ import annotations
@@ -213,14 +214,19 @@ def _batches(copies: list[Path], work: list[Mutant]) -> Iterator[list[Mutant]]:
 
 
 def main() -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # survivors show up as found
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", default=list(TESTS), help=f"of {', '.join(TESTS)} (default: all)")
     parser.add_argument("--limit", type=int, help="at most this many mutants per module, spread over it")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant before it counts as killed")
     parser.add_argument("--workers", type=int, default=2, help="repository copies run in parallel")
+    parser.add_argument("--only", help="comma-separated mutant indexes (of a single module) to run")
     parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     args = parser.parse_args()
     work = [m for module in args.modules for m in _spread(mutants(module), args.limit)]
+    if args.only:
+        wanted = {int(index) for index in args.only.split(",")}
+        work = [m for m in work if m.index in wanted]
     if args.list:
         for m in work:
             print(f"{m.module}.py:{m.line}  #{m.index}  {m.description}")
@@ -233,20 +239,17 @@ def main() -> int:
         def run_batch(copy: Path, batch: list[Mutant]) -> None:
             for mutant in batch:
                 killed[mutant] = _run(copy, mutant, args.timeout)
-                mark = "." if killed[mutant] else "S"
-                print(mark, end="", flush=True)
+                if not killed[mutant]:
+                    print(f"survived  {mutant.module}.py:{mutant.line}  #{mutant.index}  {mutant.description}")
 
         with ThreadPoolExecutor(len(copies)) as pool:
             list(pool.map(run_batch, copies, _batches(copies, work)))
-    print(f"\n{len(work)} mutants in {time.monotonic() - started:.0f} s")
+    print(f"{len(work)} mutants in {time.monotonic() - started:.0f} s")
     for module in args.modules:
         ran = [m for m in work if m.module == module]
         dead = sum(killed[m] for m in ran)
         if ran:
             print(f"{module + '.py':<16} {dead}/{len(ran)} killed  {100 * dead / len(ran):5.1f}%")
-    survivors = sorted((m for m in work if not killed[m]), key=lambda m: (m.module, m.line, m.index))
-    for m in survivors:
-        print(f"survived  {m.module}.py:{m.line}  #{m.index}  {m.description}")
     return 0
 
 

@@ -227,4 +227,4 @@ def test_secret_key_fetches_the_keys_from_the_backend_api(clerk_issuer: ClerkTes
         assert api.count("GET", "/v1/jwks") == 1
         with pytest.raises(TokenVerificationError) as info:
             verify_token(clerk_issuer.session_token(), secret_key="sk_test_wrong", api_url=api.url)
-        assert info.value.reason != "jwk-failed-to-resolve"
+        assert info.value.reason == "secret-key-invalid"
