@@ -185,6 +185,26 @@ def test_default_clock_skew_is_five_seconds(clerk_issuer: ClerkTestIssuer) -> No
     assert reason(clerk_issuer.sign(clerk_issuer.session_claims(nbf=now + 6)), clerk_issuer) == "token-not-active-yet"
 
 
+def test_fractional_exp_is_truncated_before_the_skew_applies(clerk_issuer: ClerkTestIssuer) -> None:
+    # exp = now - 9.1 s read as a whole second is now - 10 s (setUTCSeconds truncates): expired under a
+    # 9.95 s skew, though the untruncated time would still be inside it.
+    now = _early_in_a_second()
+    token = clerk_issuer.sign(clerk_issuer.session_claims(exp=now - 10 + 0.9))
+    assert reason(token, clerk_issuer, clock_skew=9.95) == "token-expired"
+    assert verify_token(token, jwt_key=clerk_issuer.public_pem, clock_skew=10.9)
+
+
+def test_dates_beyond_javascripts_range_never_bind(clerk_issuer: ClerkTestIssuer) -> None:
+    # JavaScript dates end at 8.64e15 ms: iat at that second is in the future; one second later it is an
+    # Invalid Date (NaN), which no comparison binds, so Clerk lets it pass.
+    last = 8_640_000_000_000
+    claims = clerk_issuer.session_claims(iat=last)
+    del claims["nbf"]
+    assert reason(clerk_issuer.sign(claims), clerk_issuer) == "token-iat-in-the-future"
+    assert verify_token(clerk_issuer.sign({**claims, "iat": last + 1}), jwt_key=clerk_issuer.public_pem)
+    assert verify_token(clerk_issuer.sign({**claims, "iat": float(last + 1)}), jwt_key=clerk_issuer.public_pem)
+
+
 def test_clock_skew_is_applied_in_seconds(clerk_issuer: ClerkTestIssuer) -> None:
     now = int(time.time())
     token = clerk_issuer.sign(clerk_issuer.session_claims(exp=now - 60))
