@@ -167,3 +167,20 @@ def test_features_and_plans_with_two_colons(clerk_issuer: ClerkTestIssuer) -> No
     assert plain.has(feature="org:ai:x") is True
     assert plain.has(plan="user:pro:x") is True
     assert plain.has(plan="o:pro:x") is False
+
+
+def test_who_counts_as_authenticated() -> None:
+    # Any one identity makes a request authenticated (a user, or a machine token's id or subject); a reason or
+    # no identity at all means signed out.
+    assert Auth(user_id="user_1").is_authenticated
+    assert Auth(token_type="api_key", id="ak_1").is_authenticated
+    assert Auth(token_type="m2m_token", subject="mch_1").is_authenticated
+    assert not Auth().is_authenticated
+    assert not Auth(user_id="user_1", reason="token-expired").is_authenticated
+
+
+def test_signed_out_auth_is_a_session_token_unless_told() -> None:
+    # Clerk's signedOutAuthObject says tokenType 'session_token'; machine refusals name their own type.
+    assert Auth.signed_out("session-token-and-uat-missing").token_type == "session_token"
+    assert Auth.signed_out("token-invalid", token_type="api_key").token_type == "api_key"
+    assert Auth.signed_out("token-invalid").reason == "token-invalid"
