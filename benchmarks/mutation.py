@@ -30,7 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "flask_clerk_security"
 #: The core modules and the test files that state their behaviour (one place to edit after a rename).
 TESTS: dict[str, list[str]] = {
-    "tokens": ["tests/test_tokens.py", "tests/test_token_cache.py", "tests/test_conformance.py", "tests/test_jwks.py"],
+    "tokens": [
+        "tests/test_tokens.py", "tests/test_token_cache.py", "tests/test_conformance.py", "tests/test_jwks.py",
+        "tests/test_conformance_pages.py",
+    ],
     "auth": ["tests/test_auth.py", "tests/test_require.py", "tests/test_conformance.py"],
     "routes": ["tests/test_routes.py", "tests/test_protection.py"],
     "authenticate": ["tests/test_protection.py", "tests/test_handshake.py", "tests/test_conformance.py"],
