@@ -248,3 +248,16 @@ def test_secret_key_fetches_the_keys_from_the_backend_api(clerk_issuer: ClerkTes
         with pytest.raises(TokenVerificationError) as info:
             verify_token(clerk_issuer.session_token(), secret_key="sk_test_wrong", api_url=api.url)
         assert info.value.reason == "secret-key-invalid"
+
+
+def test_token_verifier_defaults_are_clerks_skew_and_no_cache(clerk_issuer: ClerkTestIssuer) -> None:
+    from flask_clerk_security.jwks import pem_key_source
+    from flask_clerk_security.tokens import TokenVerifier
+
+    verifier = TokenVerifier(pem_key_source(clerk_issuer.public_pem))
+    now = _early_in_a_second()
+    assert verifier.verify(clerk_issuer.sign(clerk_issuer.session_claims(exp=now - 4)))["sub"] == "user_123"
+    with pytest.raises(TokenVerificationError) as info:
+        verifier.verify(clerk_issuer.sign(clerk_issuer.session_claims(exp=now - 5)))
+    assert info.value.reason == "token-expired"
+    assert verifier.cache_len() == 0  # remembering tokens is opt-in (cache_size)
