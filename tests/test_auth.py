@@ -184,3 +184,20 @@ def test_signed_out_auth_is_a_session_token_unless_told() -> None:
     assert Auth.signed_out("session-token-and-uat-missing").token_type == "session_token"
     assert Auth.signed_out("token-invalid", token_type="api_key").token_type == "api_key"
     assert Auth.signed_out("token-invalid").reason == "token-invalid"
+
+
+def test_reverification_presets_are_clerks() -> None:
+    # Clerk's TYPES_TO_OBJECTS (@clerk/shared authorization.ts).
+    from flask_clerk_security.auth import reverification_config
+
+    assert {name: reverification_config(name) for name in ("strict_mfa", "strict", "moderate", "lax")} == {
+        "strict_mfa": {"level": "multi_factor", "afterMinutes": 10},
+        "strict": {"level": "second_factor", "afterMinutes": 10},
+        "moderate": {"level": "second_factor", "afterMinutes": 60},
+        "lax": {"level": "second_factor", "afterMinutes": 1440},
+    }
+    assert reverification_config({"level": "first_factor", "after_minutes": 5}) == {
+        "level": "first_factor",
+        "afterMinutes": 5,
+    }
+    assert reverification_config("STRICT") is None
