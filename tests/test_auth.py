@@ -201,3 +201,12 @@ def test_reverification_presets_are_clerks() -> None:
         "afterMinutes": 5,
     }
     assert reverification_config("STRICT") is None
+
+
+def test_auth_is_frozen(clerk_issuer: ClerkTestIssuer) -> None:
+    # One Auth is shared by every request carrying the same cached token: nobody may change it.
+    import dataclasses
+
+    shared = auth(clerk_issuer, org=ORG)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        shared.user_id = "user_admin"  # type: ignore[misc]
