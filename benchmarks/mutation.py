@@ -36,7 +36,10 @@ TESTS: dict[str, list[str]] = {
     ],
     "auth": ["tests/test_auth.py", "tests/test_require.py", "tests/test_conformance.py"],
     "routes": ["tests/test_routes.py", "tests/test_protection.py"],
-    "authenticate": ["tests/test_protection.py", "tests/test_handshake.py", "tests/test_conformance.py"],
+    "authenticate": [
+        "tests/test_protection.py", "tests/test_handshake.py", "tests/test_conformance.py",
+        "tests/test_leakguard_audit.py",
+    ],
     "extension": ["tests/test_protection.py", "tests/test_require.py", "tests/test_machine_tokens.py"],
 }
 _COMPARE_SWAPS: dict[type[ast.cmpop], type[ast.cmpop]] = {

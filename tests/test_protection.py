@@ -320,3 +320,24 @@ def test_public_routes_as_regexes_callables_and_escapes_through_an_app(app_facto
         assert client.get(path).status_code == 200, path
     for path in ("/feed", "/robots.txt.bak", "/files/raw", "/files/x", "/api/me"):
         assert client.get(path).status_code == 401, path
+
+
+def test_cookie_reads_need_no_origin(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer) -> None:
+    # The CSRF origin check is for writes: GET, HEAD, OPTIONS and TRACE pass without Origin or Referer.
+    app, _ = app_factory()
+
+    @app.route("/api/trace", methods=["TRACE"])
+    def trace() -> str:
+        return "traced"
+
+    @app.route("/api/options", methods=["OPTIONS"], provide_automatic_options=False)
+    def options() -> dict[str, Any]:
+        return {"user_id": current_auth.user_id}  # protection lets OPTIONS through; the cookie still counts
+
+    client = app.test_client()
+    session_cookies(clerk_issuer, client)
+    assert client.get("/api/me").status_code == 200
+    assert client.head("/api/me").status_code == 200
+    assert client.open("/api/trace", method="TRACE").status_code == 200
+    assert client.options("/api/options").get_json() == {"user_id": "user_123"}
+    assert client.post("/api/me").status_code == 403
