@@ -40,7 +40,9 @@ TESTS: dict[str, list[str]] = {
         "tests/test_protection.py", "tests/test_handshake.py", "tests/test_conformance.py",
         "tests/test_leakguard_audit.py",
     ],
-    "extension": ["tests/test_protection.py", "tests/test_require.py", "tests/test_machine_tokens.py"],
+    "extension": [
+        "tests/test_protection.py", "tests/test_require.py", "tests/test_machine_tokens.py", "tests/test_jwks.py",
+    ],
 }
 _COMPARE_SWAPS: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,

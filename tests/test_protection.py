@@ -341,3 +341,25 @@ def test_cookie_reads_need_no_origin(app_factory: AppFactory, clerk_issuer: Cler
     assert client.open("/api/trace", method="TRACE").status_code == 200
     assert client.options("/api/options").get_json() == {"user_id": "user_123"}
     assert client.post("/api/me").status_code == 403
+
+
+def test_extension_wiring_pins(app_factory: AppFactory, caplog: pytest.LogCaptureFixture) -> None:
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+
+    # Warnings go to the "flask_clerk_security" logger, the one an app configures.
+    with caplog.at_level(logging.WARNING):
+        app, _ = app_factory()
+    assert any(r.name == "flask_clerk_security" and "CLERK_AUTHORIZED_PARTIES" in r.message for r in caplog.records)
+    assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"  # the extension's own limiter: our storage setting
+    # An app's own limiter keeps its own RATELIMIT_* configuration.
+    own, _ = app_factory(limiter=Limiter(get_remote_address, storage_uri="memory://"))
+    assert "RATELIMIT_STORAGE_URI" not in own.config
+    # With machine-token caching off, its cache URI is not read at all.
+    app_factory({"CLERK_MACHINE_TOKEN_CACHE_TTL": 0, "CLERK_MACHINE_TOKEN_CACHE_URI": "bogus://nowhere"})
+
+
+@pytest.mark.parametrize("scopes", [[], [""], ["read", ""], {"read": True}, "read", [1]])
+def test_require_scopes_must_be_a_non_empty_list_of_names(scopes: Any) -> None:
+    with pytest.raises(TypeError, match="scopes"):
+        ClerkSecurity().require(accepts_token="api_key", scopes=scopes)
