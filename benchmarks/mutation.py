@@ -42,6 +42,7 @@ TESTS: dict[str, list[str]] = {
     ],
     "extension": [
         "tests/test_protection.py", "tests/test_require.py", "tests/test_machine_tokens.py", "tests/test_jwks.py",
+        "tests/test_leakguard_audit.py", "tests/test_webhooks.py",
     ],
 }
 _COMPARE_SWAPS: dict[type[ast.cmpop], type[ast.cmpop]] = {

@@ -321,6 +321,31 @@ def test_misconfiguration_fails_loudly(make_app: MachineApp, clerk_issuer: Clerk
         clerk.require(accepts_token="session_token", scopes=["read"])
 
 
+def test_which_machine_tokens_need_the_secret_key(clerk_issuer: ClerkTestIssuer) -> None:
+    # API keys and OAuth tokens are verified with CLERK_SECRET_KEY; M2M tokens can use CLERK_MACHINE_SECRET_KEY.
+    def start(accepts: str, machine_secret_key: str | None = None) -> None:
+        app = Flask("keys")
+        app.config.update(clerk_issuer.config)
+        if machine_secret_key:
+            app.config["CLERK_MACHINE_SECRET_KEY"] = machine_secret_key
+        ClerkSecurity(app, accepts_token=accepts)
+
+    machine_key = "ak_" + "m" * 32
+    start("m2m_token", machine_key)
+    needs_secret_key = [("m2m_token", None), ("api_key", machine_key), ("oauth_token", machine_key)]
+    for accepts, key in [*needs_secret_key, ("any", machine_key)]:
+        with pytest.raises(ConfigurationError, match="CLERK_SECRET_KEY"):
+            start(accepts, key)
+
+
+def test_a_one_second_cache_still_caches(make_app: MachineApp, clerk_backend_api: BackendAPIStandIn) -> None:
+    client = make_app({"CLERK_MACHINE_TOKEN_CACHE_TTL": 1}).test_client()
+    key = clerk_backend_api.mint_api_key()
+    for _ in range(2):
+        assert client.get("/api/keys", headers=bearer(key)).status_code == 200
+    assert len(verify_calls(clerk_backend_api)) == 1
+
+
 # -- scopes and has() ----------------------------------------------------------------------------------------------
 
 
