@@ -172,3 +172,70 @@ def test_reverification_combined_with_role(clerk_issuer: ClerkTestIssuer) -> Non
     assert subject.has(role="admin", reverification="strict")
     assert not subject.has(role="member", reverification="strict")
     assert not auth(clerk_issuer, org=ORG, fva=[100, 100]).has(role="admin", reverification="strict")
+
+
+@pytest.mark.parametrize("fva", ["00", (0, -1), {0: 0, 1: -1}, b"\x00\x00"])
+def test_fva_that_is_not_a_list_of_two_fails(clerk_issuer: ClerkTestIssuer, fva: Any) -> None:
+    # Clerk's checkReverificationAuthorization: Array.isArray(fva) && fva.length === 2, else "fail".
+    assert reverification_passes([0, -1], "lax") is True
+    assert reverification_passes(fva, "lax") is False
+    claims = clerk_issuer.session_claims()
+    claims["fva"] = fva
+    assert Auth.from_claims(claims).has(reverification="lax") is False
+
+
+def test_features_and_plans_with_two_colons(clerk_issuer: ClerkTestIssuer) -> None:
+    # Clerk splits the claim's entries at their first colon and the asked name with split(":") keeping two
+    # pieces: "o:ai:beta" in the claim is the org feature "ai:beta"; asking "o:ai:beta" means org feature "ai".
+    beta = Auth.from_claims(clerk_issuer.session_claims(features=["o:ai:beta"], plan="u:pro:annual"))
+    assert beta.has(feature="o:ai:beta") is False
+    assert beta.has(feature="ai:beta") is False  # scope "ai" is no scope: Clerk throws, has() fails
+    assert beta.has(plan="u:pro:annual") is False
+    plain = Auth.from_claims(clerk_issuer.session_claims(features=["o:ai"], plan="u:pro"))
+    assert plain.has(feature="o:ai:beta") is True
+    assert plain.has(feature="org:ai:x") is True
+    assert plain.has(plan="user:pro:x") is True
+    assert plain.has(plan="o:pro:x") is False
+
+
+def test_who_counts_as_authenticated() -> None:
+    # Any one identity makes a request authenticated (a user, or a machine token's id or subject); a reason or
+    # no identity at all means signed out.
+    assert Auth(user_id="user_1").is_authenticated
+    assert Auth(token_type="api_key", id="ak_1").is_authenticated
+    assert Auth(token_type="m2m_token", subject="mch_1").is_authenticated
+    assert not Auth().is_authenticated
+    assert not Auth(user_id="user_1", reason="token-expired").is_authenticated
+
+
+def test_signed_out_auth_is_a_session_token_unless_told() -> None:
+    # Clerk's signedOutAuthObject says tokenType 'session_token'; machine refusals name their own type.
+    assert Auth.signed_out("session-token-and-uat-missing").token_type == "session_token"
+    assert Auth.signed_out("token-invalid", token_type="api_key").token_type == "api_key"
+    assert Auth.signed_out("token-invalid").reason == "token-invalid"
+
+
+def test_reverification_presets_are_clerks() -> None:
+    # Clerk's TYPES_TO_OBJECTS (@clerk/shared authorization.ts).
+    from flask_clerk_security.auth import reverification_config
+
+    assert {name: reverification_config(name) for name in ("strict_mfa", "strict", "moderate", "lax")} == {
+        "strict_mfa": {"level": "multi_factor", "afterMinutes": 10},
+        "strict": {"level": "second_factor", "afterMinutes": 10},
+        "moderate": {"level": "second_factor", "afterMinutes": 60},
+        "lax": {"level": "second_factor", "afterMinutes": 1440},
+    }
+    assert reverification_config({"level": "first_factor", "after_minutes": 5}) == {
+        "level": "first_factor",
+        "afterMinutes": 5,
+    }
+    assert reverification_config("STRICT") is None
+
+
+def test_auth_is_frozen(clerk_issuer: ClerkTestIssuer) -> None:
+    # One Auth is shared by every request carrying the same cached token: nobody may change it.
+    import dataclasses
+
+    shared = auth(clerk_issuer, org=ORG)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        shared.user_id = "user_admin"  # type: ignore[misc]

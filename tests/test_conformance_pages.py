@@ -22,12 +22,9 @@ Needs node and npm: the ``conformance_node`` fixture (tests/conftest.py) install
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -39,8 +36,8 @@ from flask_clerk_security.cookies import cookie_suffix
 from flask_clerk_security.handshake import cookie_name
 from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer
 
-CONFORMANCE_DIR = Path(__file__).resolve().parent / "conformance"
-NODE_SCRIPT = CONFORMANCE_DIR / "clerk_pages.mjs"
+from .oracle import run_node
+
 BASE = "http://localhost:5000"
 DOC = {"sec-fetch-dest": "document", "accept": "text/html,application/xhtml+xml"}
 PROXY = "https://example.test/__clerk"
@@ -250,8 +247,9 @@ def instances() -> Iterator[tuple[Instance, Instance]]:
 @pytest.fixture(scope="module")
 def outcomes(
     instances: tuple[Instance, Instance], conformance_node: str
-) -> dict[str, tuple[Case, dict[str, Any], dict[str, Any]]]:
-    node = conformance_node
+) -> dict[str, tuple[Case, dict[str, Any]]]:
+    """Every case through Clerk's code in one node process: (case, Clerk's answer) by case id; our side runs in
+    each case's own test."""
     live, dev = instances
     by_name = {"live": live, "test": dev}
     cases = _build_cases(live, dev)
@@ -266,26 +264,8 @@ def outcomes(
         }
         for c in cases
     ]
-    theirs = _clerk_answers(node, payload)
-    return {c.id: (c, theirs[c.id], _run_ours(by_name[c.instance], c)) for c in cases}
-
-
-def _clerk_answers(node: str, payload: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Clerk's answer to each case, by id (one node process for the whole list)."""
-    proc = subprocess.run(
-        [node, str(NODE_SCRIPT)],
-        input=json.dumps(payload),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=CONFORMANCE_DIR,
-        env={**os.environ, "CLERK_TELEMETRY_DISABLED": "1"},
-        check=False,
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"clerk_pages.mjs exited {proc.returncode}:\n{proc.stderr}", pytrace=False)
-    return {r["id"]: r for r in json.loads(proc.stdout)}
-
+    theirs = run_node(conformance_node, "clerk_pages.mjs", payload)
+    return {c.id: (c, theirs[c.id]) for c in cases}
 
 
 def _check(case: Case, theirs: dict[str, Any], ours: dict[str, Any]) -> None:
@@ -338,9 +318,12 @@ def test_case_list_is_complete(outcomes: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("case_id", CASE_IDS)
-def test_page_request_agrees_with_clerk(outcomes: dict[str, Any], case_id: str) -> None:
-    case, theirs, ours = outcomes[case_id]
-    _check(case, theirs, ours)
+def test_page_request_agrees_with_clerk(
+    outcomes: dict[str, tuple[Case, dict[str, Any]]], instances: tuple[Instance, Instance], case_id: str
+) -> None:
+    case, theirs = outcomes[case_id]
+    live, dev = instances
+    _check(case, theirs, _run_ours(live if case.instance == "live" else dev, case))
 
 
 def _same_cookies(theirs: list[str], ours: list[str], keep: Callable[[str], bool] = lambda _: True) -> None:
@@ -445,7 +428,7 @@ def test_random_cookie_requests_agree_with_clerk(instances: tuple[Instance, Inst
     live, dev = instances
     by_name = {"live": live, "test": dev}
     cases = _random_cases(random.Random(RANDOM_SEED), live, dev)
-    theirs = _clerk_answers(node, [
+    theirs = run_node(node, "clerk_pages.mjs", [
         {"id": c.id, "method": c.method, "url": BASE + c.path, "headers": {"host": "localhost:5000", **c.headers},
          "cookies": {}, **_config(by_name[c.instance], c)}
         for c in cases

@@ -10,12 +10,8 @@ Needs node and npm: the ``conformance_node`` fixture (tests/conftest.py) install
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import re
-import subprocess
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -24,9 +20,8 @@ import pytest
 from flask_clerk_security.errors import ConfigurationError
 from flask_clerk_security.routes import RouteMatcher, normalize_path, request_pathname
 
-CONFORMANCE_DIR = Path(__file__).resolve().parent / "conformance"
-NODE_SCRIPT = CONFORMANCE_DIR / "route_matcher.mjs"
-NODE_TIMEOUT_S = 60
+from .oracle import run_node_raw
+
 GENERATED_PAIRS = 3000
 GENERATED_TARGETS = 500
 SEED = 20261201
@@ -194,21 +189,8 @@ def _ours(pattern: str, path: str) -> str:
 
 @pytest.fixture(scope="module")
 def clerk(conformance_node: str) -> dict[str, Any]:
-    node = conformance_node
     pairs = LISTED + GENERATED
-    proc = subprocess.run(
-        [str(node), str(NODE_SCRIPT)],
-        input=json.dumps({"pairs": pairs, "urls": TARGETS}),
-        capture_output=True,
-        text=True,
-        timeout=NODE_TIMEOUT_S,
-        cwd=CONFORMANCE_DIR,
-        env={**os.environ, "CLERK_TELEMETRY_DISABLED": "1"},
-        check=False,
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"route_matcher.mjs exited {proc.returncode}:\n{proc.stderr}", pytrace=False)
-    answers = json.loads(proc.stdout)
+    answers = run_node_raw(conformance_node, "route_matcher.mjs", {"pairs": pairs, "urls": TARGETS})
     return {
         "pairs": dict(zip(pairs, answers["pairs"], strict=True)),
         "urls": dict(zip(TARGETS, answers["urls"], strict=True)),

@@ -155,11 +155,19 @@ def test_only_page_navigations_hand_shake(live: Env, headers: dict[str, str], ha
 
 
 def test_post_navigation_never_hand_shakes(live: Env) -> None:
-    response = _client(live.app(), live.stale_cookies()).post(
-        "/dashboard", headers={**DOC, "Origin": "http://localhost"}
-    )
-    assert response.status_code in (401, 405)
+    app = live.app()
+
+    @app.post("/dashboard")
+    def post_dashboard() -> str:
+        return "posted"
+
+    response = _client(app, live.stale_cookies()).post("/dashboard", headers={**DOC, "Origin": "http://localhost"})
+    # Authentication ran (a route exists, so no 405) and refused the stale cookie without a handshake.
+    assert response.status_code == 401
     assert "Location" not in response.headers
+    assert response.headers["x-clerk-auth-reason"] == "session-token-expired-refresh-non-eligible-non-get"
+    fresh = _client(app, live.fresh_cookies()).post("/dashboard", headers={**DOC, "Origin": "http://localhost"})
+    assert (fresh.status_code, fresh.get_data(as_text=True)) == (200, "posted")
 
 
 @pytest.mark.parametrize(

@@ -323,6 +323,31 @@ def test_misconfiguration_fails_loudly(make_app: MachineApp, clerk_issuer: Clerk
         clerk.require(accepts_token="session_token", scopes=["read"])
 
 
+def test_which_machine_tokens_need_the_secret_key(clerk_issuer: ClerkTestIssuer) -> None:
+    # API keys and OAuth tokens are verified with CLERK_SECRET_KEY; M2M tokens can use CLERK_MACHINE_SECRET_KEY.
+    def start(accepts: str, machine_secret_key: str | None = None) -> None:
+        app = Flask("keys")
+        app.config.update(clerk_issuer.config)
+        if machine_secret_key:
+            app.config["CLERK_MACHINE_SECRET_KEY"] = machine_secret_key
+        ClerkSecurity(app, accepts_token=accepts)
+
+    machine_key = "ak_" + "m" * 32
+    start("m2m_token", machine_key)
+    needs_secret_key = [("m2m_token", None), ("api_key", machine_key), ("oauth_token", machine_key)]
+    for accepts, key in [*needs_secret_key, ("any", machine_key)]:
+        with pytest.raises(ConfigurationError, match="CLERK_SECRET_KEY"):
+            start(accepts, key)
+
+
+def test_a_one_second_cache_still_caches(make_app: MachineApp, clerk_backend_api: BackendAPIStandIn) -> None:
+    client = make_app({"CLERK_MACHINE_TOKEN_CACHE_TTL": 1}).test_client()
+    key = clerk_backend_api.mint_api_key()
+    for _ in range(2):
+        assert client.get("/api/keys", headers=bearer(key)).status_code == 200
+    assert len(verify_calls(clerk_backend_api)) == 1
+
+
 # -- scopes and has() ----------------------------------------------------------------------------------------------
 
 
@@ -347,6 +372,59 @@ def test_scopes_must_all_be_granted(
     # has() is False for machines, so permission requirements refuse them.
     admin_key = clerk_backend_api.mint_api_key(subject="org_1", scopes=["org:x:read"])
     assert client.get("/api/admin", headers=bearer(admin_key)).status_code == 403
+
+
+def test_missing_scopes_send_authorization_denied(
+    make_app: MachineApp, clerk_backend_api: BackendAPIStandIn, clerk_issuer: ClerkTestIssuer
+) -> None:
+    from flask_clerk_security import signals
+
+    app = make_app()
+    events: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **data: Any) -> None:
+        events.append({"sender": sender, **data})
+
+    key = clerk_backend_api.mint_api_key(subject="user_scoped", scopes=["reports:read"])
+    granted = clerk_backend_api.mint_api_key(scopes=["reports:read", "reports:list"])
+    with signals.authorization_denied.connected_to(receiver):
+        assert app.test_client().get("/api/reports", headers=bearer(granted)).status_code == 200
+        assert app.test_client().get("/api/reports", headers=bearer(key)).status_code == 403
+    requirement = {"scopes": ["reports:read", "reports:list"]}
+    assert events == [{"sender": app, "user_id": "user_scoped", "requirement": requirement}]
+
+
+def test_session_claims_are_the_verified_payload(make_app: MachineApp, clerk_issuer: ClerkTestIssuer) -> None:
+    claims = clerk_issuer.session_claims(azp=ORIGIN)
+    body = make_app().test_client().get("/api/me", headers=bearer(clerk_issuer.sign(claims))).get_json()
+    assert body["claims"] == claims
+
+
+def test_refused_machine_tokens_keep_their_token_type(
+    make_app: MachineApp, clerk_backend_api: BackendAPIStandIn, clerk_issuer: ClerkTestIssuer
+) -> None:
+    # Clerk's signed-out auth object of a refused machine token still says which kind of token it was.
+    app = make_app()
+
+    @app.errorhandler(401)
+    def signed_out(_: Exception) -> tuple[dict[str, Any], int]:
+        return {"token_type": current_auth.token_type, "reason": current_auth.reason}, 401
+
+    client = app.test_client()
+    revoked = clerk_backend_api.mint_api_key()
+    clerk_backend_api.revoke(revoked)
+    expired_m2m = clerk_backend_api.mint_m2m_token(expires_in=-5)
+    expired_oauth = clerk_backend_api.mint_oauth_token(expires_in=-5)
+    cases = [
+        ("/api/any", revoked, {"token_type": "api_key", "reason": "token-invalid"}),
+        ("/api/any", expired_m2m, {"token_type": "m2m_token", "reason": "token-expired"}),
+        ("/api/any", expired_oauth, {"token_type": "oauth_token", "reason": "token-expired"}),
+        ("/api/keys", clerk_backend_api.mint_m2m_token(), {"token_type": "api_key", "reason": "token-type-mismatch"}),
+        ("/api/keys", None, {"token_type": "api_key", "reason": "No token in header"}),
+    ]
+    for path, token, expected in cases:
+        response = client.get(path, headers=bearer(token) if token else {})
+        assert (response.status_code, response.get_json()) == (401, expected), path
 
 
 # -- Backend API answers: 401, 404, 5xx, timeouts, slow server ---------------------------------------------------
@@ -580,25 +658,57 @@ def test_cache_trades_revocation_latency_for_calls(make_app: MachineApp, clerk_b
     assert uncached.get("/api/keys", headers=bearer(key)).status_code == 401
 
 
+#: One process of the shared-cache test: an app like make_app's, one request with the key, its JSON printed.
+_CACHE_PROCESS = """
+import json, sys
+from flask import Flask
+from flask_clerk_security import ClerkSecurity, current_auth
+config = json.loads(sys.argv[1])
+app = Flask("cache_process")
+app.config.update(TESTING=True, **config)
+clerk = ClerkSecurity(app)
+
+@app.get("/api/keys")
+@clerk.require(accepts_token="api_key")
+def keys():
+    return {"subject": current_auth.subject}
+
+response = app.test_client().get("/api/keys", headers={"Authorization": "Bearer " + sys.argv[2]})
+print(json.dumps([response.status_code, response.get_json()]))
+"""
+
+
 @pytest.mark.redis
 def test_redis_cache_is_shared_between_processes(
-    make_app: MachineApp, clerk_backend_api: BackendAPIStandIn, redis_client: Any, redis_prefix: str
+    clerk_issuer: ClerkTestIssuer, clerk_backend_api: BackendAPIStandIn, redis_client: Any, redis_prefix: str
 ) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from .conftest import REDIS_URL
+
     config = {
+        "CLERK_SECRET_KEY": clerk_issuer.secret_key,
+        "CLERK_PUBLISHABLE_KEY": clerk_issuer.publishable_key,
+        "CLERK_API_URL": clerk_backend_api.url,
         "CLERK_MACHINE_TOKEN_CACHE_TTL": 30,
         "CLERK_MACHINE_TOKEN_CACHE_URI": REDIS_URL,
         "CLERK_STORE_KEY_PREFIX": redis_prefix,
     }
-    key = clerk_backend_api.mint_api_key(subject="org_shared")
-    first, second = make_app(config).test_client(), make_app(config).test_client()
-    assert first.get("/api/keys", headers=bearer(key)).get_json()["org_id"] == "org_shared"
-    assert second.get("/api/keys", headers=bearer(key)).get_json()["org_id"] == "org_shared"
+    key = clerk_backend_api.mint_api_key(subject="user_shared")
+    for _ in range(2):  # two processes, one after the other: the second finds the first one's entry
+        run = subprocess.run(
+            [sys.executable, "-c", _CACHE_PROCESS, json.dumps(config), key],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        assert json.loads(run.stdout.splitlines()[-1]) == [200, {"subject": "user_shared"}]
     assert len(verify_calls(clerk_backend_api)) == 1
 
-    [name] = list(redis_client.scan_iter(match=f"{redis_prefix}machine-token:*"))  # this test's entry, and only it
-    value = redis_client.get(name)
-    assert value and key.encode() not in value
-    assert 0 < redis_client.pttl(name) <= 30_000
+    names = list(redis_client.scan_iter(match=f"{redis_prefix}*"))
+    assert [name.decode().removeprefix(redis_prefix).split(":")[0] for name in names] == ["machine-token"]
+    assert all(key.encode() not in name and key.encode() not in redis_client.get(name) for name in names)
+    assert all(0 < redis_client.pttl(name) <= 30_000 for name in names)
 
 
 @pytest.mark.redis

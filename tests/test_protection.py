@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -100,7 +101,7 @@ def test_public_route_still_sees_a_signed_in_user(client: Any, clerk_issuer: Cle
 
 
 def session_cookies(issuer: ClerkTestIssuer, client: Any, suffixed: bool = False, **claims: Any) -> None:
-    for name, value in issuer.session_cookies(suffixed=suffixed, **claims).items():
+    for name, value in issuer.session_cookies(**claims, extra_claims={"suffixed": suffixed}).items():
         client.set_cookie(name, value)
 
 
@@ -154,6 +155,9 @@ def test_header_wins_over_cookie(client: Any, clerk_issuer: ClerkTestIssuer) -> 
         ({}, 403),
         ({"Origin": "https://evil.example"}, 403),
         ({"Origin": "null"}, 403),
+        ({"Origin": "null", "Referer": "http://localhost/page"}, 200),  # privacy-mode origin: the Referer decides
+        ({"Origin": "null", "Referer": "https://evil.example/page"}, 403),
+        ({"Origin": "null", "Referer": "https://app.example.com/page"}, 200),
         ({"Referer": "https://evil.example/page"}, 403),
         ({"Origin": "http://localhost"}, 200),
         ({"Referer": "http://localhost/page"}, 200),
@@ -300,3 +304,68 @@ def test_authorization_header_parsing_matches_clerks_split(value: str) -> None:
     scheme, token = pieces[0], pieces[1] if len(pieces) > 1 else ""
     expected = (scheme or None) if not token else (token if scheme == "Bearer" else None)
     assert token_from_authorization(value) == (expected if value else None)
+
+
+def test_public_routes_as_regexes_callables_and_escapes_through_an_app(app_factory: AppFactory) -> None:
+    app, _ = app_factory(
+        public_routes=[re.compile(r"^/feeds/"), lambda path: path.endswith(".txt"), r"/files/\:raw"]
+    )
+
+    @app.get("/<path:rest>")
+    def anything(rest: str) -> str:
+        return rest
+
+    client = app.test_client()
+    for path in ("/feeds/news", "/robots.txt", "/files/:raw"):
+        assert client.get(path).status_code == 200, path
+    for path in ("/feed", "/robots.txt.bak", "/files/raw", "/files/x", "/api/me"):
+        assert client.get(path).status_code == 401, path
+
+
+def test_cookie_reads_need_no_origin(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer) -> None:
+    # The CSRF origin check is for writes: GET, HEAD, OPTIONS and TRACE pass without Origin or Referer.
+    app, _ = app_factory()
+
+    @app.route("/api/trace", methods=["TRACE"])
+    def trace() -> str:
+        return "traced"
+
+    @app.route("/api/options", methods=["OPTIONS"], provide_automatic_options=False)
+    def options() -> dict[str, Any]:
+        return {"user_id": current_auth.user_id}  # protection lets OPTIONS through; the cookie still counts
+
+    client = app.test_client()
+    session_cookies(clerk_issuer, client)
+    assert client.get("/api/me").status_code == 200
+    assert client.head("/api/me").status_code == 200
+    assert client.open("/api/trace", method="TRACE").status_code == 200
+    assert client.options("/api/options").get_json() == {"user_id": "user_123"}
+    assert client.post("/api/me").status_code == 403
+
+
+def test_extension_wiring_pins(
+    app_factory: AppFactory, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+
+    from flask_clerk_security import config
+
+    # Warnings go to the "flask_clerk_security" logger, the one an app configures (once per process: forget
+    # that an earlier test's app said it).
+    monkeypatch.setattr(config, "_warned_keys", set())
+    with caplog.at_level(logging.WARNING):
+        app, _ = app_factory()
+    assert any(r.name == "flask_clerk_security" and "CLERK_AUTHORIZED_PARTIES" in r.message for r in caplog.records)
+    assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"  # the extension's own limiter: our storage setting
+    # An app's own limiter keeps its own RATELIMIT_* configuration.
+    own, _ = app_factory(limiter=Limiter(get_remote_address, storage_uri="memory://"))
+    assert "RATELIMIT_STORAGE_URI" not in own.config
+    # With machine-token caching off, its cache URI is not read at all.
+    app_factory({"CLERK_MACHINE_TOKEN_CACHE_TTL": 0, "CLERK_MACHINE_TOKEN_CACHE_URI": "bogus://nowhere"})
+
+
+@pytest.mark.parametrize("scopes", [[], [""], ["read", ""], {"read": True}, "read", [1]])
+def test_require_scopes_must_be_a_non_empty_list_of_names(scopes: Any) -> None:
+    with pytest.raises(TypeError, match="scopes"):
+        ClerkSecurity().require(accepts_token="api_key", scopes=scopes)

@@ -177,3 +177,52 @@ def test_misuse_fails_at_decoration_time(kwargs: dict[str, Any]) -> None:
     clerk = ClerkSecurity()
     with pytest.raises((TypeError, ValueError)):
         clerk.require(**kwargs)
+
+
+def test_signed_out_page_visit_to_a_public_required_view_is_sent_to_sign_in(
+    app_factory: AppFactory, clerk_issuer: ClerkTestIssuer
+) -> None:
+    # @clerk.public lets the request through protection; @clerk.require still needs a session: a browser is
+    # sent to sign in (as on any protected page), an API client gets 401, never a 500.
+    app, clerk = app_factory({"CLERK_SIGN_IN_URL": "https://accounts.example.com/sign-in"})
+
+    @app.get("/dashboard")
+    @clerk.public
+    @clerk.require
+    def dashboard() -> dict[str, Any]:
+        return {"user": current_auth.user_id}
+
+    client = app.test_client()
+    client.set_cookie("__clerk_db_jwt", "dvb_test")  # a development browser that is signed out: no handshake
+    client.set_cookie("__client_uat", "0")
+    page = client.get("/dashboard", headers={"Accept": "text/html", "Sec-Fetch-Dest": "document"})
+    assert page.status_code == 307
+    assert page.headers["Location"].startswith("https://accounts.example.com/sign-in")
+    assert "redirect_url=" in page.headers["Location"]
+    assert client.get("/dashboard", headers={"Accept": "application/json"}).status_code == 401
+    assert client.get("/dashboard", headers=clerk_issuer.auth_header()).get_json() == {"user": "user_123"}
+    without_cookies = app.test_client().get("/dashboard", headers={"Accept": "text/html", "Sec-Fetch-Dest": "document"})
+    assert without_cookies.status_code == 307  # Clerk's handshake first: it may know a session we do not
+    assert without_cookies.headers["Location"].startswith(f"https://{clerk_issuer.frontend_api}/v1/client/handshake")
+
+
+def test_wrong_typed_has_arguments_are_refused_not_granted(clerk_issuer: ClerkTestIssuer) -> None:
+    # Clerk's checkOrgAuthorization compares with === and Array.includes: role=5 or permission=["x"] never
+    # equals a claim, so has() is false. Here too, and without raising.
+    from flask_clerk_security import Auth
+
+    org = {"id": "org_1", "slug": "acme", "role": "admin", "permissions": {"reports": ["read"]}}
+    auth = Auth.from_claims(clerk_issuer.session_claims(org=org, features=["u:ai"], plan="u:pro"))
+    assert auth.has(role="admin") and auth.has(permission="org:reports:read")
+    assert auth.has(feature="ai") and auth.has(plan="pro")
+    wrong: list[dict[str, Any]] = [
+        {"role": 5},
+        {"permission": ["org:reports:read"]},
+        {"role": "admin", "permission": ["org:reports:read"]},
+        {"role": ["admin"], "permission": "org:reports:read"},
+        {"feature": 5},
+        {"plan": ["pro"]},
+        {"feature": "ai", "plan": 1},
+    ]
+    for arguments in wrong:
+        assert auth.has(**arguments) is False, arguments

@@ -456,12 +456,13 @@ def test_hits_running_between_any_two_instructions_of_an_insert(clerk_issuer: Cl
 
     thread = threading.Thread(target=hitter)
     thread.start()
+    previous = sys.gettrace()  # coverage's tracer, when the suite runs under coverage: put it back after
     sys.settrace(trace)
     try:
         for i in range(3):
             assert verifier.verify_session(clerk_issuer.session_token(user_id=f"user_new{i}")).user_id
     finally:
-        sys.settrace(None)
+        sys.settrace(previous)
         stop.set()
         thread.join(timeout=10)
     assert not errors, errors

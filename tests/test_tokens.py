@@ -191,3 +191,136 @@ def test_trailing_padding_is_ignored_as_clerk_ignores_it(clerk_issuer: ClerkTest
 
 
 _B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def test_iat_in_the_future_is_refused_without_nbf(clerk_issuer: ClerkTestIssuer) -> None:
+    # The claim loop must go on to iat when nbf is absent: Clerk checks each claim that is present.
+    now = int(time.time())
+    claims = clerk_issuer.session_claims(extra_claims={"iat": now + 600, "exp": now + 1200})
+    del claims["nbf"]
+    assert reason(clerk_issuer.sign(claims), clerk_issuer) == "token-iat-in-the-future"
+
+
+def test_fractional_exp_is_truncated_to_whole_seconds(clerk_issuer: ClerkTestIssuer) -> None:
+    # new Date(0).setUTCSeconds(x) truncates x, then counts milliseconds: an exp 30.9 s ago is expired.
+    now = time.time()
+    expired = clerk_issuer.sign(clerk_issuer.session_claims(extra_claims={"exp": now - 30.9}))
+    assert reason(expired, clerk_issuer) == "token-expired"
+    assert reason(expired, clerk_issuer, clock_skew=29.5) == "token-expired"
+    assert verify_token(expired, jwt_key=clerk_issuer.public_pem, clock_skew=33)
+    live = clerk_issuer.sign(clerk_issuer.session_claims(extra_claims={"exp": now + 60.5}))
+    assert verify_token(live, jwt_key=clerk_issuer.public_pem)["exp"] == pytest.approx(now + 60.5)
+
+
+def test_fractional_iat_in_the_future_is_compared_in_milliseconds(clerk_issuer: ClerkTestIssuer) -> None:
+    now = time.time()
+    claims = clerk_issuer.session_claims(extra_claims={"exp": now + 600})
+    claims.update(nbf=now - 10.5, iat=now + 30.5)
+    assert reason(clerk_issuer.sign(claims), clerk_issuer) == "token-iat-in-the-future"
+
+
+def _early_in_a_second() -> int:
+    """The current whole second, waiting for the next one when this one is half gone (no rollover mid-test)."""
+    if time.time() % 1 > 0.5:
+        time.sleep(1.01 - time.time() % 1)
+    return int(time.time())
+
+
+def test_default_clock_skew_is_five_seconds(clerk_issuer: ClerkTestIssuer) -> None:
+    # Clerk's verifyJwt: expired when exp <= now - 5000 ms, not yet active when nbf/iat > now + 5000 ms.
+    now = _early_in_a_second()
+    assert verify_token(
+        clerk_issuer.sign(clerk_issuer.session_claims(extra_claims={"exp": now - 4})), jwt_key=clerk_issuer.public_pem
+    )
+    assert (
+        reason(clerk_issuer.sign(clerk_issuer.session_claims(extra_claims={"exp": now - 5})), clerk_issuer)
+        == "token-expired"
+    )
+    assert verify_token(
+        clerk_issuer.sign(clerk_issuer.session_claims(extra_claims={"nbf": now + 5})), jwt_key=clerk_issuer.public_pem
+    )
+    assert (
+        reason(clerk_issuer.sign(clerk_issuer.session_claims(extra_claims={"nbf": now + 6})), clerk_issuer)
+        == "token-not-active-yet"
+    )
+
+
+def test_fractional_exp_is_truncated_before_the_skew_applies(clerk_issuer: ClerkTestIssuer) -> None:
+    # exp = now - 9.1 s read as a whole second is now - 10 s (setUTCSeconds truncates): expired under a
+    # 9.95 s skew, though the untruncated time would still be inside it.
+    now = _early_in_a_second()
+    token = clerk_issuer.sign(clerk_issuer.session_claims(extra_claims={"exp": now - 10 + 0.9}))
+    assert reason(token, clerk_issuer, clock_skew=9.95) == "token-expired"
+    assert verify_token(token, jwt_key=clerk_issuer.public_pem, clock_skew=10.9)
+
+
+def test_dates_beyond_javascripts_range_never_bind(clerk_issuer: ClerkTestIssuer) -> None:
+    # JavaScript dates end at 8.64e15 ms: iat at that second is in the future; one second later it is an
+    # Invalid Date (NaN), which no comparison binds, so Clerk lets it pass.
+    last = 8_640_000_000_000
+    claims = clerk_issuer.session_claims(extra_claims={"iat": last})
+    del claims["nbf"]
+    assert reason(clerk_issuer.sign(claims), clerk_issuer) == "token-iat-in-the-future"
+    assert verify_token(clerk_issuer.sign({**claims, "iat": last + 1}), jwt_key=clerk_issuer.public_pem)
+    assert verify_token(clerk_issuer.sign({**claims, "iat": float(last + 1)}), jwt_key=clerk_issuer.public_pem)
+
+
+def test_clock_skew_is_applied_in_seconds(clerk_issuer: ClerkTestIssuer) -> None:
+    now = int(time.time())
+    token = clerk_issuer.sign(clerk_issuer.session_claims(extra_claims={"exp": now - 60}))
+    assert verify_token(token, jwt_key=clerk_issuer.public_pem, clock_skew=62)
+    assert reason(token, clerk_issuer, clock_skew=58) == "token-expired"
+
+
+def _token_of_length(issuer: ClerkTestIssuer, length: int) -> str:
+    """A validly signed session token exactly ``length`` characters long (padded with a claim and a header)."""
+    base = len(issuer.sign(issuer.session_claims(extra_claims={"pad": ""})))
+    for header_pad in range(4):
+        headers = {"x": "y" * header_pad}
+        for pad in range(max((length - base) * 3 // 4 - 8, 0), length):
+            token = issuer.sign(issuer.session_claims(extra_claims={"pad": "p" * pad}), headers=headers)
+            if len(token) == length:
+                return token
+            if len(token) > length:
+                break
+    raise AssertionError(f"no token of length {length}")
+
+
+def test_token_length_limit_is_16384_characters(clerk_issuer: ClerkTestIssuer) -> None:
+    at_limit = _token_of_length(clerk_issuer, 16384)
+    assert verify_token(at_limit, jwt_key=clerk_issuer.public_pem)["sub"] == "user_123"
+    over = _token_of_length(clerk_issuer, 16385)
+    with pytest.raises(TokenVerificationError) as info:
+        verify_token(over, jwt_key=clerk_issuer.public_pem)
+    assert info.value.reason == "token-invalid"
+    assert info.value.message == "Token is not a string of acceptable length."
+
+
+def test_secret_key_fetches_the_keys_from_the_backend_api(clerk_issuer: ClerkTestIssuer) -> None:
+    from flask_clerk_security.testing import BackendAPIStandIn
+
+    with BackendAPIStandIn(clerk_issuer) as api:
+        claims = verify_token(
+            clerk_issuer.session_token(user_id="user_remote"), secret_key=clerk_issuer.secret_key, api_url=api.url
+        )
+        assert claims["sub"] == "user_remote"
+        assert api.count("GET", "/v1/jwks") == 1
+        with pytest.raises(TokenVerificationError) as info:
+            verify_token(clerk_issuer.session_token(), secret_key="sk_test_wrong", api_url=api.url)
+        assert info.value.reason == "secret-key-invalid"
+
+
+def test_token_verifier_defaults_are_clerks_skew_and_no_cache(clerk_issuer: ClerkTestIssuer) -> None:
+    from flask_clerk_security.jwks import pem_key_source
+    from flask_clerk_security.tokens import TokenVerifier
+
+    verifier = TokenVerifier(pem_key_source(clerk_issuer.public_pem))
+    now = _early_in_a_second()
+    assert (
+        verifier.verify(clerk_issuer.sign(clerk_issuer.session_claims(extra_claims={"exp": now - 4})))["sub"]
+        == "user_123"
+    )
+    with pytest.raises(TokenVerificationError) as info:
+        verifier.verify(clerk_issuer.sign(clerk_issuer.session_claims(extra_claims={"exp": now - 5})))
+    assert info.value.reason == "token-expired"
+    assert verifier.cache_len() == 0  # remembering tokens is opt-in (cache_size)
