@@ -207,6 +207,8 @@ class ClerkSettings:
     leak_guard: bool = True
     audit_log: bool = True
     accepts_token: AcceptsToken = SESSION_TOKEN
+    #: Clerk's ``treatPendingAsSignedOut``: a pending session (``sts: "pending"``) is signed out unless False.
+    treat_pending_as_signed_out: bool = True
     machine_token_cache_ttl: float = 0.0
     machine_token_cache_uri: SecretURI = MEMORY_URI
     webhook_max_bytes: int = 1_048_576
@@ -654,6 +656,9 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
             parse_accepts_token,
             SESSION_TOKEN,
             "use 'session_token', 'api_key', 'm2m_token', 'oauth_token', a comma-separated list of them, or 'any'",
+        ),
+        treat_pending_as_signed_out=read.parse(
+            "CLERK_TREAT_PENDING_AS_SIGNED_OUT", _boolean, True, "use true or false"
         ),
         machine_token_cache_ttl=read.parse(
             "CLERK_MACHINE_TOKEN_CACHE_TTL", _non_negative_float, 0.0, "use seconds, e.g. 30; 0 turns the cache off"

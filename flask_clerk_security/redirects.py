@@ -29,8 +29,9 @@ def _without_params(url: str, names: Iterable[str]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, _form_encode(pairs), parts.fragment))
 
 
-def sign_in_url(settings: ClerkSettings, request: Request) -> str | None:
-    """Where a page that stays signed out goes: ``CLERK_SIGN_IN_URL``, else this instance's Account Portal.
+def sign_in_url(settings: ClerkSettings, request: Request, *, pending: bool = False) -> str | None:
+    """Where a page that stays signed out goes: ``CLERK_SIGN_IN_URL``, else this instance's Account Portal;
+    for a ``pending`` session, its ``/tasks`` page (``redirectToTasks``: ``/sign-in/tasks``).
 
     As Clerk's ``createRedirect``: ``redirect_url`` is the current URL; a development instance passes its
     dev-browser token along when the sign-in page is on another origin. None when neither is known. A path
@@ -42,6 +43,8 @@ def sign_in_url(settings: ClerkSettings, request: Request) -> str | None:
         if not settings.frontend_api:
             return None
         target = f"{accounts_base_url(settings.frontend_api)}/sign-in"
+    if pending:
+        target = f"{target}/tasks"
     parts = urlsplit(target)
     root = request.script_root
     if root and not parts.netloc and target.startswith("/") and not (target + "/").startswith(root + "/"):

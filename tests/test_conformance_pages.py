@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 from flask import Flask
 
-from flask_clerk_security import ClerkSecurity, current_auth
+from flask_clerk_security import ClerkSecurity, current_auth, get_auth
 from flask_clerk_security.cookies import cookie_suffix
 from flask_clerk_security.handshake import cookie_name
 from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer
@@ -71,6 +71,11 @@ class Case:
     node_path: str | None = None
     proxy: bool = False
     divergence: str | None = None
+    #: More app config (ours) and authenticateRequest options (Clerk's), e.g. a sign-in URL.
+    config: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    #: Clerk's ``toAuth(...)`` options (``treatPendingAsSignedOut``).
+    to_auth: dict[str, Any] | None = None
 
 
 def _now() -> int:
@@ -94,6 +99,10 @@ def _build_cases(live: Instance, dev: Instance) -> list[Case]:
             f"__client_uat={claims['iat']}; Path=/; SameSite=Lax; Max-Age=31536000",
         ]
         return [*out, "__clerk_db_jwt=dvb_new; Path=/; SameSite=Lax"] if dev_browser else out
+
+    def pending(issuer: ClerkTestIssuer, **extra: Any) -> dict[str, str]:
+        token = issuer.session_token(user_id="user_pending", status="pending")
+        return {"__session": token, "__client_uat": str(_now() - 300), **extra}
 
     def without_iat(issuer: ClerkTestIssuer) -> dict[str, Any]:
         claims = issuer.session_claims(user_id="user_no_iat")
@@ -179,6 +188,23 @@ def _build_cases(live: Instance, dev: Instance) -> list[Case]:
         Case("dev-multi-domain-redirect", "test", "handshake",
              path="/dashboard?__clerk_redirect_url=https%3A%2F%2Fevil.example%2F", cookies=fresh(di, **db),
              divergence="multi-domain-redirect"),
+        # Pending sessions (sts: "pending"): the request is signed in with no reason; the auth is signed out unless
+        # treatPendingAsSignedOut is false; a protected page sends a pending visitor to the sign-in page's /tasks.
+        Case("prod-pending-public", "live", "signed-in", cookies=pending(li)),
+        Case("prod-pending-protected", "live", "signed-in", path="/p/dashboard?x=1", cookies=pending(li),
+             config={"CLERK_SIGN_IN_URL": "/sign-in"}, options={"signInUrl": "/sign-in"}),
+        Case("prod-pending-protected-portal", "live", "signed-in", path="/p/dashboard", cookies=pending(li)),
+        Case("prod-pending-app-signed-in", "live", "signed-in", path="/p/dashboard", cookies=pending(li),
+             config={"CLERK_TREAT_PENDING_AS_SIGNED_OUT": False}, to_auth={"treatPendingAsSignedOut": False}),
+        Case("prod-pending-route-signed-in", "live", "signed-in", path="/pending-ok/dashboard", cookies=pending(li),
+             to_auth={"treatPendingAsSignedOut": False}),
+        Case("prod-pending-route-signed-out", "live", "signed-in", path="/pending-out/dashboard", cookies=pending(li),
+             config={"CLERK_TREAT_PENDING_AS_SIGNED_OUT": "false", "CLERK_SIGN_IN_URL": "/sign-in"},
+             options={"signInUrl": "/sign-in"}),
+        Case("prod-signed-out-protected", "live", "signed-out", path="/p/dashboard",
+             config={"CLERK_SIGN_IN_URL": "/sign-in"}, options={"signInUrl": "/sign-in"}),
+        Case("dev-pending-protected", "test", "signed-in", path="/p/dashboard", cookies=pending(di, **db),
+             config={"CLERK_SIGN_IN_URL": "/sign-in"}, options={"signInUrl": "/sign-in"}),
     ]
 
 
@@ -193,7 +219,7 @@ def _config(inst: Instance, case: Case) -> dict[str, Any]:
     }
 
 
-def _app(inst: Instance, proxy: bool) -> Flask:
+def _app(inst: Instance, proxy: bool, config: dict[str, Any] | None = None) -> Flask:
     app = Flask("conformance_pages")
     app.config.update(
         TESTING=True,
@@ -202,6 +228,7 @@ def _app(inst: Instance, proxy: bool) -> Flask:
         CLERK_JWT_KEY=inst.issuer.public_pem,
         CLERK_API_URL=inst.backend.url,
         **({"CLERK_PROXY_URL": PROXY} if proxy else {}),
+        **(config or {}),
     )
     clerk = ClerkSecurity(app)
 
@@ -210,12 +237,27 @@ def _app(inst: Instance, proxy: bool) -> Flask:
     def page(rest: str) -> dict[str, Any]:
         return {"userId": current_auth.user_id}
 
+    @app.route("/p/<path:rest>", methods=["GET", "POST"])
+    @clerk.require
+    def protected(rest: str) -> dict[str, Any]:
+        return {"userId": current_auth.user_id}
+
+    @app.route("/pending-ok/<path:rest>")
+    @clerk.require(treat_pending_as_signed_out=False)
+    def pending_ok(rest: str) -> dict[str, Any]:
+        return {"userId": get_auth(treat_pending_as_signed_out=False).user_id}
+
+    @app.route("/pending-out/<path:rest>")
+    @clerk.require(treat_pending_as_signed_out=True)
+    def pending_out(rest: str) -> dict[str, Any]:
+        return {"userId": current_auth.user_id}
+
     return app
 
 
 def _run_ours(inst: Instance, case: Case, app: Flask | None = None) -> dict[str, Any]:
     # Without cookies of its own, the client keeps no jar (a jar would replace the case's raw Cookie header).
-    client = (app or _app(inst, case.proxy)).test_client(use_cookies=bool(case.cookies))
+    client = (app or _app(inst, case.proxy, case.config)).test_client(use_cookies=bool(case.cookies))
     for name, value in case.cookies.items():
         client.set_cookie(name, value, domain="localhost")
     response = client.open(case.path, method=case.method, headers=case.headers, base_url=BASE)
@@ -263,6 +305,9 @@ def outcomes(
             "headers": {"host": "localhost:5000", **c.headers},
             "cookies": c.cookies,
             **_config(by_name[c.instance], c),
+            "options": c.options,
+            "toAuth": c.to_auth,
+            "protect": urlsplit(c.path).path.startswith(("/p/", "/pending-ok/", "/pending-out/")),
         }
         for c in cases
     ]
@@ -309,7 +354,7 @@ def _check(case: Case, theirs: dict[str, Any], ours: dict[str, Any]) -> None:
     if theirs["status"] == "handshake":
         assert _split(ours["location"]) == _split(theirs["location"])
     else:
-        assert ours["location"] == theirs["location"], (ours, theirs)
+        assert ours["location"] == (theirs["location"] or theirs.get("signInRedirect")), (ours, theirs)
     if case.divergence == "foreign-directive":
         assert any(cookie_name(d) == "sessionid" for d in theirs["setCookies"])
         _same_cookies(theirs["setCookies"], ours["setCookies"], lambda d: cookie_name(d) != "sessionid")
@@ -330,6 +375,9 @@ CASE_IDS = [
     "prod-malformed-handshake", "prod-foreign-directive", "dev-no-cookies", "dev-no-cookies-api",
     "dev-fresh-cookie", "dev-expired-cookie", "dev-browser-sync", "dev-handshake-token", "dev-handshake-nonce",
     "dev-forged-handshake", "dev-multi-domain-redirect",
+    "prod-pending-public", "prod-pending-protected", "prod-pending-protected-portal", "prod-pending-app-signed-in",
+    "prod-pending-route-signed-in", "prod-pending-route-signed-out", "prod-signed-out-protected",
+    "dev-pending-protected",
 ]  # fmt: skip
 
 

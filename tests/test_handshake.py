@@ -15,7 +15,7 @@ import pytest
 import requests
 from flask import Flask
 
-from flask_clerk_security import ClerkSecurity, current_auth
+from flask_clerk_security import ClerkSecurity, current_auth, get_auth
 from flask_clerk_security.cookies import cookie_suffix
 from flask_clerk_security.handshake import _same_origin_target, safe_directives
 from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer, FrontendAPIStandIn
@@ -445,3 +445,77 @@ def test_nonce_budget_settings_are_validated(live: Env) -> None:
     for i in range(15):
         _nonce_get(app, f"made_up_{i}")
     assert live.backend.count(*PAYLOAD) == 15
+
+
+# --------------------------------------------------------------------------------------------- pending sessions
+def _pending_app(env: Env, **config: Any) -> Flask:
+    """Routes for each pending-session option: the app's setting, and require()/get_auth() overrides."""
+    app = Flask("pending_test")
+    app.config.update(
+        TESTING=True,
+        CLERK_SECRET_KEY=env.issuer.secret_key,
+        CLERK_PUBLISHABLE_KEY=env.issuer.publishable_key,
+        CLERK_API_URL=env.backend.url,
+        CLERK_PROXY_URL=env.fapi.url,
+        **config,
+    )
+    clerk = ClerkSecurity(app)
+
+    @app.route("/app", methods=["GET", "POST"])
+    def default() -> dict[str, Any]:
+        return {"user_id": current_auth.user_id, "status": current_auth.session_status}
+
+    @app.route("/pending-ok", methods=["GET", "POST"])
+    @clerk.require(treat_pending_as_signed_out=False)
+    def pending_ok() -> dict[str, Any]:
+        auth = get_auth(treat_pending_as_signed_out=False)
+        return {"user_id": auth.user_id, "admin": auth.has(role="admin")}
+
+    @app.get("/public")
+    @clerk.public
+    def public() -> dict[str, Any]:
+        return {"default": current_auth.user_id, "pending": get_auth(treat_pending_as_signed_out=False).user_id}
+
+    return app
+
+
+def _pending_cookies(env: Env) -> dict[str, str]:
+    org = {"id": "org_1", "slug": "acme", "role": "admin"}
+    return env.fresh_cookies(user_id="user_p", status="pending", org=org)
+
+
+def test_pending_session_is_signed_out_by_default_with_no_reason(live: Env) -> None:
+    token = live.issuer.session_token(user_id="user_p", status="pending")
+    response = _pending_app(live).test_client().get("/app", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert "x-clerk-auth-reason" not in response.headers  # Clerk's toAuth() gives none (no "session-pending")
+
+
+def test_pending_session_is_signed_in_with_the_setting_off(live: Env) -> None:
+    token = live.issuer.session_token(user_id="user_p", status="pending")
+    app = _pending_app(live, CLERK_TREAT_PENDING_AS_SIGNED_OUT="false")
+    response = app.test_client().get("/app", headers={"Authorization": f"Bearer {token}"})
+    assert response.get_json() == {"user_id": "user_p", "status": "pending"}
+
+
+def test_route_and_get_auth_options_sign_a_pending_session_in(live: Env) -> None:
+    client = _client(_pending_app(live), _pending_cookies(live))
+    assert client.get("/pending-ok", headers=DOC).get_json() == {"user_id": "user_p", "admin": True}
+    assert client.get("/public", headers=DOC).get_json() == {"default": None, "pending": "user_p"}
+    assert client.get("/app", headers=DOC).headers["Location"] == (
+        "https://accounts.example.test/sign-in/tasks?redirect_url=http%3A%2F%2Flocalhost%2Fapp"
+    )
+
+
+def test_a_cross_origin_write_with_a_pending_session_is_refused_as_csrf(live: Env) -> None:
+    client = _client(_pending_app(live), _pending_cookies(live))
+    response = client.post("/pending-ok", headers={"Origin": "https://evil.example"})
+    assert response.status_code == 403
+    assert client.post("/pending-ok", headers={"Origin": "http://localhost"}).status_code == 200
+
+
+def test_treat_pending_option_is_validated() -> None:
+    clerk = ClerkSecurity()
+    clerk.require(treat_pending_as_signed_out=False)
+    with pytest.raises(TypeError, match="treat_pending_as_signed_out"):
+        clerk.require(treat_pending_as_signed_out="no")  # type: ignore[arg-type]
