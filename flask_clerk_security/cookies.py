@@ -208,6 +208,8 @@ class CookieContext:
         self.handshake_token = self._query(HANDSHAKE) or self._cookie(HANDSHAKE)
         self.handshake_nonce = self._query(HANDSHAKE_NONCE) or self._cookie(HANDSHAKE_NONCE)
         self.redirect_count = js_number(self._cookie(REDIRECT_COUNT))
+        #: Clerk reads only the suffixed ``__refresh_<suffix>`` (``getSuffixedCookie``), never a plain one.
+        self.refresh_token = self._suffixed(REFRESH)
 
     @property
     def handshake_enabled(self) -> bool:

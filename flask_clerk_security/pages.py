@@ -8,13 +8,16 @@ cookies go on the response, its redirect is raised).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from flask import Request, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from . import backend_api
 from .auth import Auth
 from .auth_status import HANDSHAKE_STATUS, SIGNED_IN, PageState, signed_out
 from .config import ClerkSettings
@@ -23,19 +26,38 @@ from .cookies import (
     HANDSHAKE,
     HANDSHAKE_NONCE,
     REDIRECT_COUNT,
+    SESSION,
     UNDEFINED,
     CookieContext,
     js_less_than,
     js_number_string,
+    js_truthy,
 )
 from .errors import TokenVerificationError
-from .handshake import REDIRECT_LOOP_LIMIT, HandshakeFailed, HandshakeService, handshake_url
-from .reasons import HANDSHAKE_REASONS, AuthErrorReason, request_reason
+from .handshake import (
+    REDIRECT_LOOP_LIMIT,
+    HandshakeFailed,
+    HandshakeService,
+    cookie_name,
+    cookie_value,
+    handshake_url,
+    safe_directives,
+)
+from .reasons import (
+    HANDSHAKE_REASONS,
+    AuthErrorReason,
+    RefreshTokenErrorReason,
+    TokenVerificationErrorReason,
+    request_reason,
+)
 from .state import PAGE_STATE_KEY
 from .token_types import is_session_jwt
-from .tokens import TokenVerifier, decode_unverified
+from .tokens import TokenVerifier, decode_unverified, try_decode
 
 logger = logging.getLogger("flask_clerk_security")
+
+#: A Backend API error code passed on as a refresh reason (it ends up in a header and a URL).
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
 class PageAuthenticator:
@@ -96,11 +118,69 @@ class PageAuthenticator:
         return PageState(SIGNED_IN, auth)
 
     def _token_error(self, ctx: CookieContext, exc: TokenVerificationError) -> PageState:
-        """``handleSessionTokenError``: expired / not yet valid tokens hand shake, anything else signs out."""
-        reason = request_reason(exc.reason, ctx.method)
+        """``handleSessionTokenError``: an expired token on a GET with ``__refresh_<suffix>`` is refreshed
+        through the Backend API (signed in, with its cookies); else expired / not yet valid tokens hand shake
+        with why there was no refresh, anything else signs out."""
+        refresh_error = None
+        if exc.reason == TokenVerificationErrorReason.TOKEN_EXPIRED and ctx.refresh_token and ctx.method == "GET":
+            refreshed, refresh_error = self._refresh(ctx)
+            if refreshed is not None:
+                return refreshed
+        reason = request_reason(exc.reason, ctx.method, refresh_error)
         if exc.reason not in HANDSHAKE_REASONS:
             return signed_out(reason)
         return self._maybe_handshake(ctx, reason)
+
+    def _refresh(self, ctx: CookieContext) -> tuple[PageState | None, str]:
+        """``refreshToken`` + ``attemptRefresh``: one ``POST /v1/sessions/{sid}/refresh`` within
+        ``CLERK_HTTP_TIMEOUT``; the signed-in state with the answer's cookies, or Clerk's reason it failed.
+
+        The exchanges share the handshake nonces' per-client budget (an expired token of one's own and any
+        ``__refresh`` value would otherwise buy a Backend API call per request); past it, ``fetch-error``.
+        """
+        if not self.settings.secret_key:
+            return None, RefreshTokenErrorReason.MISSING_API_CLIENT
+        assert ctx.session_token is not None and ctx.refresh_token is not None  # the caller's conditions
+        decoded = try_decode(ctx.session_token)
+        if decoded is None:
+            return None, RefreshTokenErrorReason.EXPIRED_SESSION_TOKEN_DECODE_FAILED
+        sid = decoded[1].get("sid", UNDEFINED)
+        if not js_truthy(sid):
+            return None, RefreshTokenErrorReason.EXPIRED_SESSION_TOKEN_MISSING_SID_CLAIM
+        if not self.handshake.nonce_budget.allow(ctx.request.remote_addr or "unknown"):
+            return None, RefreshTokenErrorReason.FETCH_ERROR
+        headers = {name.lower(): [value] for name, value in ctx.request.headers.items()}
+        try:
+            body = backend_api.call(
+                "POST",
+                f"{self.settings.api_url}/{self.settings.api_version}/sessions/{quote(str(sid), safe='')}/refresh",
+                bearer=self.settings.secret_key,
+                timeout=self.settings.http_timeout,
+                params={"suffixed_cookies": "true" if ctx.suffixed else "false"},
+                json_body={
+                    "format": "cookie",
+                    "expired_token": ctx.session_token,
+                    "refresh_token": ctx.refresh_token,
+                    "request_origin": ctx.origin(),
+                    "request_headers": headers,
+                },
+            )
+        except backend_api.BackendAPIError as exc:
+            logger.warning("session refresh failed: %s", exc)
+            return None, _refresh_error_reason(exc)
+        cookies = body.get("cookies") if isinstance(body, dict) else None
+        if not isinstance(cookies, list) or not cookies:
+            return None, RefreshTokenErrorReason.UNEXPECTED_SDK_ERROR
+        directives = safe_directives(cookies)
+        session = ""
+        for directive in directives:
+            if cookie_name(directive).startswith(SESSION):
+                session = cookie_value(directive)
+        try:
+            auth = self.verifier.verify_session(session)
+        except TokenVerificationError:
+            return None, RefreshTokenErrorReason.INVALID_SESSION_TOKEN
+        return PageState(SIGNED_IN, auth, None, directives), ""
 
     def _maybe_handshake(self, ctx: CookieContext, reason: str) -> PageState:
         """``handleMaybeHandshakeStatus``: a 307 to the Frontend API, or signed out when not eligible/looping."""
@@ -120,6 +200,22 @@ class PageAuthenticator:
             cookies=[f"{REDIRECT_COUNT}={js_number_string(ctx.redirect_count + 1)}; SameSite=Lax; HttpOnly; Max-Age=2"],
             location=handshake_url(ctx, reason),
         )
+
+
+def _refresh_error_reason(exc: backend_api.BackendAPIError) -> str:
+    """Clerk's reason for a refresh the Backend API refused: its first error's code (``unexpected_error``, as a
+    network failure, is ``fetch-error``); ``unexpected-bapi-error`` for an answer without errors."""
+    if exc.status is None:
+        return RefreshTokenErrorReason.FETCH_ERROR
+    errors = exc.body.get("errors") if isinstance(exc.body, dict) else None
+    if not isinstance(errors, list) or not errors:
+        return RefreshTokenErrorReason.UNEXPECTED_BAPI_ERROR
+    code = errors[0].get("code") if isinstance(errors[0], dict) else None
+    if code == "unexpected_error":
+        return RefreshTokenErrorReason.FETCH_ERROR
+    if not isinstance(code, str) or not _ERROR_CODE.fullmatch(code):
+        return RefreshTokenErrorReason.UNEXPECTED_SDK_ERROR
+    return code
 
 
 def remember(request: Request, state: PageState) -> None:

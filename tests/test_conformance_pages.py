@@ -110,11 +110,20 @@ def _build_cases(live: Instance, dev: Instance) -> list[Case]:
         return claims
 
     suffix = cookie_suffix(li.publishable_key)
+
+    def suffixed(cookies: dict[str, str]) -> dict[str, str]:
+        return {f"{k}_{suffix}": v for k, v in cookies.items()}
     live_nonce = live.nonce(handshake_directives(li))
     dev_nonce = dev.nonce(handshake_directives(di, dev_browser=True))
     empty_nonce = live.nonce([])
     forger = ClerkTestIssuer(kid=li.kid, frontend_api=li.frontend_api)
     dev_forger = ClerkTestIssuer(kid=di.kid, frontend_api=di.frontend_api)
+    refreshed = handshake_directives(li)
+    live.backend.add_refresh_token("rt_ok", "sess_123", cookies=refreshed)
+    live.backend.add_refresh_token("rt_forged", "sess_123", cookies=[f"__session={forger.session_token()}; Path=/"])
+    live.backend.add_refresh_token("rt_empty", "sess_123", cookies=[])
+    no_sid = li.sign(li.session_claims(issued_at=_now() - 120, extra_claims={"sid": None}))
+    not_yet = li.session_token(extra_claims={"nbf": _now() + 60})
     foreign = [*handshake_directives(li), "sessionid=planted; Path=/"]
     return [
         Case("prod-no-cookies", "live", "signed-out"),
@@ -188,6 +197,24 @@ def _build_cases(live: Instance, dev: Instance) -> list[Case]:
         Case("dev-multi-domain-redirect", "test", "handshake",
              path="/dashboard?__clerk_redirect_url=https%3A%2F%2Fevil.example%2F", cookies=fresh(di, **db),
              divergence="multi-domain-redirect"),
+        # The __refresh cookie: an expired token on a GET is refreshed through the Backend API (same stand-in,
+        # same refresh token for both sides), signed in with Set-Cookie; failures hand shake with Clerk's reason.
+        Case("prod-refresh-suffixed", "live", "signed-in", cookies=suffixed({**stale(li), "__refresh": "rt_ok"})),
+        Case("prod-refresh-plain-session", "live", "signed-in", cookies=stale(li, **{f"__refresh_{suffix}": "rt_ok"})),
+        Case("prod-refresh-api-request", "live", "signed-in", headers={"accept": "application/json"},
+             cookies=stale(li, **{f"__refresh_{suffix}": "rt_ok"})),
+        Case("prod-refresh-plain-cookie-ignored", "live", "handshake", cookies=stale(li, __refresh="rt_ok")),
+        Case("prod-refresh-unknown-token", "live", "handshake", cookies=stale(li, **{f"__refresh_{suffix}": "rt_no"})),
+        Case("prod-refresh-forged-answer", "live", "handshake",
+             cookies=stale(li, **{f"__refresh_{suffix}": "rt_forged"})),
+        Case("prod-refresh-empty-answer", "live", "handshake",
+             cookies=stale(li, **{f"__refresh_{suffix}": "rt_empty"})),
+        Case("prod-refresh-post", "live", "signed-out", method="POST",
+             cookies=stale(li, **{f"__refresh_{suffix}": "rt_ok"})),
+        Case("prod-refresh-no-sid", "live", "handshake",
+             cookies={"__session": no_sid, "__client_uat": str(_now() - 300), f"__refresh_{suffix}": "rt_ok"}),
+        Case("prod-refresh-not-yet-valid", "live", "handshake",
+             cookies={"__session": not_yet, "__client_uat": str(_now() - 300), f"__refresh_{suffix}": "rt_ok"}),
         # Pending sessions (sts: "pending"): the request is signed in with no reason; the auth is signed out unless
         # treatPendingAsSignedOut is false; a protected page sends a pending visitor to the sign-in page's /tasks.
         Case("prod-pending-public", "live", "signed-in", cookies=pending(li)),
@@ -375,6 +402,9 @@ CASE_IDS = [
     "prod-malformed-handshake", "prod-foreign-directive", "dev-no-cookies", "dev-no-cookies-api",
     "dev-fresh-cookie", "dev-expired-cookie", "dev-browser-sync", "dev-handshake-token", "dev-handshake-nonce",
     "dev-forged-handshake", "dev-multi-domain-redirect",
+    "prod-refresh-suffixed", "prod-refresh-plain-session", "prod-refresh-api-request",
+    "prod-refresh-plain-cookie-ignored", "prod-refresh-unknown-token", "prod-refresh-forged-answer",
+    "prod-refresh-empty-answer", "prod-refresh-post", "prod-refresh-no-sid", "prod-refresh-not-yet-valid",
     "prod-pending-public", "prod-pending-protected", "prod-pending-protected-portal", "prod-pending-app-signed-in",
     "prod-pending-route-signed-in", "prod-pending-route-signed-out", "prod-signed-out-protected",
     "dev-pending-protected",

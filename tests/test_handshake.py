@@ -519,3 +519,55 @@ def test_treat_pending_option_is_validated() -> None:
     clerk.require(treat_pending_as_signed_out=False)
     with pytest.raises(TypeError, match="treat_pending_as_signed_out"):
         clerk.require(treat_pending_as_signed_out="no")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------- the __refresh cookie
+def _refresh_cookies(env: Env, refresh: str) -> dict[str, str]:
+    suffix = cookie_suffix(env.issuer.publishable_key)
+    return {f"{name}_{suffix}": value for name, value in {**env.stale_cookies(), "__refresh": refresh}.items()}
+
+
+def test_refresh_cookie_signs_in_with_one_backend_api_call(live: Env) -> None:
+    live.backend.add_session("sess_123", "user_refreshed")
+    live.backend.add_refresh_token("rt_1", "sess_123")
+    cookies = _refresh_cookies(live, "rt_1")
+    response = _client(live.app(), cookies).get("/dashboard?a=1", headers=DOC)
+    assert response.status_code == 200 and response.text == "<h1>Hello user_refreshed</h1>"
+    suffix = cookie_suffix(live.issuer.publishable_key)
+    assert set(_set_cookies(response)) == {f"__session_{suffix}", f"__client_uat_{suffix}"}
+    assert response.headers["Cache-Control"] == "no-store"
+    (call,) = [c for c in live.backend.calls if c.path == "/v1/sessions/sess_123/refresh"]
+    assert call.method == "POST" and call.query == {"suffixed_cookies": ["true"]}
+    assert {k: call.json[k] for k in ("format", "expired_token", "refresh_token", "request_origin")} == {
+        "format": "cookie",
+        "expired_token": cookies[f"__session_{suffix}"],
+        "refresh_token": "rt_1",
+        "request_origin": "http://localhost",
+    }
+    assert call.json["request_headers"]["sec-fetch-dest"] == ["document"]
+
+
+def test_a_refresh_that_times_out_hands_shake_within_the_deadline(live: Env) -> None:
+    live.backend.add_refresh_token("rt_1", "sess_123")
+    live.backend.delay = 3.0
+    started = time.monotonic()
+    app = live.app(CLERK_HTTP_TIMEOUT=0.3, CLERK_JWT_KEY=live.issuer.public_pem)  # keys without the slow API
+    response = _client(app, _refresh_cookies(live, "rt_1")).get("/dashboard", headers=DOC)
+    assert time.monotonic() - started < 2.0
+    assert response.status_code == 307
+    assert _query(response.headers["Location"])["__clerk_hs_reason"] == "session-token-expired-refresh-fetch-error"
+
+
+def test_refresh_without_a_secret_key_reports_clerks_missing_api_client(live: Env) -> None:
+    app = Flask("no_secret")
+    app.config.update(
+        TESTING=True,
+        CLERK_JWT_KEY=live.issuer.public_pem,
+        CLERK_PUBLISHABLE_KEY=live.issuer.publishable_key,
+        CLERK_PROXY_URL=live.fapi.url,
+    )
+    ClerkSecurity(app)
+    app.add_url_rule("/dashboard", view_func=lambda: "page")
+    response = _client(app, _refresh_cookies(live, "rt_1")).get("/dashboard", headers=DOC)
+    assert response.headers["x-clerk-auth-reason"] == "session-token-expired-refresh-missing-api-client"
+    assert live.backend.count("POST", "/v1/sessions/sess_123/refresh") == 0
