@@ -27,6 +27,7 @@ from .cookies import (
     HANDSHAKE_NONCE,
     REDIRECT_COUNT,
     SESSION,
+    SYNCED,
     UNDEFINED,
     CookieContext,
     js_less_than,
@@ -50,6 +51,7 @@ from .reasons import (
     TokenVerificationErrorReason,
     request_reason,
 )
+from .redirects import primary_sync_return_url, satellite_sync_url
 from .state import PAGE_STATE_KEY
 from .token_types import is_session_jwt
 from .tokens import TokenVerifier, decode_unverified, try_decode
@@ -83,7 +85,10 @@ class PageAuthenticator:
         return self._cookie_rules(ctx)
 
     def _cookie_rules(self, ctx: CookieContext) -> PageState:
-        """``authenticateRequestWithTokenInCookie`` after the handshake return (no satellite/org sync)."""
+        """``authenticateRequestWithTokenInCookie`` after the handshake return."""
+        synced = self._multi_domain_sync(ctx)
+        if synced is not None:
+            return synced
         if ctx.is_development and DEV_BROWSER in ctx.request.args:
             return self._maybe_handshake(ctx, AuthErrorReason.DEV_BROWSER_SYNC)
         if ctx.is_development and not ctx.dev_browser_token:
@@ -108,7 +113,8 @@ class PageAuthenticator:
         except TokenVerificationError as exc:
             return self._token_error(ctx, exc)
         if (
-            ctx.method == "GET"
+            not ctx.is_satellite
+            and ctx.method == "GET"
             and ctx.sec_fetch_dest == "document"
             and ctx.is_cross_origin_referrer()
             and not ctx.is_known_clerk_referrer()
@@ -116,6 +122,28 @@ class PageAuthenticator:
         ):
             return self._maybe_handshake(ctx, AuthErrorReason.PRIMARY_DOMAIN_CROSS_ORIGIN_SYNC)
         return PageState(SIGNED_IN, auth)
+
+    def _multi_domain_sync(self, ctx: CookieContext) -> PageState | None:
+        """Satellite domains: a satellite's document navigation without Clerk's cookies (or back from the
+        primary's sign-in with ``__clerk_synced=false``) syncs with the primary: the Frontend API handshake in
+        production, the primary's sign-in page in development; a development primary answers the satellite's
+        ``__clerk_redirect_url`` (``primary-responds-to-syncing``). None: the usual cookie rules decide."""
+        if not ctx.handshake_enabled:
+            return None
+        synced = ctx.request.args.get(SYNCED)
+        if ctx.is_satellite and ctx.sec_fetch_dest == "document" and ctx.method == "GET" and synced != "true":
+            has_cookies = bool(ctx.session_token) or bool(ctx.client_uat)
+            needs_sync = synced == "false"
+            if not self.settings.satellite_auto_sync and not has_cookies and not needs_sync:
+                return signed_out(AuthErrorReason.SESSION_TOKEN_AND_UAT_MISSING)
+            if not has_cookies or needs_sync:
+                location = satellite_sync_url(self.settings, ctx) if ctx.is_development else None
+                return self._maybe_handshake(ctx, AuthErrorReason.SATELLITE_NEEDS_SYNCING, location)
+        if ctx.is_development and not ctx.is_satellite:
+            location = primary_sync_return_url(self.settings, ctx)
+            if location is not None:
+                return self._maybe_handshake(ctx, AuthErrorReason.PRIMARY_RESPONDS_TO_SYNCING, location)
+        return None
 
     def _token_error(self, ctx: CookieContext, exc: TokenVerificationError) -> PageState:
         """``handleSessionTokenError``: an expired token on a GET with ``__refresh_<suffix>`` is refreshed
@@ -182,8 +210,9 @@ class PageAuthenticator:
             return None, RefreshTokenErrorReason.INVALID_SESSION_TOKEN
         return PageState(SIGNED_IN, auth, None, directives), ""
 
-    def _maybe_handshake(self, ctx: CookieContext, reason: str) -> PageState:
-        """``handleMaybeHandshakeStatus``: a 307 to the Frontend API, or signed out when not eligible/looping."""
+    def _maybe_handshake(self, ctx: CookieContext, reason: str, location: str | None = None) -> PageState:
+        """``handleMaybeHandshakeStatus``: a 307 to ``location`` (default: the Frontend API's handshake), or
+        signed out when not eligible/looping."""
         if not ctx.handshake_enabled or not ctx.is_eligible_for_handshake():
             return signed_out(reason)
         if ctx.redirect_count == REDIRECT_LOOP_LIMIT:
@@ -198,7 +227,7 @@ class PageAuthenticator:
             Auth.signed_out(reason),
             reason,
             cookies=[f"{REDIRECT_COUNT}={js_number_string(ctx.redirect_count + 1)}; SameSite=Lax; HttpOnly; Max-Age=2"],
-            location=handshake_url(ctx, reason),
+            location=location or handshake_url(ctx, reason),
         )
 
 

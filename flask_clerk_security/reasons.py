@@ -32,6 +32,8 @@ class AuthErrorReason:
     DEV_BROWSER_MISSING = "dev-browser-missing"
     DEV_BROWSER_SYNC = "dev-browser-sync"
     PRIMARY_DOMAIN_CROSS_ORIGIN_SYNC = "primary-domain-cross-origin-sync"
+    PRIMARY_RESPONDS_TO_SYNCING = "primary-responds-to-syncing"
+    SATELLITE_NEEDS_SYNCING = "satellite-needs-syncing"
     SESSION_TOKEN_AND_UAT_MISSING = "session-token-and-uat-missing"
     SESSION_TOKEN_MISSING = "session-token-missing"
     SESSION_TOKEN_EXPIRED = "session-token-expired"

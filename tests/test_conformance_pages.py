@@ -8,7 +8,8 @@ nonces are exchanged by both sides with the same Backend API stand-in on 127.0.0
 
 Three deliberate differences are asserted as such (see docs/server-rendered-pages.md): a forged handshake token
 on a development instance (Clerk throws, we sign out), directives outside Clerk's cookie namespace (Clerk sets
-them, we drop them) and the multi-domain ``__clerk_redirect_url`` (Clerk redirects anywhere, we ignore it).
+them, we drop them) and the multi-domain ``__clerk_redirect_url`` to an origin that is neither this one nor in
+``CLERK_AUTHORIZED_PARTIES`` (Clerk redirects anywhere, we ignore it).
 
 A seeded randomized differential (``test_random_cookie_requests_agree_with_clerk``) sends 800 more requests
 built from Clerk's cookie names (plain, suffixed, wrongly suffixed) with values that parse oddly in JavaScript
@@ -122,6 +123,15 @@ def _build_cases(live: Instance, dev: Instance) -> list[Case]:
     live.backend.add_refresh_token("rt_ok", "sess_123", cookies=refreshed)
     live.backend.add_refresh_token("rt_forged", "sess_123", cookies=[f"__session={forger.session_token()}; Path=/"])
     live.backend.add_refresh_token("rt_empty", "sess_123", cookies=[])
+    # A satellite of each instance: tokens from its own Frontend API (clerk.satellite.test), signed by the same key.
+    sat = ClerkTestIssuer(kid=li.kid, frontend_api="clerk.satellite.test", instance="live", private_key=li.private_key)
+    primary = "https://primary.test/sign-in"
+    sat_live = {"CLERK_IS_SATELLITE": True, "CLERK_DOMAIN": "satellite.test", "CLERK_SIGN_IN_URL": primary}
+    sat_live_options = {"isSatellite": True, "domain": "satellite.test", "signInUrl": primary}
+    sat_dev = {"CLERK_IS_SATELLITE": "true", "CLERK_DOMAIN": "satellite.test", "CLERK_SIGN_IN_URL": primary}
+    auto = {"CLERK_SATELLITE_AUTO_SYNC": True}
+    back = "/dashboard?__clerk_redirect_url=http%3A%2F%2Fsatellite.test%3A3000%2Fx%3Fa%3D1"
+    satellite_party = {"CLERK_AUTHORIZED_PARTIES": ["http://satellite.test:3000", BASE]}
     no_sid = li.sign(li.session_claims(issued_at=_now() - 120, extra_claims={"sid": None}))
     not_yet = li.session_token(extra_claims={"nbf": _now() + 60})
     foreign = [*handshake_directives(li), "sessionid=planted; Path=/"]
@@ -215,6 +225,30 @@ def _build_cases(live: Instance, dev: Instance) -> list[Case]:
              cookies={"__session": no_sid, "__client_uat": str(_now() - 300), f"__refresh_{suffix}": "rt_ok"}),
         Case("prod-refresh-not-yet-valid", "live", "handshake",
              cookies={"__session": not_yet, "__client_uat": str(_now() - 300), f"__refresh_{suffix}": "rt_ok"}),
+        # Satellite domains: a signed-out satellite page syncs with the primary (Frontend API handshake in
+        # production, the primary's sign-in page in development) when auto-sync is on or __clerk_synced=false;
+        # a development primary sends the browser back (primary-responds-to-syncing).
+        Case("sat-prod-no-cookies", "live", "signed-out", config=sat_live, options=sat_live_options),
+        Case("sat-prod-no-cookies-auto-sync", "live", "handshake", config={**sat_live, **auto},
+             options={**sat_live_options, "satelliteAutoSync": True}),
+        Case("sat-prod-needs-sync", "live", "handshake", path="/dashboard?__clerk_synced=false", config=sat_live,
+             options=sat_live_options),
+        Case("sat-prod-sync-completed", "live", "signed-out", path="/dashboard?__clerk_synced=true",
+             config={**sat_live, **auto}, options={**sat_live_options, "satelliteAutoSync": True}),
+        Case("sat-prod-fetch-auto-sync", "live", "signed-out", headers={"accept": "text/html"},
+             config={**sat_live, **auto}, options={**sat_live_options, "satelliteAutoSync": True}),
+        Case("sat-prod-fresh", "live", "signed-in", cookies=fresh(sat), config=sat_live, options=sat_live_options),
+        Case("sat-prod-fresh-cross-site", "live", "signed-in", headers={**DOC, "referer": "https://news.example.org/"},
+             cookies=fresh(sat), config=sat_live, options=sat_live_options),
+        Case("sat-prod-expired", "live", "handshake", cookies=stale(sat), config=sat_live, options=sat_live_options),
+        Case("sat-prod-protected-signed-out", "live", "signed-out", path="/p/dashboard?a=1", config=sat_live,
+             options=sat_live_options),
+        Case("sat-dev-no-cookies", "test", "signed-out", cookies=db, config=sat_dev, options=sat_live_options),
+        Case("sat-dev-needs-sync", "test", "handshake", path="/dashboard?__clerk_synced=false&q=a%20b", cookies=db,
+             config=sat_dev, options=sat_live_options),
+        Case("dev-primary-responds-to-syncing", "test", "handshake", path=back, cookies=db, config=satellite_party),
+        Case("prod-primary-ignores-redirect-url", "live", "signed-in", path=back, cookies=fresh(li),
+             config=satellite_party),
         # Pending sessions (sts: "pending"): the request is signed in with no reason; the auth is signed out unless
         # treatPendingAsSignedOut is false; a protected page sends a pending visitor to the sign-in page's /tasks.
         Case("prod-pending-public", "live", "signed-in", cookies=pending(li)),
@@ -369,7 +403,8 @@ def _check(case: Case, theirs: dict[str, Any], ours: dict[str, Any]) -> None:
         return
     if case.divergence == "multi-domain-redirect":
         # Clerk's primary-responds-to-syncing sends the browser (and its dev-browser token) to any URL in
-        # __clerk_redirect_url. We do not implement multi-domain sync and never redirect off-site.
+        # __clerk_redirect_url. We answer it only for this origin or one in CLERK_AUTHORIZED_PARTIES (a
+        # satellite's; dev-primary-responds-to-syncing agrees with Clerk) and ignore it otherwise.
         assert theirs["location"].startswith("https://evil.example/"), theirs
         assert ours["status"] == "signed-in" and ours["location"] is None, ours
         return
@@ -405,6 +440,10 @@ CASE_IDS = [
     "prod-refresh-suffixed", "prod-refresh-plain-session", "prod-refresh-api-request",
     "prod-refresh-plain-cookie-ignored", "prod-refresh-unknown-token", "prod-refresh-forged-answer",
     "prod-refresh-empty-answer", "prod-refresh-post", "prod-refresh-no-sid", "prod-refresh-not-yet-valid",
+    "sat-prod-no-cookies", "sat-prod-no-cookies-auto-sync", "sat-prod-needs-sync", "sat-prod-sync-completed",
+    "sat-prod-fetch-auto-sync", "sat-prod-fresh", "sat-prod-fresh-cross-site", "sat-prod-expired",
+    "sat-prod-protected-signed-out", "sat-dev-no-cookies", "sat-dev-needs-sync", "dev-primary-responds-to-syncing",
+    "prod-primary-ignores-redirect-url",
     "prod-pending-public", "prod-pending-protected", "prod-pending-protected-portal", "prod-pending-app-signed-in",
     "prod-pending-route-signed-in", "prod-pending-route-signed-out", "prod-signed-out-protected",
     "dev-pending-protected",

@@ -17,6 +17,7 @@ from flask import Flask
 
 from flask_clerk_security import ClerkSecurity, current_auth, get_auth
 from flask_clerk_security.cookies import cookie_suffix
+from flask_clerk_security.errors import ConfigurationError
 from flask_clerk_security.handshake import _same_origin_target, safe_directives
 from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer, FrontendAPIStandIn
 
@@ -571,3 +572,50 @@ def test_refresh_without_a_secret_key_reports_clerks_missing_api_client(live: En
     response = _client(app, _refresh_cookies(live, "rt_1")).get("/dashboard", headers=DOC)
     assert response.headers["x-clerk-auth-reason"] == "session-token-expired-refresh-missing-api-client"
     assert live.backend.count("POST", "/v1/sessions/sess_123/refresh") == 0
+
+
+# --------------------------------------------------------------------------------------------- satellite domains
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"CLERK_IS_SATELLITE": True}, "CLERK_DOMAIN"),
+        ({"CLERK_IS_SATELLITE": True, "CLERK_DOMAIN": "satellite.test"}, "needs CLERK_SIGN_IN_URL"),
+        (
+            {"CLERK_IS_SATELLITE": True, "CLERK_DOMAIN": "satellite.test", "CLERK_SIGN_IN_URL": "/sign-in"},
+            "absolute URL",
+        ),
+    ],
+)
+def test_satellite_settings_are_checked_at_init(
+    dev_issuer: ClerkTestIssuer, config: dict[str, Any], message: str
+) -> None:
+    app = Flask("satellite")
+    app.config.update(
+        CLERK_SECRET_KEY=dev_issuer.secret_key, CLERK_PUBLISHABLE_KEY=dev_issuer.publishable_key, **config
+    )
+    with pytest.raises(ConfigurationError, match=message):
+        ClerkSecurity(app)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/",
+        "//satellite.test:3000/x",
+        "javascript:alert(1)",
+        "http://user@satellite.test:3000/x",
+        "http://satellite.test:3001/x",
+        "http://[/x",
+    ],
+)
+def test_a_primary_answers_redirect_urls_only_for_listed_origins(dev: Env, target: str) -> None:
+    app = dev.app(CLERK_AUTHORIZED_PARTIES=["http://satellite.test:3000", "http://localhost"])
+    cookies = dev.fresh_cookies(azp="http://localhost")
+    client = _client(app, {**cookies, "__clerk_db_jwt": "dvb_1"})
+    response = client.get("/dashboard", query_string={"__clerk_redirect_url": target}, headers=DOC)
+    assert response.status_code == 200, response.headers.get("Location")
+    listed = client.get(
+        "/dashboard", query_string={"__clerk_redirect_url": "http://SATELLITE.test:3000/x"}, headers=DOC
+    )
+    assert listed.status_code == 307
+    assert listed.headers["Location"] == "http://satellite.test:3000/x?__clerk_db_jwt=dvb_1&__clerk_synced=true"

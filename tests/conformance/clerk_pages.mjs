@@ -50,6 +50,8 @@ async function runCase(c) {
         signInUrl: (c.options || {}).signInUrl,
         baseUrl: c.url,
         sessionStatus: auth ? auth.sessionStatus : null,
+        isSatellite: (c.options || {}).isSatellite,
+        devBrowserToken: new URL(c.url).searchParams.get('__clerk_db_jwt') || (c.cookies || {}).__clerk_db_jwt,
         redirectAdapter: (url) => url,
       }).redirectToSignIn({ returnBackUrl: c.url });
     }
