@@ -200,6 +200,8 @@ class ClerkSettings:
     #: Clerk's ``isSatellite`` / ``satelliteAutoSync``: this app is a satellite domain of another (primary) app.
     is_satellite: bool = False
     satellite_auto_sync: bool = False
+    #: Clerk's ``organizationSyncOptions``: ``organization_patterns`` / ``personal_account_patterns`` -> patterns.
+    organization_sync: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     csp_directives: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     csp_strict: bool = False
     csp_report_only: bool = False
@@ -562,6 +564,26 @@ def _header_settings(read: _Reader) -> dict[str, Any]:
     }
 
 
+_ORGANIZATION_SYNC_KEYS = {
+    "organization_patterns": "organization_patterns",
+    "organizationPatterns": "organization_patterns",
+    "personal_account_patterns": "personal_account_patterns",
+    "personalAccountPatterns": "personal_account_patterns",
+}
+
+
+def _organization_sync(value: Any) -> dict[str, tuple[str, ...]]:
+    """``CLERK_ORGANIZATION_SYNC``: a mapping (or its JSON) of Clerk's two pattern lists, snake or camel case."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else {}
+    if not isinstance(value, Mapping):
+        raise ValueError("must be a mapping")
+    unknown = [key for key in value if key not in _ORGANIZATION_SYNC_KEYS]
+    if unknown:
+        raise ValueError(f"unknown keys {unknown}")
+    return {_ORGANIZATION_SYNC_KEYS[key]: split_list(patterns) for key, patterns in value.items()}
+
+
 def _check_satellite(settings: ClerkSettings) -> None:
     """What Clerk's ``authenticateRequest`` asserts for a satellite (it throws per request; we refuse at init)."""
     if not settings.is_satellite:
@@ -683,6 +705,13 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
             "use 'session_token', 'api_key', 'm2m_token', 'oauth_token', a comma-separated list of them, or 'any'",
         ),
         is_satellite=read.parse("CLERK_IS_SATELLITE", _boolean, False, "use true or false"),
+        organization_sync=read.parse(
+            "CLERK_ORGANIZATION_SYNC",
+            _organization_sync,
+            {},
+            "use {'organization_patterns': ['/orgs/:slug', '/orgs/:slug/(.*)'], 'personal_account_patterns': "
+            "['/me', '/me/(.*)']}",
+        ),
         satellite_auto_sync=read.parse("CLERK_SATELLITE_AUTO_SYNC", _boolean, False, "use true or false"),
         treat_pending_as_signed_out=read.parse(
             "CLERK_TREAT_PENDING_AS_SIGNED_OUT", _boolean, True, "use true or false"

@@ -52,6 +52,7 @@ from .reasons import (
     request_reason,
 )
 from .redirects import primary_sync_return_url, satellite_sync_url
+from .routes import OrganizationMatcher, request_pathname
 from .state import PAGE_STATE_KEY
 from .token_types import is_session_jwt
 from .tokens import TokenVerifier, decode_unverified, try_decode
@@ -69,6 +70,10 @@ class PageAuthenticator:
         self.settings = settings
         self.verifier = verifier
         self.handshake = HandshakeService(settings, verifier)
+        sync = settings.organization_sync
+        self.organizations = OrganizationMatcher(
+            sync.get("organization_patterns", ()), sync.get("personal_account_patterns", ())
+        )
 
     def authenticate(self, request: Request) -> PageState:
         ctx = CookieContext(request, self.settings)
@@ -121,7 +126,27 @@ class PageAuthenticator:
             and ctx.redirect_count == 0
         ):
             return self._maybe_handshake(ctx, AuthErrorReason.PRIMARY_DOMAIN_CROSS_ORIGIN_SYNC)
+        if auth.user_id and self._organization_mismatch(ctx, auth) and ctx.redirect_count < REDIRECT_LOOP_LIMIT:
+            state = self._maybe_handshake(ctx, AuthErrorReason.ACTIVE_ORGANIZATION_MISMATCH)
+            if state.status == HANDSHAKE_STATUS:
+                return state
         return PageState(SIGNED_IN, auth)
+
+    def _organization_target(self, ctx: CookieContext) -> tuple[str, str | None] | None:
+        """The organization (or personal account) this URL asks for (``CLERK_ORGANIZATION_SYNC``)."""
+        return self.organizations.find_target(request_pathname(ctx.request.environ)) if self.organizations else None
+
+    def _organization_mismatch(self, ctx: CookieContext, auth: Auth) -> bool:
+        """``handleMaybeOrganizationSyncHandshake``: the URL's organization is not the session's active one."""
+        target = self._organization_target(ctx)
+        if target is None:
+            return False
+        kind, value = target
+        if kind == "organization":
+            return value != auth.org_id
+        if kind == "organization_slug":
+            return value != auth.org_slug
+        return bool(auth.org_id)
 
     def _multi_domain_sync(self, ctx: CookieContext) -> PageState | None:
         """Satellite domains: a satellite's document navigation without Clerk's cookies (or back from the
@@ -227,7 +252,7 @@ class PageAuthenticator:
             Auth.signed_out(reason),
             reason,
             cookies=[f"{REDIRECT_COUNT}={js_number_string(ctx.redirect_count + 1)}; SameSite=Lax; HttpOnly; Max-Age=2"],
-            location=location or handshake_url(ctx, reason),
+            location=location or handshake_url(ctx, reason, self._organization_target(ctx)),
         )
 
 

@@ -33,6 +33,7 @@ class AuthErrorReason:
     DEV_BROWSER_SYNC = "dev-browser-sync"
     PRIMARY_DOMAIN_CROSS_ORIGIN_SYNC = "primary-domain-cross-origin-sync"
     PRIMARY_RESPONDS_TO_SYNCING = "primary-responds-to-syncing"
+    ACTIVE_ORGANIZATION_MISMATCH = "active-organization-mismatch"
     SATELLITE_NEEDS_SYNCING = "satellite-needs-syncing"
     SESSION_TOKEN_AND_UAT_MISSING = "session-token-and-uat-missing"
     SESSION_TOKEN_MISSING = "session-token-missing"

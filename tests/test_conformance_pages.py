@@ -132,6 +132,18 @@ def _build_cases(live: Instance, dev: Instance) -> list[Case]:
     auto = {"CLERK_SATELLITE_AUTO_SYNC": True}
     back = "/dashboard?__clerk_redirect_url=http%3A%2F%2Fsatellite.test%3A3000%2Fx%3Fa%3D1"
     satellite_party = {"CLERK_AUTHORIZED_PARTIES": ["http://satellite.test:3000", BASE]}
+    # Organization sync from the URL: organization patterns (:slug or :id) and personal-account patterns.
+    org_sync = {"organization_patterns": ["/orgs/:slug", "/orgs/:slug/(.*)", "/o/:id"],
+                "personal_account_patterns": ["/me", "/me/(.*)"]}
+    org = {"CLERK_ORGANIZATION_SYNC": org_sync}
+    org_options = {"organizationSyncOptions": {"organizationPatterns": org_sync["organization_patterns"],
+                                               "personalAccountPatterns": org_sync["personal_account_patterns"]}}
+    acme = {"id": "org_1", "slug": "acme", "role": "admin"}
+
+    def in_org(issuer: ClerkTestIssuer, **extra: Any) -> dict[str, str]:
+        token = issuer.session_token(user_id="user_org", org=acme, **extra)
+        return {"__session": token, "__client_uat": str(_now() - 300)}
+
     no_sid = li.sign(li.session_claims(issued_at=_now() - 120, extra_claims={"sid": None}))
     not_yet = li.session_token(extra_claims={"nbf": _now() + 60})
     foreign = [*handshake_directives(li), "sessionid=planted; Path=/"]
@@ -249,6 +261,38 @@ def _build_cases(live: Instance, dev: Instance) -> list[Case]:
         Case("dev-primary-responds-to-syncing", "test", "handshake", path=back, cookies=db, config=satellite_party),
         Case("prod-primary-ignores-redirect-url", "live", "signed-in", path=back, cookies=fresh(li),
              config=satellite_party),
+        # Organization sync: a URL naming another organization than the session's active one hands shake
+        # (active-organization-mismatch) with organization_id; every handshake on such a URL carries it.
+        Case("org-slug-matches", "live", "signed-in", path="/orgs/acme/settings", cookies=in_org(li), config=org,
+             options=org_options),
+        Case("org-slug-mismatch", "live", "handshake", path="/orgs/globex", cookies=in_org(li), config=org,
+             options=org_options),
+        Case("org-slug-case", "live", "handshake", path="/ORGS/Acme/", cookies=in_org(li), config=org,
+             options=org_options),
+        Case("org-id-mismatch", "live", "handshake", path="/o/org_2", cookies=in_org(li), config=org,
+             options=org_options),
+        Case("org-id-matches", "live", "signed-in", path="/o/org_1", cookies=in_org(li), config=org,
+             options=org_options),
+        Case("org-personal-with-org", "live", "handshake", path="/me/profile", cookies=in_org(li), config=org,
+             options=org_options),
+        Case("org-personal-without-org", "live", "signed-in", path="/me", cookies=fresh(li), config=org,
+             options=org_options),
+        Case("org-other-path", "live", "signed-in", path="/dashboard", cookies=in_org(li), config=org,
+             options=org_options),
+        Case("org-mismatch-api-request", "live", "signed-in", path="/orgs/globex",
+             headers={"accept": "application/json"}, cookies=in_org(li), config=org, options=org_options),
+        Case("org-mismatch-count-2", "live", "handshake", path="/orgs/globex",
+             cookies={**in_org(li), "__clerk_redirect_count": "2"}, config=org, options=org_options),
+        Case("org-mismatch-loop", "live", "signed-in", path="/orgs/globex",
+             cookies={**in_org(li), "__clerk_redirect_count": "3"}, config=org, options=org_options),
+        Case("org-expired-on-org-url", "live", "handshake", path="/orgs/acme",
+             cookies=in_org(li, issued_at=_now() - 120), config=org, options=org_options),
+        Case("org-personal-expired", "live", "handshake", path="/me", cookies=stale(li), config=org,
+             options=org_options),
+        Case("org-pending-mismatch", "live", "signed-in", path="/orgs/globex", cookies=pending(li), config=org,
+             options=org_options),
+        Case("dev-org-slug-mismatch", "test", "handshake", path="/orgs/globex", cookies={**in_org(di), **db},
+             config=org, options=org_options),
         # Pending sessions (sts: "pending"): the request is signed in with no reason; the auth is signed out unless
         # treatPendingAsSignedOut is false; a protected page sends a pending visitor to the sign-in page's /tasks.
         Case("prod-pending-public", "live", "signed-in", cookies=pending(li)),
@@ -444,6 +488,10 @@ CASE_IDS = [
     "sat-prod-fetch-auto-sync", "sat-prod-fresh", "sat-prod-fresh-cross-site", "sat-prod-expired",
     "sat-prod-protected-signed-out", "sat-dev-no-cookies", "sat-dev-needs-sync", "dev-primary-responds-to-syncing",
     "prod-primary-ignores-redirect-url",
+    "org-slug-matches", "org-slug-mismatch", "org-slug-case", "org-id-mismatch", "org-id-matches",
+    "org-personal-with-org", "org-personal-without-org", "org-other-path", "org-mismatch-api-request",
+    "org-mismatch-count-2", "org-mismatch-loop", "org-expired-on-org-url", "org-personal-expired",
+    "org-pending-mismatch", "dev-org-slug-mismatch",
     "prod-pending-public", "prod-pending-protected", "prod-pending-protected-portal", "prod-pending-app-signed-in",
     "prod-pending-route-signed-in", "prod-pending-route-signed-out", "prod-signed-out-protected",
     "dev-pending-protected",

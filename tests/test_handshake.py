@@ -619,3 +619,29 @@ def test_a_primary_answers_redirect_urls_only_for_listed_origins(dev: Env, targe
     )
     assert listed.status_code == 307
     assert listed.headers["Location"] == "http://satellite.test:3000/x?__clerk_db_jwt=dvb_1&__clerk_synced=true"
+
+
+# --------------------------------------------------------------------------------------------- organization sync
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"organization_patterns": ["/orgs/:slug:id"]}, "not a valid Clerk route pattern"),
+        ({"organizationPatterns": ["/o/(("]}, "not a valid Clerk route pattern"),
+        ({"org_patterns": ["/orgs/:slug"]}, "unknown keys"),
+        (["/orgs/:slug"], "must be a mapping"),
+    ],
+)
+def test_organization_sync_patterns_are_checked_at_init(live: Env, value: Any, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        live.app(CLERK_ORGANIZATION_SYNC=value)
+
+
+def test_organization_sync_reads_json_and_camel_case(live: Env) -> None:
+    sync = '{"organizationPatterns": ["/orgs/:slug"], "personalAccountPatterns": ["/me"]}'
+    client = _client(live.app(CLERK_ORGANIZATION_SYNC=sync), live.fresh_cookies(org={"id": "org_1", "slug": "acme"}))
+    assert client.get("/orgs/acme", headers=DOC).status_code == 200
+    response = client.get("/orgs/globex", headers=DOC)
+    assert response.status_code == 307
+    query = _query(response.headers["Location"])
+    assert (query["__clerk_hs_reason"], query["organization_id"]) == ("active-organization-mismatch", "globex")
+    assert _query(client.get("/me", headers=DOC).headers["Location"])["organization_id"] == ""
