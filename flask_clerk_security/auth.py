@@ -152,6 +152,9 @@ class Auth:
     name: str | None = None
     _features: str = field(default="", repr=False)
     _plans: str = field(default="", repr=False)
+    #: A pending session signed out (Clerk's default ``treatPendingAsSignedOut``) keeps its verified claims here,
+    #: never in ``claims``, so a route that accepts pending sessions can sign it in (:meth:`treating_pending`).
+    _pending_claims: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_authenticated(self) -> bool:
@@ -179,7 +182,8 @@ class Auth:
     def _decode(cls, claims: Mapping[str, Any], treat_pending_as_signed_out: bool) -> Auth:
         status = claims.get("sts")
         if treat_pending_as_signed_out and status == "pending":
-            return cls(session_status="pending", reason="session-pending")
+            # Clerk's signedOutAuthObject(undefined, "pending"): signed out with no reason.
+            return cls(session_status="pending", _pending_claims=claims)
         features = claims.get("fea")
         plans = claims.get("pla")
         org_id = org_role = org_slug = None
@@ -217,6 +221,17 @@ class Auth:
             _features=features if isinstance(features, str) else "",
             _plans=plans if isinstance(plans, str) else "",
         )
+
+    def treating_pending(self, as_signed_out: bool) -> Auth:
+        """This auth under Clerk's ``treatPendingAsSignedOut=as_signed_out``: a pending session's auth signed
+        out (no reason, as Clerk's) or signed in with its claims; any other auth unchanged."""
+        if self.session_status != "pending" or self.token_type != "session_token":
+            return self
+        if as_signed_out:
+            return Auth(session_status="pending", _pending_claims=self.claims) if self.is_authenticated else self
+        if self._pending_claims is None:
+            return self
+        return Auth.from_claims(self._pending_claims, treat_pending_as_signed_out=False)
 
     def has(
         self,

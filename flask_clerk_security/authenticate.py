@@ -55,6 +55,9 @@ class RequestAuthenticator:
         refusals carry the reasons Clerk's requests give."""
         if not header_token:
             return self._authenticate_cookie(request)
+        return self._header(request, header_token).treating_pending(self.settings.treat_pending_as_signed_out)
+
+    def _header(self, request: Request, header_token: str) -> Auth:
         try:
             cached = self.verifier.cached_session(header_token)
             if cached is not None:
@@ -70,8 +73,14 @@ class RequestAuthenticator:
         """Clerk's cookie path (suffixed cookies, client_uat rules, handshake); then the CSRF origin check."""
         state = self.pages.authenticate(request)
         remember(request, state)
-        auth = state.auth
-        if auth.is_authenticated and request.method not in SAFE_METHODS and not self._same_origin(request):
+        auth = state.auth.treating_pending(self.settings.treat_pending_as_signed_out)
+        # A pending session counts as a session here, signed out or not: a route that accepts pending sessions
+        # must not sign in a cross-origin write.
+        if (
+            auth.treating_pending(False).is_authenticated
+            and request.method not in SAFE_METHODS
+            and not self._same_origin(request)
+        ):
             return Auth.signed_out(CSRF_REASON)
         return auth
 

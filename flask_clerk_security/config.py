@@ -197,6 +197,11 @@ class ClerkSettings:
     # Proxy/satellite hosts (CSP, handshake); security headers, leak guard and audit log.
     proxy_url: str | None = None
     domain: str | None = None
+    #: Clerk's ``isSatellite`` / ``satelliteAutoSync``: this app is a satellite domain of another (primary) app.
+    is_satellite: bool = False
+    satellite_auto_sync: bool = False
+    #: Clerk's ``organizationSyncOptions``: ``organization_patterns`` / ``personal_account_patterns`` -> patterns.
+    organization_sync: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     csp_directives: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     csp_strict: bool = False
     csp_report_only: bool = False
@@ -207,6 +212,8 @@ class ClerkSettings:
     leak_guard: bool = True
     audit_log: bool = True
     accepts_token: AcceptsToken = SESSION_TOKEN
+    #: Clerk's ``treatPendingAsSignedOut``: a pending session (``sts: "pending"``) is signed out unless False.
+    treat_pending_as_signed_out: bool = True
     machine_token_cache_ttl: float = 0.0
     machine_token_cache_uri: SecretURI = MEMORY_URI
     webhook_max_bytes: int = 1_048_576
@@ -557,6 +564,48 @@ def _header_settings(read: _Reader) -> dict[str, Any]:
     }
 
 
+_ORGANIZATION_SYNC_KEYS = {
+    "organization_patterns": "organization_patterns",
+    "organizationPatterns": "organization_patterns",
+    "personal_account_patterns": "personal_account_patterns",
+    "personalAccountPatterns": "personal_account_patterns",
+}
+
+
+def _organization_sync(value: Any) -> dict[str, tuple[str, ...]]:
+    """``CLERK_ORGANIZATION_SYNC``: a mapping (or its JSON) of Clerk's two pattern lists, snake or camel case."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else {}
+    if not isinstance(value, Mapping):
+        raise ValueError("must be a mapping")
+    unknown = [key for key in value if key not in _ORGANIZATION_SYNC_KEYS]
+    if unknown:
+        raise ValueError(f"unknown keys {unknown}")
+    return {_ORGANIZATION_SYNC_KEYS[key]: split_list(patterns) for key, patterns in value.items()}
+
+
+def _check_satellite(settings: ClerkSettings) -> None:
+    """What Clerk's ``authenticateRequest`` asserts for a satellite (it throws per request; we refuse at init)."""
+    if not settings.is_satellite:
+        return
+    if not (settings.proxy_url or settings.domain):
+        raise ConfigurationError(
+            "CLERK_IS_SATELLITE needs CLERK_DOMAIN (this satellite's domain, e.g. 'satellite.example.com') or "
+            "CLERK_PROXY_URL, as Clerk's SDKs do."
+        )
+    key = settings.secret_key.reveal() if settings.secret_key else settings.publishable_key
+    if not settings.sign_in_url and key and instance_type(key) == "test":
+        raise ConfigurationError(
+            "CLERK_IS_SATELLITE on a development instance needs CLERK_SIGN_IN_URL: the primary app's sign-in page "
+            "(an absolute URL on the primary's origin)."
+        )
+    if settings.sign_in_url and not settings.sign_in_url.startswith("http"):
+        raise ConfigurationError(
+            "CLERK_SIGN_IN_URL must be an absolute URL on the primary's origin when CLERK_IS_SATELLITE is set "
+            "(the sign-in page is the primary app's)."
+        )
+
+
 def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> ClerkSettings:
     """Resolve and validate every setting; raises :class:`ConfigurationError` naming the key and the fix."""
     warn_unknown_keys(config)
@@ -655,6 +704,18 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
             SESSION_TOKEN,
             "use 'session_token', 'api_key', 'm2m_token', 'oauth_token', a comma-separated list of them, or 'any'",
         ),
+        is_satellite=read.parse("CLERK_IS_SATELLITE", _boolean, False, "use true or false"),
+        organization_sync=read.parse(
+            "CLERK_ORGANIZATION_SYNC",
+            _organization_sync,
+            {},
+            "use {'organization_patterns': ['/orgs/:slug', '/orgs/:slug/(.*)'], 'personal_account_patterns': "
+            "['/me', '/me/(.*)']}",
+        ),
+        satellite_auto_sync=read.parse("CLERK_SATELLITE_AUTO_SYNC", _boolean, False, "use true or false"),
+        treat_pending_as_signed_out=read.parse(
+            "CLERK_TREAT_PENDING_AS_SIGNED_OUT", _boolean, True, "use true or false"
+        ),
         machine_token_cache_ttl=read.parse(
             "CLERK_MACHINE_TOKEN_CACHE_TTL", _non_negative_float, 0.0, "use seconds, e.g. 30; 0 turns the cache off"
         ),
@@ -688,6 +749,7 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         user_cache_size=read.parse("CLERK_USER_CACHE_SIZE", _positive_int, 10_000, "use a whole number, e.g. 10000"),
         user_cache_uri=SecretURI(_user_cache_uri(read, ratelimit_storage_uri)),
     )
+    _check_satellite(settings)
     for item in fields(settings):
         value = getattr(settings, item.name)
         if isinstance(value, SecretURI):

@@ -29,6 +29,8 @@ HANDSHAKE_NONCE = "__clerk_handshake_nonce"
 DEV_BROWSER = "__clerk_db_jwt"
 LEGACY_DEV_BROWSER = "__dev_session"
 REDIRECT_COUNT = "__clerk_redirect_count"
+SYNCED = "__clerk_synced"
+REDIRECT_URL = "__clerk_redirect_url"
 HANDSHAKE_HELP = "__clerk_help"
 
 _LEGACY_DEV_SUFFIXES = (".lcl.dev", ".lclstage.dev", ".lclclerk.com")
@@ -198,8 +200,12 @@ class CookieContext:
         self.original_frontend_api = ""
         if settings.publishable_key and settings.frontend_api:
             self.instance_type = "production" if settings.publishable_key.startswith("pk_live_") else "development"
-            self.original_frontend_api = settings.frontend_api
-            self.frontend_api = _proxy_url(settings.proxy_url, request) or settings.frontend_api
+            # parsePublishableKey: a production satellite's Frontend API is clerk.<its domain>.
+            own = settings.frontend_api
+            if self.instance_type == "production" and settings.is_satellite and settings.domain:
+                own = f"clerk.{settings.domain}"
+            self.original_frontend_api = own
+            self.frontend_api = _proxy_url(settings.proxy_url, request) or own
         self.suffix = cookie_suffix(settings.publishable_key) if settings.publishable_key else None
         self.suffixed = self.uses_suffixed_cookies()
         self.session_token = self._suffixed_or_plain(SESSION)
@@ -208,6 +214,9 @@ class CookieContext:
         self.handshake_token = self._query(HANDSHAKE) or self._cookie(HANDSHAKE)
         self.handshake_nonce = self._query(HANDSHAKE_NONCE) or self._cookie(HANDSHAKE_NONCE)
         self.redirect_count = js_number(self._cookie(REDIRECT_COUNT))
+        self.is_satellite = settings.is_satellite
+        #: Clerk reads only the suffixed ``__refresh_<suffix>`` (``getSuffixedCookie``), never a plain one.
+        self.refresh_token = self._suffixed(REFRESH)
 
     @property
     def handshake_enabled(self) -> bool:

@@ -220,6 +220,10 @@ class ClerkSecurity:
         pages.raise_for_redirect(environ)
         for requirement in policy.checks:
             requirement.check(auth)
+        options = (r.treat_pending_as_signed_out for r in policy.requirements)
+        pending = [option for option in options if option is not None]
+        if pending:  # the innermost require(treat_pending_as_signed_out=...) decides for the default deny
+            auth = auth.treating_pending(pending[-1])
         if not auth.is_authenticated:
             raise signed_out_error(auth)
 
@@ -263,6 +267,7 @@ class ClerkSecurity:
         reverification: str | Mapping[str, Any] | None = None,
         accepts_token: str | list[str] | None = None,
         scopes: list[str] | None = None,
+        treat_pending_as_signed_out: bool | None = None,
     ) -> Callable[[F], F]: ...
 
     def require(
@@ -276,6 +281,7 @@ class ClerkSecurity:
         reverification: str | Mapping[str, Any] | None = None,
         accepts_token: str | list[str] | None = None,
         scopes: list[str] | None = None,
+        treat_pending_as_signed_out: bool | None = None,
     ) -> Any:
         """Require a signed-in request and, optionally, Clerk authorization (``has()``) and fresh factors.
 
@@ -283,7 +289,9 @@ class ClerkSecurity:
         (every endpoint, also those added later, under every name it is registered with); anything else raises
         ``TypeError``. 401 when signed out, 403 ``{"error": "forbidden"}`` when ``has()`` says no, 403 with
         Clerk's ``reverification-error`` body when ``reverification`` is asked and the session's ``fva`` is too
-        old. Misuse (unknown preset, non-string role) raises at decoration time.
+        old. ``treat_pending_as_signed_out=False`` lets a pending session (``sts: "pending"``) in, True keeps it
+        out (default: ``CLERK_TREAT_PENDING_AS_SIGNED_OUT``). Misuse (unknown preset, non-string role) raises at
+        decoration time.
         """
         if view is not None:
             return self.require()(view)
@@ -296,6 +304,7 @@ class ClerkSecurity:
             reverification=reverification,
             accepts_token=accepts_token,
             scopes=scopes,
+            treat_pending_as_signed_out=treat_pending_as_signed_out,
         )
 
         def decorator(func: F) -> F:
@@ -337,6 +346,7 @@ class ClerkSecurity:
         reverification: str | Mapping[str, Any] | None = None,
         accepts_token: str | list[str] | None = None,
         scopes: list[str] | None = None,
+        treat_pending_as_signed_out: bool | None = None,
     ) -> None:
         """Inside a view, raise exactly what ``require(...)`` with the same options would (same answers, same
         signals, same reverification body); return when the request passes."""
@@ -349,6 +359,7 @@ class ClerkSecurity:
             reverification=reverification,
             accepts_token=accepts_token,
             scopes=scopes,
+            treat_pending_as_signed_out=treat_pending_as_signed_out,
         ).check(get_auth())
 
     @staticmethod

@@ -216,8 +216,9 @@ def _check_handshake_category(header: Mapping[str, Any]) -> None:
         raise TokenVerificationError(TokenVerificationErrorReason.TOKEN_INVALID, "Invalid handshake token category.")
 
 
-def handshake_url(ctx: CookieContext, reason: str) -> str:
-    """``buildRedirectToHandshake``: ``<frontend api>/v1/client/handshake`` with Clerk's query parameters."""
+def handshake_url(ctx: CookieContext, reason: str, organization: tuple[str, str | None] | None = None) -> str:
+    """``buildRedirectToHandshake``: ``<frontend api>/v1/client/handshake`` with Clerk's query parameters;
+    ``organization_id`` when the URL names an organization (or the personal account: empty) to activate."""
     assert ctx.frontend_api is not None
     base = ctx.frontend_api if ctx.frontend_api.startswith("http") else f"https://{ctx.frontend_api}"
     url = urljoin(base.rstrip("/") + "/", "v1/client/handshake")
@@ -232,6 +233,8 @@ def handshake_url(ctx: CookieContext, reason: str) -> str:
         params.append((SESSION, ctx.session_token))
     if ctx.is_development and ctx.dev_browser_token:
         params.append((DEV_BROWSER, ctx.dev_browser_token))
+    if organization is not None:
+        params.append(("organization_id", organization[1] or ""))
     return f"{url}?{_form_encode(params)}"
 
 

@@ -8,13 +8,16 @@ cookies go on the response, its redirect is raised).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from flask import Request, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from . import backend_api
 from .auth import Auth
 from .auth_status import HANDSHAKE_STATUS, SIGNED_IN, PageState, signed_out
 from .config import ClerkSettings
@@ -23,19 +26,41 @@ from .cookies import (
     HANDSHAKE,
     HANDSHAKE_NONCE,
     REDIRECT_COUNT,
+    SESSION,
+    SYNCED,
     UNDEFINED,
     CookieContext,
     js_less_than,
     js_number_string,
+    js_truthy,
 )
 from .errors import TokenVerificationError
-from .handshake import REDIRECT_LOOP_LIMIT, HandshakeFailed, HandshakeService, handshake_url
-from .reasons import HANDSHAKE_REASONS, AuthErrorReason, request_reason
+from .handshake import (
+    REDIRECT_LOOP_LIMIT,
+    HandshakeFailed,
+    HandshakeService,
+    cookie_name,
+    cookie_value,
+    handshake_url,
+    safe_directives,
+)
+from .reasons import (
+    HANDSHAKE_REASONS,
+    AuthErrorReason,
+    RefreshTokenErrorReason,
+    TokenVerificationErrorReason,
+    request_reason,
+)
+from .redirects import primary_sync_return_url, satellite_sync_url
+from .routes import OrganizationMatcher, request_pathname
 from .state import PAGE_STATE_KEY
 from .token_types import is_session_jwt
-from .tokens import TokenVerifier, decode_unverified
+from .tokens import TokenVerifier, decode_unverified, try_decode
 
 logger = logging.getLogger("flask_clerk_security")
+
+#: A Backend API error code passed on as a refresh reason (it ends up in a header and a URL).
+_ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
 class PageAuthenticator:
@@ -45,6 +70,10 @@ class PageAuthenticator:
         self.settings = settings
         self.verifier = verifier
         self.handshake = HandshakeService(settings, verifier)
+        sync = settings.organization_sync
+        self.organizations = OrganizationMatcher(
+            sync.get("organization_patterns", ()), sync.get("personal_account_patterns", ())
+        )
 
     def authenticate(self, request: Request) -> PageState:
         ctx = CookieContext(request, self.settings)
@@ -61,7 +90,10 @@ class PageAuthenticator:
         return self._cookie_rules(ctx)
 
     def _cookie_rules(self, ctx: CookieContext) -> PageState:
-        """``authenticateRequestWithTokenInCookie`` after the handshake return (no satellite/org sync)."""
+        """``authenticateRequestWithTokenInCookie`` after the handshake return."""
+        synced = self._multi_domain_sync(ctx)
+        if synced is not None:
+            return synced
         if ctx.is_development and DEV_BROWSER in ctx.request.args:
             return self._maybe_handshake(ctx, AuthErrorReason.DEV_BROWSER_SYNC)
         if ctx.is_development and not ctx.dev_browser_token:
@@ -86,24 +118,126 @@ class PageAuthenticator:
         except TokenVerificationError as exc:
             return self._token_error(ctx, exc)
         if (
-            ctx.method == "GET"
+            not ctx.is_satellite
+            and ctx.method == "GET"
             and ctx.sec_fetch_dest == "document"
             and ctx.is_cross_origin_referrer()
             and not ctx.is_known_clerk_referrer()
             and ctx.redirect_count == 0
         ):
             return self._maybe_handshake(ctx, AuthErrorReason.PRIMARY_DOMAIN_CROSS_ORIGIN_SYNC)
+        if auth.user_id and self._organization_mismatch(ctx, auth) and ctx.redirect_count < REDIRECT_LOOP_LIMIT:
+            state = self._maybe_handshake(ctx, AuthErrorReason.ACTIVE_ORGANIZATION_MISMATCH)
+            if state.status == HANDSHAKE_STATUS:
+                return state
         return PageState(SIGNED_IN, auth)
 
+    def _organization_target(self, ctx: CookieContext) -> tuple[str, str | None] | None:
+        """The organization (or personal account) this URL asks for (``CLERK_ORGANIZATION_SYNC``)."""
+        return self.organizations.find_target(request_pathname(ctx.request.environ)) if self.organizations else None
+
+    def _organization_mismatch(self, ctx: CookieContext, auth: Auth) -> bool:
+        """``handleMaybeOrganizationSyncHandshake``: the URL's organization is not the session's active one."""
+        target = self._organization_target(ctx)
+        if target is None:
+            return False
+        kind, value = target
+        if kind == "organization":
+            return value != auth.org_id
+        if kind == "organization_slug":
+            return value != auth.org_slug
+        return bool(auth.org_id)
+
+    def _multi_domain_sync(self, ctx: CookieContext) -> PageState | None:
+        """Satellite domains: a satellite's document navigation without Clerk's cookies (or back from the
+        primary's sign-in with ``__clerk_synced=false``) syncs with the primary: the Frontend API handshake in
+        production, the primary's sign-in page in development; a development primary answers the satellite's
+        ``__clerk_redirect_url`` (``primary-responds-to-syncing``). None: the usual cookie rules decide."""
+        if not ctx.handshake_enabled:
+            return None
+        synced = ctx.request.args.get(SYNCED)
+        if ctx.is_satellite and ctx.sec_fetch_dest == "document" and ctx.method == "GET" and synced != "true":
+            has_cookies = bool(ctx.session_token) or bool(ctx.client_uat)
+            needs_sync = synced == "false"
+            if not self.settings.satellite_auto_sync and not has_cookies and not needs_sync:
+                return signed_out(AuthErrorReason.SESSION_TOKEN_AND_UAT_MISSING)
+            if not has_cookies or needs_sync:
+                location = satellite_sync_url(self.settings, ctx) if ctx.is_development else None
+                return self._maybe_handshake(ctx, AuthErrorReason.SATELLITE_NEEDS_SYNCING, location)
+        if ctx.is_development and not ctx.is_satellite:
+            location = primary_sync_return_url(self.settings, ctx)
+            if location is not None:
+                return self._maybe_handshake(ctx, AuthErrorReason.PRIMARY_RESPONDS_TO_SYNCING, location)
+        return None
+
     def _token_error(self, ctx: CookieContext, exc: TokenVerificationError) -> PageState:
-        """``handleSessionTokenError``: expired / not yet valid tokens hand shake, anything else signs out."""
-        reason = request_reason(exc.reason, ctx.method)
+        """``handleSessionTokenError``: an expired token on a GET with ``__refresh_<suffix>`` is refreshed
+        through the Backend API (signed in, with its cookies); else expired / not yet valid tokens hand shake
+        with why there was no refresh, anything else signs out."""
+        refresh_error = None
+        if exc.reason == TokenVerificationErrorReason.TOKEN_EXPIRED and ctx.refresh_token and ctx.method == "GET":
+            refreshed, refresh_error = self._refresh(ctx)
+            if refreshed is not None:
+                return refreshed
+        reason = request_reason(exc.reason, ctx.method, refresh_error)
         if exc.reason not in HANDSHAKE_REASONS:
             return signed_out(reason)
         return self._maybe_handshake(ctx, reason)
 
-    def _maybe_handshake(self, ctx: CookieContext, reason: str) -> PageState:
-        """``handleMaybeHandshakeStatus``: a 307 to the Frontend API, or signed out when not eligible/looping."""
+    def _refresh(self, ctx: CookieContext) -> tuple[PageState | None, str]:
+        """``refreshToken`` + ``attemptRefresh``: one ``POST /v1/sessions/{sid}/refresh`` within
+        ``CLERK_HTTP_TIMEOUT``; the signed-in state with the answer's cookies, or Clerk's reason it failed.
+
+        The exchanges share the handshake nonces' per-client budget (an expired token of one's own and any
+        ``__refresh`` value would otherwise buy a Backend API call per request); past it, ``fetch-error``.
+        """
+        if not self.settings.secret_key:
+            return None, RefreshTokenErrorReason.MISSING_API_CLIENT
+        assert ctx.session_token is not None and ctx.refresh_token is not None  # the caller's conditions
+        decoded = try_decode(ctx.session_token)
+        if decoded is None:
+            return None, RefreshTokenErrorReason.EXPIRED_SESSION_TOKEN_DECODE_FAILED
+        sid = decoded[1].get("sid", UNDEFINED)
+        if not js_truthy(sid):
+            return None, RefreshTokenErrorReason.EXPIRED_SESSION_TOKEN_MISSING_SID_CLAIM
+        if not self.handshake.nonce_budget.allow(ctx.request.remote_addr or "unknown"):
+            return None, RefreshTokenErrorReason.FETCH_ERROR
+        headers = {name.lower(): [value] for name, value in ctx.request.headers.items()}
+        try:
+            body = backend_api.call(
+                "POST",
+                f"{self.settings.api_url}/{self.settings.api_version}/sessions/{quote(str(sid), safe='')}/refresh",
+                bearer=self.settings.secret_key,
+                timeout=self.settings.http_timeout,
+                params={"suffixed_cookies": "true" if ctx.suffixed else "false"},
+                json_body={
+                    "format": "cookie",
+                    "expired_token": ctx.session_token,
+                    "refresh_token": ctx.refresh_token,
+                    "request_origin": ctx.origin(),
+                    "request_headers": headers,
+                },
+            )
+        except backend_api.BackendAPIError as exc:
+            logger.warning("session refresh failed: %s", exc)
+            return None, _refresh_error_reason(exc)
+        cookies = body.get("cookies") if isinstance(body, dict) else None
+        if not isinstance(cookies, list) or not cookies:
+            return None, RefreshTokenErrorReason.UNEXPECTED_SDK_ERROR
+        directives = safe_directives(cookies)
+        session = ""
+        for directive in directives:
+            if cookie_name(directive).startswith(SESSION):
+                session = cookie_value(directive)
+        try:
+            auth = self.verifier.verify_session(session)
+        except TokenVerificationError:
+            return None, RefreshTokenErrorReason.INVALID_SESSION_TOKEN
+        return PageState(SIGNED_IN, auth, None, directives), ""
+
+    def _maybe_handshake(self, ctx: CookieContext, reason: str, location: str | None = None) -> PageState:
+        """``handleMaybeHandshakeStatus``: a 307 to ``location`` (default: the Frontend API's handshake), or
+        signed out when not eligible/looping."""
         if not ctx.handshake_enabled or not ctx.is_eligible_for_handshake():
             return signed_out(reason)
         if ctx.redirect_count == REDIRECT_LOOP_LIMIT:
@@ -118,8 +252,24 @@ class PageAuthenticator:
             Auth.signed_out(reason),
             reason,
             cookies=[f"{REDIRECT_COUNT}={js_number_string(ctx.redirect_count + 1)}; SameSite=Lax; HttpOnly; Max-Age=2"],
-            location=handshake_url(ctx, reason),
+            location=location or handshake_url(ctx, reason, self._organization_target(ctx)),
         )
+
+
+def _refresh_error_reason(exc: backend_api.BackendAPIError) -> str:
+    """Clerk's reason for a refresh the Backend API refused: its first error's code (``unexpected_error``, as a
+    network failure, is ``fetch-error``); ``unexpected-bapi-error`` for an answer without errors."""
+    if exc.status is None:
+        return RefreshTokenErrorReason.FETCH_ERROR
+    errors = exc.body.get("errors") if isinstance(exc.body, dict) else None
+    if not isinstance(errors, list) or not errors:
+        return RefreshTokenErrorReason.UNEXPECTED_BAPI_ERROR
+    code = errors[0].get("code") if isinstance(errors[0], dict) else None
+    if code == "unexpected_error":
+        return RefreshTokenErrorReason.FETCH_ERROR
+    if not isinstance(code, str) or not _ERROR_CODE.fullmatch(code):
+        return RefreshTokenErrorReason.UNEXPECTED_SDK_ERROR
+    return code
 
 
 def remember(request: Request, state: PageState) -> None:

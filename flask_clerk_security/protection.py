@@ -47,6 +47,8 @@ class Requirement:
     accepts: AcceptsToken | None
     #: The options as given (``flask clerk routes`` shows them).
     options: Mapping[str, Any]
+    #: Clerk's ``treatPendingAsSignedOut`` for this route (None: ``CLERK_TREAT_PENDING_AS_SIGNED_OUT``).
+    treat_pending_as_signed_out: bool | None = None
 
     @classmethod
     def build(
@@ -60,6 +62,7 @@ class Requirement:
         reverification: str | Mapping[str, Any] | None = None,
         accepts_token: str | list[str] | None = None,
         scopes: list[str] | None = None,
+        treat_pending_as_signed_out: bool | None = None,
     ) -> Requirement:
         """Validate the options of ``caller`` (``require``/``protect``); misuse raises TypeError/ValueError."""
         authorization = {
@@ -76,17 +79,27 @@ class Requirement:
                 "or {'level': 'first_factor'|'second_factor'|'multi_factor', 'after_minutes': int > 0}"
             )
         accepts = _parse_accepts(caller, accepts_token, scopes)
-        given = {"reverification": reverification, "accepts_token": accepts_token, "scopes": scopes}
+        if treat_pending_as_signed_out is not None and not isinstance(treat_pending_as_signed_out, bool):
+            raise TypeError(f"{caller}(treat_pending_as_signed_out=...) takes True or False")
+        given = {
+            "reverification": reverification,
+            "accepts_token": accepts_token,
+            "scopes": scopes,
+            "treat_pending_as_signed_out": treat_pending_as_signed_out,
+        }
         return cls(
             authorization=authorization,
             scopes=tuple(scopes) if scopes is not None else None,
             reverification=reverification,
             accepts=accepts,
             options={**authorization, **{name: value for name, value in given.items() if value is not None}},
+            treat_pending_as_signed_out=treat_pending_as_signed_out,
         )
 
     def check(self, auth: Auth) -> None:
         """Raise what the request gets when ``auth`` does not meet this requirement (and send its signal)."""
+        if self.treat_pending_as_signed_out is not None:
+            auth = auth.treating_pending(self.treat_pending_as_signed_out)
         if not auth.is_authenticated:
             raise signed_out_error(auth)
         if self.accepts is not None and not is_accepted(auth.token_type, self.accepts):
@@ -216,8 +229,8 @@ def request_accepts(app: Flask, req: Request) -> AcceptsToken:
 
 
 def signed_out_error(auth: Auth) -> HTTPException:
-    """401 for APIs, a sign-in redirect for pages (CLERK_SIGN_IN_URL or the Account Portal), 403 for CSRF,
-    503 when keys cannot be loaded."""
+    """401 for APIs, a sign-in redirect for pages (CLERK_SIGN_IN_URL or the Account Portal; its ``/tasks`` page
+    for a pending session, as Clerk's ``redirectToSignIn``), 403 for CSRF, 503 when keys cannot be loaded."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     req = request._get_current_object()  # type: ignore[attr-defined]
     if auth.reason == CSRF_REASON:
@@ -229,7 +242,7 @@ def signed_out_error(auth: Auth) -> HTTPException:
             logger.error("authentication unavailable: %s", auth.reason)
         return AuthUnavailable()
     if is_page_request(req) and is_accepted(SESSION_TOKEN, request_accepts(app, req)):
-        target = sign_in_url(get_state(app).settings, req)
+        target = sign_in_url(get_state(app).settings, req, pending=auth.session_status == "pending")
         if target:
             return HTTPException(response=redirect(target, code=307))
     return AuthenticationRequired(auth.reason)

@@ -32,6 +32,9 @@ class AuthErrorReason:
     DEV_BROWSER_MISSING = "dev-browser-missing"
     DEV_BROWSER_SYNC = "dev-browser-sync"
     PRIMARY_DOMAIN_CROSS_ORIGIN_SYNC = "primary-domain-cross-origin-sync"
+    PRIMARY_RESPONDS_TO_SYNCING = "primary-responds-to-syncing"
+    ACTIVE_ORGANIZATION_MISMATCH = "active-organization-mismatch"
+    SATELLITE_NEEDS_SYNCING = "satellite-needs-syncing"
     SESSION_TOKEN_AND_UAT_MISSING = "session-token-and-uat-missing"
     SESSION_TOKEN_MISSING = "session-token-missing"
     SESSION_TOKEN_EXPIRED = "session-token-expired"
@@ -43,6 +46,24 @@ class AuthErrorReason:
     UNEXPECTED_ERROR = "unexpected-error"
     #: Ours: Clerk throws here (a 500 in its Express SDK); we sign the request out and stop handshaking.
     HANDSHAKE_TOKEN_INVALID = "handshake-token-invalid"
+
+
+class RefreshTokenErrorReason:
+    """Clerk's ``RefreshTokenErrorReason`` (``request.ts``): why an expired session token was not refreshed with
+    the ``__refresh`` cookie (the suffix of ``session-token-expired-refresh-<reason>``). A Backend API refusal
+    passes on its own error code instead."""
+
+    NON_ELIGIBLE_NO_COOKIE = "non-eligible-no-refresh-cookie"
+    NON_ELIGIBLE_NON_GET = "non-eligible-non-get"
+    INVALID_SESSION_TOKEN = "invalid-session-token"
+    MISSING_API_CLIENT = "missing-api-client"
+    MISSING_SESSION_TOKEN = "missing-session-token"
+    MISSING_REFRESH_TOKEN = "missing-refresh-token"
+    EXPIRED_SESSION_TOKEN_DECODE_FAILED = "expired-session-token-decode-failed"
+    EXPIRED_SESSION_TOKEN_MISSING_SID_CLAIM = "expired-session-token-missing-sid-claim"
+    FETCH_ERROR = "fetch-error"
+    UNEXPECTED_SDK_ERROR = "unexpected-sdk-error"
+    UNEXPECTED_BAPI_ERROR = "unexpected-bapi-error"
 
 
 class MachineReason:
@@ -84,14 +105,19 @@ HANDSHAKE_REASONS = {
 }
 
 
-def request_reason(token_reason: str, method: str) -> str:
+def request_reason(token_reason: str, method: str, refresh_error: str | None = None) -> str:
     """Clerk's ``convertTokenVerificationErrorReasonToAuthErrorReason`` for a session token refused on a request.
 
-    The ``__refresh`` cookie exchange is not implemented, so an expired token's reason is always one of Clerk's
-    not-eligible-for-refresh variants.
+    An expired token's reason ends with why it was not refreshed: ``refresh_error`` when a refresh was tried,
+    else Clerk's not-eligible variant for ``method`` (a request without a ``__refresh`` cookie).
     """
     reason = HANDSHAKE_REASONS.get(token_reason, token_reason)
     if token_reason == TokenVerificationErrorReason.TOKEN_EXPIRED:
-        refresh = "non-eligible-non-get" if method != "GET" else "non-eligible-no-refresh-cookie"
-        reason = f"{reason}-refresh-{refresh}"
+        if refresh_error is None:
+            refresh_error = (
+                RefreshTokenErrorReason.NON_ELIGIBLE_NON_GET
+                if method != "GET"
+                else RefreshTokenErrorReason.NON_ELIGIBLE_NO_COOKIE
+            )
+        reason = f"{reason}-refresh-{refresh_error}"
     return reason

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, quote_plus, urlsplit, urlunsplit
 from flask import Request
 
 from .config import ClerkSettings
-from .cookies import DEV_BROWSER, CookieContext, accounts_base_url
+from .cookies import DEV_BROWSER, REDIRECT_URL, SYNCED, CookieContext, accounts_base_url
 
 
 def _form_encode(pairs: Iterable[tuple[str, str]]) -> str:
@@ -29,10 +29,12 @@ def _without_params(url: str, names: Iterable[str]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, _form_encode(pairs), parts.fragment))
 
 
-def sign_in_url(settings: ClerkSettings, request: Request) -> str | None:
-    """Where a page that stays signed out goes: ``CLERK_SIGN_IN_URL``, else this instance's Account Portal.
+def sign_in_url(settings: ClerkSettings, request: Request, *, pending: bool = False) -> str | None:
+    """Where a page that stays signed out goes: ``CLERK_SIGN_IN_URL``, else this instance's Account Portal;
+    for a ``pending`` session, its ``/tasks`` page (``redirectToTasks``: ``/sign-in/tasks``).
 
-    As Clerk's ``createRedirect``: ``redirect_url`` is the current URL; a development instance passes its
+    As Clerk's ``createRedirect``: ``redirect_url`` is the current URL (a satellite's with ``__clerk_synced=false``
+    when the sign-in page is on another origin); a development instance passes its
     dev-browser token along when the sign-in page is on another origin. None when neither is known. A path
     (``/sign-in``) is the app's own page, as ``url_for`` makes it: under a URL prefix (``SCRIPT_NAME``) it
     gets the prefix, unless it already starts with it.
@@ -42,13 +44,18 @@ def sign_in_url(settings: ClerkSettings, request: Request) -> str | None:
         if not settings.frontend_api:
             return None
         target = f"{accounts_base_url(settings.frontend_api)}/sign-in"
+    if pending:
+        target = f"{target}/tasks"
     parts = urlsplit(target)
     root = request.script_root
     if root and not parts.netloc and target.startswith("/") and not (target + "/").startswith(root + "/"):
         parts = parts._replace(path=root + parts.path)
     pairs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "redirect_url"]
-    pairs.append(("redirect_url", request.url))
     cross_origin = bool(parts.netloc) and _host_and_port(parts.geturl()) != _host_and_port(request.url)
+    return_url = request.url
+    if cross_origin and settings.is_satellite:  # back from the primary's sign-in, the satellite syncs
+        return_url = _with_param(return_url, SYNCED, "false", replace=True)
+    pairs.append(("redirect_url", return_url))
     development = bool(settings.publishable_key and settings.publishable_key.startswith("pk_test_"))
     if cross_origin and development:
         dev_browser = request.args.get(DEV_BROWSER) or _dev_browser_cookie(settings, request)
@@ -69,3 +76,58 @@ def _host_and_port(url: str) -> tuple[str | None, int | None] | None:
 def _dev_browser_cookie(settings: ClerkSettings, request: Request) -> str | None:
     ctx = CookieContext(request, settings)
     return ctx.dev_browser_token
+
+
+def _with_param(url: str, name: str, value: str, *, replace: bool) -> str:
+    """``url`` after ``searchParams.set`` (``replace``) or ``.append`` of ``name=value``, re-serialised as
+    ``URLSearchParams`` does."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if replace and any(k == name for k, _ in pairs):
+        first = next(i for i, (k, _) in enumerate(pairs) if k == name)
+        pairs = [(k, v) for i, (k, v) in enumerate(pairs) if k != name or i == first]
+        pairs[first] = (name, value)
+    else:
+        pairs.append((name, value))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, _form_encode(pairs), parts.fragment))
+
+
+def satellite_sync_url(settings: ClerkSettings, ctx: CookieContext) -> str:
+    """A development satellite's way to sync (``request.ts``): the primary's sign-in page with
+    ``__clerk_redirect_url=<this URL>`` (``CLERK_SIGN_IN_URL``, absolute on satellites: checked at init)."""
+    assert settings.sign_in_url is not None
+    return _with_param(settings.sign_in_url, REDIRECT_URL, ctx.clerk_url, replace=False)
+
+
+def primary_sync_return_url(settings: ClerkSettings, ctx: CookieContext) -> str | None:
+    """A development primary's answer to ``__clerk_redirect_url`` (``primary-responds-to-syncing``): back to
+    the satellite with the dev-browser token and ``__clerk_synced=true``.
+
+    Clerk sends the browser (and its dev-browser token) to any URL there. We go only to this origin or one in
+    ``CLERK_AUTHORIZED_PARTIES`` (a satellite's origin is one: its tokens carry it in ``azp``); None otherwise,
+    and for anything that is not an absolute http(s) URL, and the parameter is then ignored.
+    """
+    target = ctx.request.args.get(REDIRECT_URL)
+    if not target:
+        return None
+    origin = _origin(target)
+    allowed = {party.lower() for party in settings.authorized_parties} | {(_origin(ctx.clerk_url) or "")}
+    if origin is None or origin not in allowed:
+        return None
+    if ctx.dev_browser_token:
+        target = _with_param(target, DEV_BROWSER, ctx.dev_browser_token, replace=False)
+    return _with_param(target, SYNCED, "true", replace=True)
+
+
+def _origin(url: str) -> str | None:
+    """``scheme://host[:port]`` of an absolute http(s) URL, lower-cased; None for anything else (userinfo too)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        return None
+    default = {"http": 80, "https": 443}[parts.scheme.lower()]
+    suffix = f":{port}" if port is not None and port != default else ""
+    return f"{parts.scheme.lower()}://{parts.hostname.lower()}{suffix}"

@@ -593,3 +593,52 @@ class RouteMatcher:
 
     def __bool__(self) -> bool:
         return self._combined is not None or bool(self._compiled or self._callables)
+
+
+class OrganizationMatcher:
+    """Clerk's ``OrganizationMatcher`` (``organizationMatcher.ts``): which organization (or the personal account)
+    a URL path asks for, from ``organizationPatterns`` (``:id`` or ``:slug``) and ``personalAccountPatterns``.
+
+    Patterns are path-to-regexp's ``match()``: compiled as Clerk compiles them (case-insensitive, optional
+    trailing delimiter), matched against the raw (still encoded) path, the first matching pattern wins.
+    """
+
+    def __init__(self, organization_patterns: Iterable[str], personal_account_patterns: Iterable[str]) -> None:
+        self._organizations = [_compile_with_keys(p, "organization") for p in organization_patterns]
+        self._personal = [_compile_with_keys(p, "personal account")[0] for p in personal_account_patterns]
+
+    def __bool__(self) -> bool:
+        return bool(self._organizations or self._personal)
+
+    def find_target(self, pathname: str) -> tuple[str, str | None] | None:
+        """``("organization", id)``, ``("organization_slug", slug)``, ``("personal_account", None)`` or None."""
+        path = _to_code_units(pathname)
+        for regex, keys in self._organizations:
+            match = regex.match(path)
+            if match is None:
+                continue
+            params = {key: value for key, value in zip(keys, match.groups(), strict=True) if value is not None}
+            if params.get("id"):
+                return "organization", params["id"]
+            if params.get("slug"):
+                return "organization_slug", params["slug"]
+            break
+        if any(regex.match(path) for regex in self._personal):
+            return "personal_account", None
+        return None
+
+
+def _compile_with_keys(pattern: str, kind: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    """A pattern's regex and the names of its capturing groups, in order (path-to-regexp's keys)."""
+    if not isinstance(pattern, str):
+        raise ConfigurationError(f"CLERK_ORGANIZATION_SYNC {kind} pattern {pattern!r} must be a string")
+    try:
+        tokens = _parse(_to_code_units(pattern))
+        keys = tuple(token.name for token in tokens if isinstance(token, _Key) and token.pattern)
+        regex = re.compile(_translate(_compile_js(_to_code_units(pattern))), _FLAGS)
+    except (_PatternError, re.error) as exc:
+        raise ConfigurationError(
+            f"CLERK_ORGANIZATION_SYNC {kind} pattern {pattern!r} is not a valid Clerk route pattern ({exc}). "
+            f"Fix: {_FIX}"
+        ) from None
+    return regex, keys

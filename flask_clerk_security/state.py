@@ -71,8 +71,12 @@ def mark_public(view: F) -> F:
     return view
 
 
-def get_auth() -> Auth:
-    """The :class:`Auth` of the current request, computed on first use and kept in the request's environ."""
+def get_auth(*, treat_pending_as_signed_out: bool | None = None) -> Auth:
+    """The :class:`Auth` of the current request, computed on first use and kept in the request's environ.
+
+    ``treat_pending_as_signed_out`` overrides ``CLERK_TREAT_PENDING_AS_SIGNED_OUT`` for this call (Clerk's
+    ``auth({treatPendingAsSignedOut})``): False signs a pending session in, True signs it out.
+    """
     if not has_request_context():
         raise RuntimeError("get_auth() and current_auth need an active request (app.test_request_context()).")
     req = request._get_current_object()  # type: ignore[attr-defined]
@@ -82,6 +86,8 @@ def get_auth() -> Auth:
         state = get_state(app)
         assert state.authenticate is not None  # set by ClerkSecurity.init_app
         auth = state.authenticate(req, state)
+    if treat_pending_as_signed_out is not None:
+        return auth.treating_pending(treat_pending_as_signed_out)
     return auth
 
 

@@ -8,7 +8,8 @@ nonces are exchanged by both sides with the same Backend API stand-in on 127.0.0
 
 Three deliberate differences are asserted as such (see docs/server-rendered-pages.md): a forged handshake token
 on a development instance (Clerk throws, we sign out), directives outside Clerk's cookie namespace (Clerk sets
-them, we drop them) and the multi-domain ``__clerk_redirect_url`` (Clerk redirects anywhere, we ignore it).
+them, we drop them) and the multi-domain ``__clerk_redirect_url`` to an origin that is neither this one nor in
+``CLERK_AUTHORIZED_PARTIES`` (Clerk redirects anywhere, we ignore it).
 
 A seeded randomized differential (``test_random_cookie_requests_agree_with_clerk``) sends 800 more requests
 built from Clerk's cookie names (plain, suffixed, wrongly suffixed) with values that parse oddly in JavaScript
@@ -31,7 +32,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 from flask import Flask
 
-from flask_clerk_security import ClerkSecurity, current_auth
+from flask_clerk_security import ClerkSecurity, current_auth, get_auth
 from flask_clerk_security.cookies import cookie_suffix
 from flask_clerk_security.handshake import cookie_name
 from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer
@@ -68,6 +69,11 @@ class Case:
     node_path: str | None = None
     proxy: bool = False
     divergence: str | None = None
+    #: More app config (ours) and authenticateRequest options (Clerk's), e.g. a sign-in URL.
+    config: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    #: Clerk's ``toAuth(...)`` options (``treatPendingAsSignedOut``).
+    to_auth: dict[str, Any] | None = None
 
 
 def _now() -> int:
@@ -92,17 +98,51 @@ def _build_cases(live: Instance, dev: Instance) -> list[Case]:
         ]
         return [*out, "__clerk_db_jwt=dvb_new; Path=/; SameSite=Lax"] if dev_browser else out
 
+    def pending(issuer: ClerkTestIssuer, **extra: Any) -> dict[str, str]:
+        token = issuer.session_token(user_id="user_pending", status="pending")
+        return {"__session": token, "__client_uat": str(_now() - 300), **extra}
+
     def without_iat(issuer: ClerkTestIssuer) -> dict[str, Any]:
         claims = issuer.session_claims(user_id="user_no_iat")
         del claims["iat"]
         return claims
 
     suffix = cookie_suffix(li.publishable_key)
+
+    def suffixed(cookies: dict[str, str]) -> dict[str, str]:
+        return {f"{k}_{suffix}": v for k, v in cookies.items()}
     live_nonce = live.nonce(handshake_directives(li))
     dev_nonce = dev.nonce(handshake_directives(di, dev_browser=True))
     empty_nonce = live.nonce([])
     forger = ClerkTestIssuer(kid=li.kid, frontend_api=li.frontend_api)
     dev_forger = ClerkTestIssuer(kid=di.kid, frontend_api=di.frontend_api)
+    refreshed = handshake_directives(li)
+    live.backend.add_refresh_token("rt_ok", "sess_123", cookies=refreshed)
+    live.backend.add_refresh_token("rt_forged", "sess_123", cookies=[f"__session={forger.session_token()}; Path=/"])
+    live.backend.add_refresh_token("rt_empty", "sess_123", cookies=[])
+    # A satellite of each instance: tokens from its own Frontend API (clerk.satellite.test), signed by the same key.
+    sat = ClerkTestIssuer(kid=li.kid, frontend_api="clerk.satellite.test", instance="live", private_key=li.private_key)
+    primary = "https://primary.test/sign-in"
+    sat_live = {"CLERK_IS_SATELLITE": True, "CLERK_DOMAIN": "satellite.test", "CLERK_SIGN_IN_URL": primary}
+    sat_live_options = {"isSatellite": True, "domain": "satellite.test", "signInUrl": primary}
+    sat_dev = {"CLERK_IS_SATELLITE": "true", "CLERK_DOMAIN": "satellite.test", "CLERK_SIGN_IN_URL": primary}
+    auto = {"CLERK_SATELLITE_AUTO_SYNC": True}
+    back = "/dashboard?__clerk_redirect_url=http%3A%2F%2Fsatellite.test%3A3000%2Fx%3Fa%3D1"
+    satellite_party = {"CLERK_AUTHORIZED_PARTIES": ["http://satellite.test:3000", BASE]}
+    # Organization sync from the URL: organization patterns (:slug or :id) and personal-account patterns.
+    org_sync = {"organization_patterns": ["/orgs/:slug", "/orgs/:slug/(.*)", "/o/:id"],
+                "personal_account_patterns": ["/me", "/me/(.*)"]}
+    org = {"CLERK_ORGANIZATION_SYNC": org_sync}
+    org_options = {"organizationSyncOptions": {"organizationPatterns": org_sync["organization_patterns"],
+                                               "personalAccountPatterns": org_sync["personal_account_patterns"]}}
+    acme = {"id": "org_1", "slug": "acme", "role": "admin"}
+
+    def in_org(issuer: ClerkTestIssuer, **extra: Any) -> dict[str, str]:
+        token = issuer.session_token(user_id="user_org", org=acme, **extra)
+        return {"__session": token, "__client_uat": str(_now() - 300)}
+
+    no_sid = li.sign(li.session_claims(issued_at=_now() - 120, extra_claims={"sid": None}))
+    not_yet = li.session_token(extra_claims={"nbf": _now() + 60})
     foreign = [*handshake_directives(li), "sessionid=planted; Path=/"]
     return [
         Case("prod-no-cookies", "live", "signed-out"),
@@ -176,6 +216,97 @@ def _build_cases(live: Instance, dev: Instance) -> list[Case]:
         Case("dev-multi-domain-redirect", "test", "handshake",
              path="/dashboard?__clerk_redirect_url=https%3A%2F%2Fevil.example%2F", cookies=fresh(di, **db),
              divergence="multi-domain-redirect"),
+        # The __refresh cookie: an expired token on a GET is refreshed through the Backend API (same stand-in,
+        # same refresh token for both sides), signed in with Set-Cookie; failures hand shake with Clerk's reason.
+        Case("prod-refresh-suffixed", "live", "signed-in", cookies=suffixed({**stale(li), "__refresh": "rt_ok"})),
+        Case("prod-refresh-plain-session", "live", "signed-in", cookies=stale(li, **{f"__refresh_{suffix}": "rt_ok"})),
+        Case("prod-refresh-api-request", "live", "signed-in", headers={"accept": "application/json"},
+             cookies=stale(li, **{f"__refresh_{suffix}": "rt_ok"})),
+        Case("prod-refresh-plain-cookie-ignored", "live", "handshake", cookies=stale(li, __refresh="rt_ok")),
+        Case("prod-refresh-unknown-token", "live", "handshake", cookies=stale(li, **{f"__refresh_{suffix}": "rt_no"})),
+        Case("prod-refresh-forged-answer", "live", "handshake",
+             cookies=stale(li, **{f"__refresh_{suffix}": "rt_forged"})),
+        Case("prod-refresh-empty-answer", "live", "handshake",
+             cookies=stale(li, **{f"__refresh_{suffix}": "rt_empty"})),
+        Case("prod-refresh-post", "live", "signed-out", method="POST",
+             cookies=stale(li, **{f"__refresh_{suffix}": "rt_ok"})),
+        Case("prod-refresh-no-sid", "live", "handshake",
+             cookies={"__session": no_sid, "__client_uat": str(_now() - 300), f"__refresh_{suffix}": "rt_ok"}),
+        Case("prod-refresh-not-yet-valid", "live", "handshake",
+             cookies={"__session": not_yet, "__client_uat": str(_now() - 300), f"__refresh_{suffix}": "rt_ok"}),
+        # Satellite domains: a signed-out satellite page syncs with the primary (Frontend API handshake in
+        # production, the primary's sign-in page in development) when auto-sync is on or __clerk_synced=false;
+        # a development primary sends the browser back (primary-responds-to-syncing).
+        Case("sat-prod-no-cookies", "live", "signed-out", config=sat_live, options=sat_live_options),
+        Case("sat-prod-no-cookies-auto-sync", "live", "handshake", config={**sat_live, **auto},
+             options={**sat_live_options, "satelliteAutoSync": True}),
+        Case("sat-prod-needs-sync", "live", "handshake", path="/dashboard?__clerk_synced=false", config=sat_live,
+             options=sat_live_options),
+        Case("sat-prod-sync-completed", "live", "signed-out", path="/dashboard?__clerk_synced=true",
+             config={**sat_live, **auto}, options={**sat_live_options, "satelliteAutoSync": True}),
+        Case("sat-prod-fetch-auto-sync", "live", "signed-out", headers={"accept": "text/html"},
+             config={**sat_live, **auto}, options={**sat_live_options, "satelliteAutoSync": True}),
+        Case("sat-prod-fresh", "live", "signed-in", cookies=fresh(sat), config=sat_live, options=sat_live_options),
+        Case("sat-prod-fresh-cross-site", "live", "signed-in", headers={**DOC, "referer": "https://news.example.org/"},
+             cookies=fresh(sat), config=sat_live, options=sat_live_options),
+        Case("sat-prod-expired", "live", "handshake", cookies=stale(sat), config=sat_live, options=sat_live_options),
+        Case("sat-prod-protected-signed-out", "live", "signed-out", path="/p/dashboard?a=1", config=sat_live,
+             options=sat_live_options),
+        Case("sat-dev-no-cookies", "test", "signed-out", cookies=db, config=sat_dev, options=sat_live_options),
+        Case("sat-dev-needs-sync", "test", "handshake", path="/dashboard?__clerk_synced=false&q=a%20b", cookies=db,
+             config=sat_dev, options=sat_live_options),
+        Case("dev-primary-responds-to-syncing", "test", "handshake", path=back, cookies=db, config=satellite_party),
+        Case("prod-primary-ignores-redirect-url", "live", "signed-in", path=back, cookies=fresh(li),
+             config=satellite_party),
+        # Organization sync: a URL naming another organization than the session's active one hands shake
+        # (active-organization-mismatch) with organization_id; every handshake on such a URL carries it.
+        Case("org-slug-matches", "live", "signed-in", path="/orgs/acme/settings", cookies=in_org(li), config=org,
+             options=org_options),
+        Case("org-slug-mismatch", "live", "handshake", path="/orgs/globex", cookies=in_org(li), config=org,
+             options=org_options),
+        Case("org-slug-case", "live", "handshake", path="/ORGS/Acme/", cookies=in_org(li), config=org,
+             options=org_options),
+        Case("org-id-mismatch", "live", "handshake", path="/o/org_2", cookies=in_org(li), config=org,
+             options=org_options),
+        Case("org-id-matches", "live", "signed-in", path="/o/org_1", cookies=in_org(li), config=org,
+             options=org_options),
+        Case("org-personal-with-org", "live", "handshake", path="/me/profile", cookies=in_org(li), config=org,
+             options=org_options),
+        Case("org-personal-without-org", "live", "signed-in", path="/me", cookies=fresh(li), config=org,
+             options=org_options),
+        Case("org-other-path", "live", "signed-in", path="/dashboard", cookies=in_org(li), config=org,
+             options=org_options),
+        Case("org-mismatch-api-request", "live", "signed-in", path="/orgs/globex",
+             headers={"accept": "application/json"}, cookies=in_org(li), config=org, options=org_options),
+        Case("org-mismatch-count-2", "live", "handshake", path="/orgs/globex",
+             cookies={**in_org(li), "__clerk_redirect_count": "2"}, config=org, options=org_options),
+        Case("org-mismatch-loop", "live", "signed-in", path="/orgs/globex",
+             cookies={**in_org(li), "__clerk_redirect_count": "3"}, config=org, options=org_options),
+        Case("org-expired-on-org-url", "live", "handshake", path="/orgs/acme",
+             cookies=in_org(li, issued_at=_now() - 120), config=org, options=org_options),
+        Case("org-personal-expired", "live", "handshake", path="/me", cookies=stale(li), config=org,
+             options=org_options),
+        Case("org-pending-mismatch", "live", "signed-in", path="/orgs/globex", cookies=pending(li), config=org,
+             options=org_options),
+        Case("dev-org-slug-mismatch", "test", "handshake", path="/orgs/globex", cookies={**in_org(di), **db},
+             config=org, options=org_options),
+        # Pending sessions (sts: "pending"): the request is signed in with no reason; the auth is signed out unless
+        # treatPendingAsSignedOut is false; a protected page sends a pending visitor to the sign-in page's /tasks.
+        Case("prod-pending-public", "live", "signed-in", cookies=pending(li)),
+        Case("prod-pending-protected", "live", "signed-in", path="/p/dashboard?x=1", cookies=pending(li),
+             config={"CLERK_SIGN_IN_URL": "/sign-in"}, options={"signInUrl": "/sign-in"}),
+        Case("prod-pending-protected-portal", "live", "signed-in", path="/p/dashboard", cookies=pending(li)),
+        Case("prod-pending-app-signed-in", "live", "signed-in", path="/p/dashboard", cookies=pending(li),
+             config={"CLERK_TREAT_PENDING_AS_SIGNED_OUT": False}, to_auth={"treatPendingAsSignedOut": False}),
+        Case("prod-pending-route-signed-in", "live", "signed-in", path="/pending-ok/dashboard", cookies=pending(li),
+             to_auth={"treatPendingAsSignedOut": False}),
+        Case("prod-pending-route-signed-out", "live", "signed-in", path="/pending-out/dashboard", cookies=pending(li),
+             config={"CLERK_TREAT_PENDING_AS_SIGNED_OUT": "false", "CLERK_SIGN_IN_URL": "/sign-in"},
+             options={"signInUrl": "/sign-in"}),
+        Case("prod-signed-out-protected", "live", "signed-out", path="/p/dashboard",
+             config={"CLERK_SIGN_IN_URL": "/sign-in"}, options={"signInUrl": "/sign-in"}),
+        Case("dev-pending-protected", "test", "signed-in", path="/p/dashboard", cookies=pending(di, **db),
+             config={"CLERK_SIGN_IN_URL": "/sign-in"}, options={"signInUrl": "/sign-in"}),
     ]
 
 
@@ -190,7 +321,7 @@ def _config(inst: Instance, case: Case) -> dict[str, Any]:
     }
 
 
-def _app(inst: Instance, proxy: bool) -> Flask:
+def _app(inst: Instance, proxy: bool, config: dict[str, Any] | None = None) -> Flask:
     app = Flask("conformance_pages")
     app.config.update(
         TESTING=True,
@@ -199,6 +330,7 @@ def _app(inst: Instance, proxy: bool) -> Flask:
         CLERK_JWT_KEY=inst.issuer.public_pem,
         CLERK_API_URL=inst.backend.url,
         **({"CLERK_PROXY_URL": PROXY} if proxy else {}),
+        **(config or {}),
     )
     clerk = ClerkSecurity(app)
 
@@ -207,12 +339,27 @@ def _app(inst: Instance, proxy: bool) -> Flask:
     def page(rest: str) -> dict[str, Any]:
         return {"userId": current_auth.user_id}
 
+    @app.route("/p/<path:rest>", methods=["GET", "POST"])
+    @clerk.require
+    def protected(rest: str) -> dict[str, Any]:
+        return {"userId": current_auth.user_id}
+
+    @app.route("/pending-ok/<path:rest>")
+    @clerk.require(treat_pending_as_signed_out=False)
+    def pending_ok(rest: str) -> dict[str, Any]:
+        return {"userId": get_auth(treat_pending_as_signed_out=False).user_id}
+
+    @app.route("/pending-out/<path:rest>")
+    @clerk.require(treat_pending_as_signed_out=True)
+    def pending_out(rest: str) -> dict[str, Any]:
+        return {"userId": current_auth.user_id}
+
     return app
 
 
 def _run_ours(inst: Instance, case: Case, app: Flask | None = None) -> dict[str, Any]:
     # Without cookies of its own, the client keeps no jar (a jar would replace the case's raw Cookie header).
-    client = (app or _app(inst, case.proxy)).test_client(use_cookies=bool(case.cookies))
+    client = (app or _app(inst, case.proxy, case.config)).test_client(use_cookies=bool(case.cookies))
     for name, value in case.cookies.items():
         client.set_cookie(name, value, domain="localhost")
     response = client.open(case.path, method=case.method, headers=case.headers, base_url=BASE)
@@ -261,6 +408,9 @@ def outcomes(
             "headers": {"host": "localhost:5000", **c.headers},
             "cookies": c.cookies,
             **_config(by_name[c.instance], c),
+            "options": c.options,
+            "toAuth": c.to_auth,
+            "protect": urlsplit(c.path).path.startswith(("/p/", "/pending-ok/", "/pending-out/")),
         }
         for c in cases
     ]
@@ -277,7 +427,8 @@ def _check(case: Case, theirs: dict[str, Any], ours: dict[str, Any]) -> None:
         return
     if case.divergence == "multi-domain-redirect":
         # Clerk's primary-responds-to-syncing sends the browser (and its dev-browser token) to any URL in
-        # __clerk_redirect_url. We do not implement multi-domain sync and never redirect off-site.
+        # __clerk_redirect_url. We answer it only for this origin or one in CLERK_AUTHORIZED_PARTIES (a
+        # satellite's; dev-primary-responds-to-syncing agrees with Clerk) and ignore it otherwise.
         assert theirs["location"].startswith("https://evil.example/"), theirs
         assert ours["status"] == "signed-in" and ours["location"] is None, ours
         return
@@ -289,7 +440,7 @@ def _check(case: Case, theirs: dict[str, Any], ours: dict[str, Any]) -> None:
     if theirs["status"] == "handshake":
         assert _split(ours["location"]) == _split(theirs["location"])
     else:
-        assert ours["location"] == theirs["location"], (ours, theirs)
+        assert ours["location"] == (theirs["location"] or theirs.get("signInRedirect")), (ours, theirs)
     if case.divergence == "foreign-directive":
         assert any(cookie_name(d) == "sessionid" for d in theirs["setCookies"])
         _same_cookies(theirs["setCookies"], ours["setCookies"], lambda d: cookie_name(d) != "sessionid")
@@ -310,6 +461,20 @@ CASE_IDS = [
     "prod-malformed-handshake", "prod-foreign-directive", "dev-no-cookies", "dev-no-cookies-api",
     "dev-fresh-cookie", "dev-expired-cookie", "dev-browser-sync", "dev-handshake-token", "dev-handshake-nonce",
     "dev-forged-handshake", "dev-multi-domain-redirect",
+    "prod-refresh-suffixed", "prod-refresh-plain-session", "prod-refresh-api-request",
+    "prod-refresh-plain-cookie-ignored", "prod-refresh-unknown-token", "prod-refresh-forged-answer",
+    "prod-refresh-empty-answer", "prod-refresh-post", "prod-refresh-no-sid", "prod-refresh-not-yet-valid",
+    "sat-prod-no-cookies", "sat-prod-no-cookies-auto-sync", "sat-prod-needs-sync", "sat-prod-sync-completed",
+    "sat-prod-fetch-auto-sync", "sat-prod-fresh", "sat-prod-fresh-cross-site", "sat-prod-expired",
+    "sat-prod-protected-signed-out", "sat-dev-no-cookies", "sat-dev-needs-sync", "dev-primary-responds-to-syncing",
+    "prod-primary-ignores-redirect-url",
+    "org-slug-matches", "org-slug-mismatch", "org-slug-case", "org-id-mismatch", "org-id-matches",
+    "org-personal-with-org", "org-personal-without-org", "org-other-path", "org-mismatch-api-request",
+    "org-mismatch-count-2", "org-mismatch-loop", "org-expired-on-org-url", "org-personal-expired",
+    "org-pending-mismatch", "dev-org-slug-mismatch",
+    "prod-pending-public", "prod-pending-protected", "prod-pending-protected-portal", "prod-pending-app-signed-in",
+    "prod-pending-route-signed-in", "prod-pending-route-signed-out", "prod-signed-out-protected",
+    "dev-pending-protected",
 ]  # fmt: skip
 
 

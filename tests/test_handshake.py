@@ -15,8 +15,9 @@ import pytest
 import requests
 from flask import Flask
 
-from flask_clerk_security import ClerkSecurity, current_auth
+from flask_clerk_security import ClerkSecurity, current_auth, get_auth
 from flask_clerk_security.cookies import cookie_suffix
+from flask_clerk_security.errors import ConfigurationError
 from flask_clerk_security.handshake import _same_origin_target, safe_directives
 from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer, FrontendAPIStandIn
 
@@ -453,3 +454,202 @@ def test_nonce_budget_settings_are_validated(live: Env) -> None:
     for i in range(15):
         _nonce_get(app, f"made_up_{i}")
     assert live.backend.count(*PAYLOAD) == 15
+
+
+# --------------------------------------------------------------------------------------------- pending sessions
+def _pending_app(env: Env, **config: Any) -> Flask:
+    """Routes for each pending-session option: the app's setting, and require()/get_auth() overrides."""
+    app = Flask("pending_test")
+    app.config.update(
+        TESTING=True,
+        CLERK_SECRET_KEY=env.issuer.secret_key,
+        CLERK_PUBLISHABLE_KEY=env.issuer.publishable_key,
+        CLERK_API_URL=env.backend.url,
+        CLERK_PROXY_URL=env.fapi.url,
+        **config,
+    )
+    clerk = ClerkSecurity(app)
+
+    @app.route("/app", methods=["GET", "POST"])
+    def default() -> dict[str, Any]:
+        return {"user_id": current_auth.user_id, "status": current_auth.session_status}
+
+    @app.route("/pending-ok", methods=["GET", "POST"])
+    @clerk.require(treat_pending_as_signed_out=False)
+    def pending_ok() -> dict[str, Any]:
+        auth = get_auth(treat_pending_as_signed_out=False)
+        return {"user_id": auth.user_id, "admin": auth.has(role="admin")}
+
+    @app.get("/public")
+    @clerk.public
+    def public() -> dict[str, Any]:
+        return {"default": current_auth.user_id, "pending": get_auth(treat_pending_as_signed_out=False).user_id}
+
+    return app
+
+
+def _pending_cookies(env: Env) -> dict[str, str]:
+    org = {"id": "org_1", "slug": "acme", "role": "admin"}
+    return env.fresh_cookies(user_id="user_p", status="pending", org=org)
+
+
+def test_pending_session_is_signed_out_by_default_with_no_reason(live: Env) -> None:
+    token = live.issuer.session_token(user_id="user_p", status="pending")
+    response = _pending_app(live).test_client().get("/app", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert "x-clerk-auth-reason" not in response.headers  # Clerk's toAuth() gives none (no "session-pending")
+
+
+def test_pending_session_is_signed_in_with_the_setting_off(live: Env) -> None:
+    token = live.issuer.session_token(user_id="user_p", status="pending")
+    app = _pending_app(live, CLERK_TREAT_PENDING_AS_SIGNED_OUT="false")
+    response = app.test_client().get("/app", headers={"Authorization": f"Bearer {token}"})
+    assert response.get_json() == {"user_id": "user_p", "status": "pending"}
+
+
+def test_route_and_get_auth_options_sign_a_pending_session_in(live: Env) -> None:
+    client = _client(_pending_app(live), _pending_cookies(live))
+    assert client.get("/pending-ok", headers=DOC).get_json() == {"user_id": "user_p", "admin": True}
+    assert client.get("/public", headers=DOC).get_json() == {"default": None, "pending": "user_p"}
+    assert client.get("/app", headers=DOC).headers["Location"] == (
+        "https://accounts.example.test/sign-in/tasks?redirect_url=http%3A%2F%2Flocalhost%2Fapp"
+    )
+
+
+def test_a_cross_origin_write_with_a_pending_session_is_refused_as_csrf(live: Env) -> None:
+    client = _client(_pending_app(live), _pending_cookies(live))
+    response = client.post("/pending-ok", headers={"Origin": "https://evil.example"})
+    assert response.status_code == 403
+    assert client.post("/pending-ok", headers={"Origin": "http://localhost"}).status_code == 200
+
+
+def test_treat_pending_option_is_validated() -> None:
+    clerk = ClerkSecurity()
+    clerk.require(treat_pending_as_signed_out=False)
+    with pytest.raises(TypeError, match="treat_pending_as_signed_out"):
+        clerk.require(treat_pending_as_signed_out="no")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------- the __refresh cookie
+def _refresh_cookies(env: Env, refresh: str) -> dict[str, str]:
+    suffix = cookie_suffix(env.issuer.publishable_key)
+    return {f"{name}_{suffix}": value for name, value in {**env.stale_cookies(), "__refresh": refresh}.items()}
+
+
+def test_refresh_cookie_signs_in_with_one_backend_api_call(live: Env) -> None:
+    live.backend.add_session("sess_123", "user_refreshed")
+    live.backend.add_refresh_token("rt_1", "sess_123")
+    cookies = _refresh_cookies(live, "rt_1")
+    response = _client(live.app(), cookies).get("/dashboard?a=1", headers=DOC)
+    assert response.status_code == 200 and response.text == "<h1>Hello user_refreshed</h1>"
+    suffix = cookie_suffix(live.issuer.publishable_key)
+    assert set(_set_cookies(response)) == {f"__session_{suffix}", f"__client_uat_{suffix}"}
+    assert response.headers["Cache-Control"] == "no-store"
+    (call,) = [c for c in live.backend.calls if c.path == "/v1/sessions/sess_123/refresh"]
+    assert call.method == "POST" and call.query == {"suffixed_cookies": ["true"]}
+    assert {k: call.json[k] for k in ("format", "expired_token", "refresh_token", "request_origin")} == {
+        "format": "cookie",
+        "expired_token": cookies[f"__session_{suffix}"],
+        "refresh_token": "rt_1",
+        "request_origin": "http://localhost",
+    }
+    assert call.json["request_headers"]["sec-fetch-dest"] == ["document"]
+
+
+def test_a_refresh_that_times_out_hands_shake_within_the_deadline(live: Env) -> None:
+    live.backend.add_refresh_token("rt_1", "sess_123")
+    live.backend.delay = 3.0
+    started = time.monotonic()
+    app = live.app(CLERK_HTTP_TIMEOUT=0.3, CLERK_JWT_KEY=live.issuer.public_pem)  # keys without the slow API
+    response = _client(app, _refresh_cookies(live, "rt_1")).get("/dashboard", headers=DOC)
+    assert time.monotonic() - started < 2.0
+    assert response.status_code == 307
+    assert _query(response.headers["Location"])["__clerk_hs_reason"] == "session-token-expired-refresh-fetch-error"
+
+
+def test_refresh_without_a_secret_key_reports_clerks_missing_api_client(live: Env) -> None:
+    app = Flask("no_secret")
+    app.config.update(
+        TESTING=True,
+        CLERK_JWT_KEY=live.issuer.public_pem,
+        CLERK_PUBLISHABLE_KEY=live.issuer.publishable_key,
+        CLERK_PROXY_URL=live.fapi.url,
+    )
+    ClerkSecurity(app)
+    app.add_url_rule("/dashboard", view_func=lambda: "page")
+    response = _client(app, _refresh_cookies(live, "rt_1")).get("/dashboard", headers=DOC)
+    assert response.headers["x-clerk-auth-reason"] == "session-token-expired-refresh-missing-api-client"
+    assert live.backend.count("POST", "/v1/sessions/sess_123/refresh") == 0
+
+
+# --------------------------------------------------------------------------------------------- satellite domains
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"CLERK_IS_SATELLITE": True}, "CLERK_DOMAIN"),
+        ({"CLERK_IS_SATELLITE": True, "CLERK_DOMAIN": "satellite.test"}, "needs CLERK_SIGN_IN_URL"),
+        (
+            {"CLERK_IS_SATELLITE": True, "CLERK_DOMAIN": "satellite.test", "CLERK_SIGN_IN_URL": "/sign-in"},
+            "absolute URL",
+        ),
+    ],
+)
+def test_satellite_settings_are_checked_at_init(
+    dev_issuer: ClerkTestIssuer, config: dict[str, Any], message: str
+) -> None:
+    app = Flask("satellite")
+    app.config.update(
+        CLERK_SECRET_KEY=dev_issuer.secret_key, CLERK_PUBLISHABLE_KEY=dev_issuer.publishable_key, **config
+    )
+    with pytest.raises(ConfigurationError, match=message):
+        ClerkSecurity(app)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/",
+        "//satellite.test:3000/x",
+        "javascript:alert(1)",
+        "http://user@satellite.test:3000/x",
+        "http://satellite.test:3001/x",
+        "http://[/x",
+    ],
+)
+def test_a_primary_answers_redirect_urls_only_for_listed_origins(dev: Env, target: str) -> None:
+    app = dev.app(CLERK_AUTHORIZED_PARTIES=["http://satellite.test:3000", "http://localhost"])
+    cookies = dev.fresh_cookies(azp="http://localhost")
+    client = _client(app, {**cookies, "__clerk_db_jwt": "dvb_1"})
+    response = client.get("/dashboard", query_string={"__clerk_redirect_url": target}, headers=DOC)
+    assert response.status_code == 200, response.headers.get("Location")
+    listed = client.get(
+        "/dashboard", query_string={"__clerk_redirect_url": "http://SATELLITE.test:3000/x"}, headers=DOC
+    )
+    assert listed.status_code == 307
+    assert listed.headers["Location"] == "http://satellite.test:3000/x?__clerk_db_jwt=dvb_1&__clerk_synced=true"
+
+
+# --------------------------------------------------------------------------------------------- organization sync
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"organization_patterns": ["/orgs/:slug:id"]}, "not a valid Clerk route pattern"),
+        ({"organizationPatterns": ["/o/(("]}, "not a valid Clerk route pattern"),
+        ({"org_patterns": ["/orgs/:slug"]}, "unknown keys"),
+        (["/orgs/:slug"], "must be a mapping"),
+    ],
+)
+def test_organization_sync_patterns_are_checked_at_init(live: Env, value: Any, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        live.app(CLERK_ORGANIZATION_SYNC=value)
+
+
+def test_organization_sync_reads_json_and_camel_case(live: Env) -> None:
+    sync = '{"organizationPatterns": ["/orgs/:slug"], "personalAccountPatterns": ["/me"]}'
+    client = _client(live.app(CLERK_ORGANIZATION_SYNC=sync), live.fresh_cookies(org={"id": "org_1", "slug": "acme"}))
+    assert client.get("/orgs/acme", headers=DOC).status_code == 200
+    response = client.get("/orgs/globex", headers=DOC)
+    assert response.status_code == 307
+    query = _query(response.headers["Location"])
+    assert (query["__clerk_hs_reason"], query["organization_id"]) == ("active-organization-mismatch", "globex")
+    assert _query(client.get("/me", headers=DOC).headers["Location"])["organization_id"] == ""

@@ -1,5 +1,5 @@
 """A stand-in for Clerk's Backend API on 127.0.0.1: the JWKS, machine-token verification, handshake payloads,
-users, organizations, memberships and JWT-template session tokens."""
+session refreshes, users, organizations, memberships and JWT-template session tokens."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ..cookies import cookie_suffix
 from ..jwks import forget_key_sources
 from .issuer import ClerkTestIssuer
 from .records import membership_record, organization_record, user_record
@@ -67,6 +68,10 @@ class BackendAPIStandIn(_LoopbackServer):
     ``GET /v1/organizations/{id}/memberships`` and ``GET /v1/users/{id}/organization_memberships``.
     ``add_jwt_template(name, claims)`` makes ``POST /v1/sessions/{sid}/tokens/{name}`` answer a JWT signed by
     the issuer. ``count(method, path)`` counts calls.
+
+    Session refreshes: ``add_refresh_token(refresh_token, session_id)`` makes ``POST /v1/sessions/{sid}/refresh``
+    (the ``__refresh`` cookie exchange) answer that session's new ``__session``/``__client_uat`` cookies, suffixed
+    when asked, or the ``cookies`` given; any other refresh token or session gets 400 ``refresh_token_invalid``.
     """
 
     def __init__(self, issuer: ClerkTestIssuer, *, secret_key: str | None = None) -> None:
@@ -92,12 +97,15 @@ class BackendAPIStandIn(_LoopbackServer):
         self.jwt_templates: dict[str, tuple[dict[str, Any], int]] = {}
         #: Session id -> user id, for the ``sub`` of template tokens (filled by :meth:`add_session`).
         self.sessions: dict[str, str] = {}
+        #: Refresh token -> (session id, the cookies to answer or None), filled by :meth:`add_refresh_token`.
+        self.refresh_tokens: dict[str, tuple[str, list[str] | None]] = {}
         self.pattern_routes: list[tuple[str, re.Pattern[str], PatternHandler]] = [
             ("GET", re.compile(r"/v1/users/(?P<user_id>[^/]+)"), self._get_user),
             ("GET", re.compile(r"/v1/users/(?P<user_id>[^/]+)/organization_memberships"), self._user_memberships),
             ("GET", re.compile(r"/v1/organizations/(?P<org>[^/]+)"), self._get_organization),
             ("GET", re.compile(r"/v1/organizations/(?P<org>[^/]+)/memberships"), self._org_memberships),
             ("POST", re.compile(r"/v1/sessions/(?P<sid>[^/]+)/tokens/(?P<template>[^/]+)"), self._template_token),
+            ("POST", re.compile(r"/v1/sessions/(?P<sid>[^/]+)/refresh"), self._refresh_session),
         ]
         self.routes[("GET", "/v1/users")] = self._list_users
         self._stopped = threading.Event()
@@ -194,6 +202,28 @@ class BackendAPIStandIn(_LoopbackServer):
     def add_session(self, session_id: str, user_id: str) -> None:
         """Tell the stand-in whose session ``session_id`` is (the ``sub`` of its template tokens)."""
         self.sessions[session_id] = user_id
+
+    def add_refresh_token(self, refresh_token: str, session_id: str, *, cookies: Iterable[str] | None = None) -> None:
+        """Accept ``refresh_token`` for ``session_id`` at the refresh endpoint (reusable, as a ``__refresh`` cookie
+        is); it answers ``cookies`` when given, else a new session token for the session's user."""
+        self.refresh_tokens[refresh_token] = (session_id, list(cookies) if cookies is not None else None)
+
+    def _refresh_session(self, request: StandInRequest, params: dict[str, str]) -> tuple[int, Any]:
+        body = request.json if isinstance(request.json, dict) else {}
+        record = self.refresh_tokens.get(str(body.get("refresh_token")))
+        if record is None or record[0] != params["sid"]:
+            return 400, {"errors": [{"code": "refresh_token_invalid", "message": "unknown refresh token"}]}
+        session_id, cookies = record
+        if cookies is None:
+            suffixed = (request.query.get("suffixed_cookies") or [""])[0] == "true"
+            suffix = f"_{cookie_suffix(self.issuer.publishable_key)}" if suffixed else ""
+            user_id = self.sessions.get(session_id, "user_123")
+            claims = self.issuer.session_claims(user_id=user_id, session_id=session_id)
+            cookies = [
+                f"__session{suffix}={self.issuer.sign(claims)}; Path=/; SameSite=Lax",
+                f"__client_uat{suffix}={claims['iat']}; Path=/; SameSite=Lax; Max-Age=31536000",
+            ]
+        return 200, {"object": "cookies", "cookies": cookies}
 
     def _get_user(self, _: StandInRequest, params: dict[str, str]) -> tuple[int, Any]:
         record = self.users.get(params["user_id"])

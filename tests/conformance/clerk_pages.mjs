@@ -3,14 +3,20 @@
 //
 // stdin:  JSON array of cases
 //   {"id", "method", "url", "headers": {..}, "cookies": {..},
-//    "publishableKey", "secretKey", "jwtKey", "apiUrl", "proxyUrl"?}
+//    "publishableKey", "secretKey", "jwtKey", "apiUrl", "proxyUrl"?,
+//    "options"?: {..more authenticateRequest options: isSatellite, domain, signInUrl, organizationSyncOptions..},
+//    "toAuth"?: {treatPendingAsSignedOut}, "protect"?: true}
 // stdout: JSON array, same order
-//   {"id", "status": "signed-in"|"signed-out"|"handshake"|"error", "reason", "userId",
-//    "location": <Location header or null>, "setCookies": [<Set-Cookie directives>], "error"?}
+//   {"id", "status": "signed-in"|"signed-out"|"handshake"|"error", "reason", "userId", "sessionStatus",
+//    "location": <Location header or null>, "setCookies": [<Set-Cookie directives>],
+//    "signInRedirect": <where redirectToSignIn sends a protected page's signed-out visitor, or null>, "error"?}
 //
 // Every decision is Clerk's: createClerkClient(...).authenticateRequest(new Request(...), options). The handshake
-// nonce exchange goes to `apiUrl` (the test kit's Backend API stand-in on 127.0.0.1) through Clerk's own client.
+// nonce exchange and the session refresh go to `apiUrl` (the test kit's Backend API stand-in on 127.0.0.1)
+// through Clerk's own client. A protected page's sign-in redirect is Clerk's createRedirect, as its SDKs call it
+// (with the auth's sessionStatus: a pending session goes to the sign-in page's /tasks).
 import { createClerkClient } from '@clerk/backend';
+import { createRedirect } from '@clerk/backend/internal';
 
 process.env.CLERK_TELEMETRY_DISABLED = '1';
 
@@ -29,20 +35,35 @@ async function runCase(c) {
   const request = new Request(c.url, { method: c.method || 'GET', headers });
   const options = { jwtKey: c.jwtKey, secretKey: c.secretKey, publishableKey: c.publishableKey };
   if (c.proxyUrl) options.proxyUrl = c.proxyUrl;
+  Object.assign(options, c.options || {});
   // Clerk logs to the console on handshake loops and failures; keep stdout for the JSON answer.
   const log = console.log;
   const error = console.error;
   console.log = console.error = (...args) => process.stderr.write(args.map(String).join(' ') + '\n');
   try {
     const state = await clerkClient.authenticateRequest(request, options);
-    const auth = state.status === 'signed-in' ? state.toAuth() : null;
+    const auth = state.status === 'signed-in' ? state.toAuth(c.toAuth || undefined) : null;
+    let signInRedirect = null;
+    if (c.protect && state.status !== 'handshake' && !(auth && auth.userId)) {
+      signInRedirect = createRedirect({
+        publishableKey: c.publishableKey,
+        signInUrl: (c.options || {}).signInUrl,
+        baseUrl: c.url,
+        sessionStatus: auth ? auth.sessionStatus : null,
+        isSatellite: (c.options || {}).isSatellite,
+        devBrowserToken: new URL(c.url).searchParams.get('__clerk_db_jwt') || (c.cookies || {}).__clerk_db_jwt,
+        redirectAdapter: (url) => url,
+      }).redirectToSignIn({ returnBackUrl: c.url });
+    }
     return {
       id: c.id,
       status: state.status,
       reason: state.reason ?? null,
       userId: auth && auth.userId ? auth.userId : null,
+      sessionStatus: auth ? auth.sessionStatus ?? null : null,
       location: state.headers.get('location'),
       setCookies: state.headers.getSetCookie(),
+      signInRedirect,
     };
   } catch (e) {
     return { id: c.id, status: 'error', reason: null, userId: null, location: null, setCookies: [],
