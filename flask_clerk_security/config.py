@@ -179,6 +179,9 @@ class ClerkSettings:
     publishable_key: str | None = None
     jwt_key: str | None = None
     authorized_parties: tuple[str, ...] = ()
+    #: Clerk's ``audience`` (session, M2M and OAuth tokens) and ``issuer`` (session tokens) options.
+    audience: tuple[str, ...] = ()
+    issuer: tuple[str, ...] = ()
     api_url: str = DEFAULT_API_URL
     api_version: str = DEFAULT_API_VERSION
     clock_skew: float = 5.0
@@ -627,6 +630,8 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
             (),
             "use a comma-separated list of origins like 'https://app.example.com,http://localhost:3000'",
         ),
+        audience=read.parse("CLERK_AUDIENCE", split_list, (), "use one audience or a comma-separated list"),
+        issuer=read.parse("CLERK_ISSUER", split_list, (), "use one issuer URL or a comma-separated list"),
         api_url=_check_url("CLERK_API_URL", str(read.get("CLERK_API_URL", DEFAULT_API_URL))),
         api_version=str(read.get("CLERK_API_VERSION", DEFAULT_API_VERSION)),
         clock_skew=read.parse("CLERK_CLOCK_SKEW", _non_negative_float, 5.0, "use seconds, e.g. 5"),

@@ -112,6 +112,8 @@ def _build_state(settings: ClerkSettings) -> ClerkState:
         authorized_parties=settings.authorized_parties,
         clock_skew=settings.clock_skew,
         cache_size=settings.token_cache_size,
+        audience=settings.audience,
+        issuer=settings.issuer,
     )
     _check_machine_keys(settings)
     cache = None
