@@ -204,6 +204,8 @@ class ClerkSettings:
     csp_strict: bool = False
     csp_report_only: bool = False
     csp_report_uri: str | None = None
+    #: Where browsers send CSP reports with the Reporting API (``report-to`` + ``Reporting-Endpoints``).
+    csp_report_to: str | None = None
     force_https: bool | None = None
     security_headers: bool = True
     talisman_options: Mapping[str, Any] = field(default_factory=dict)
@@ -539,11 +541,19 @@ def _header_settings(read: _Reader) -> dict[str, Any]:
         raise ConfigurationError(
             f"CLERK_CSP_REPORT_URI must be a path or an http(s) URL, got {report_uri!r}. Fix: e.g. /csp-report."
         )
-    report_only = read.parse("CLERK_CSP_REPORT_ONLY", _boolean, False, "use true or false")
-    if report_only and not report_uri:
+    report_to = read.get("CLERK_CSP_REPORT_TO")
+    if report_to is not None and not (
+        isinstance(report_to, str) and re.fullmatch(r"(/|https://)[^\s;,\"]*", report_to)
+    ):
         raise ConfigurationError(
-            "CLERK_CSP_REPORT_ONLY is on but CLERK_CSP_REPORT_URI is unset, so violations would go nowhere. "
-            "Fix: set CLERK_CSP_REPORT_URI to an endpoint that accepts CSP reports."
+            f"CLERK_CSP_REPORT_TO must be a path or an https URL, got {report_to!r}. Fix: e.g. /csp-reports."
+        )
+    report_only = read.parse("CLERK_CSP_REPORT_ONLY", _boolean, False, "use true or false")
+    if report_only and not (report_uri or report_to):
+        raise ConfigurationError(
+            "CLERK_CSP_REPORT_ONLY is on but CLERK_CSP_REPORT_URI and CLERK_CSP_REPORT_TO are unset, so violations "
+            "would go nowhere. Fix: set CLERK_CSP_REPORT_URI or CLERK_CSP_REPORT_TO to an endpoint that accepts "
+            "CSP reports."
         )
     return {
         "proxy_url": proxy_url.rstrip("/") if isinstance(proxy_url, str) else None,
@@ -552,6 +562,7 @@ def _header_settings(read: _Reader) -> dict[str, Any]:
         "csp_strict": read.parse("CLERK_CSP_STRICT", _boolean, False, "use true or false"),
         "csp_report_only": report_only,
         "csp_report_uri": report_uri,
+        "csp_report_to": report_to,
         "force_https": read.parse("CLERK_FORCE_HTTPS", _boolean, None, "use true or false"),
         "security_headers": read.parse("CLERK_SECURITY_HEADERS", _boolean, True, "use true or false"),
         "talisman_options": check_talisman_options(read.get("CLERK_TALISMAN_OPTIONS")),
