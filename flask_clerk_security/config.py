@@ -107,6 +107,7 @@ SECRET_OPTIONS = frozenset(
     {
         "secret_key",
         "webhook_secret",
+        "webhook_signing_secret",
         "machine_secret_key",
         "ratelimit_storage_uri",
         "machine_token_cache_uri",
@@ -187,7 +188,10 @@ class ClerkSettings:
     clock_skew: float = 5.0
     public_routes: tuple[Any, ...] = ()
     sign_in_url: str | None = None
+    #: The webhook endpoint's signing secret: ``CLERK_WEBHOOK_SIGNING_SECRET`` (Clerk's name) or its alias
+    #: ``CLERK_WEBHOOK_SECRET``; both fields hold the one resolved value.
     webhook_secret: Secret | None = None
+    webhook_signing_secret: Secret | None = None
     machine_secret_key: Secret | None = None
     ratelimit_storage_uri: SecretURI = MEMORY_URI
     frontend_api: str | None = field(default=None, metadata={"derived": True})  # from the publishable key
@@ -412,7 +416,7 @@ def _check_jwt_key(value: str) -> str:
     return pem
 
 
-def _check_webhook_secret(value: str) -> str:
+def _check_webhook_secret(value: str, key: str = "CLERK_WEBHOOK_SIGNING_SECRET") -> str:
     match = _WHSEC_RE.fullmatch(value) if isinstance(value, str) else None
     valid = False
     if match:
@@ -423,10 +427,27 @@ def _check_webhook_secret(value: str) -> str:
             valid = False
     if not valid:
         raise ConfigurationError(
-            f"CLERK_WEBHOOK_SECRET is malformed ({mask_secret(str(value))}). Fix: copy the signing secret "
+            f"{key} is malformed ({mask_secret(str(value))}). Fix: copy the signing secret "
             "(whsec_...) of your endpoint from the Webhooks page of the Clerk Dashboard."
         )
     return value
+
+
+def _webhook_signing_secret(read: _Reader) -> str | None:
+    """``CLERK_WEBHOOK_SIGNING_SECRET`` (the name Clerk's SDKs read), or its alias ``CLERK_WEBHOOK_SECRET``;
+    both set to different values is refused rather than one silently winning."""
+    found = {}
+    for key in ("CLERK_WEBHOOK_SIGNING_SECRET", "CLERK_WEBHOOK_SECRET"):
+        value = read.get(key)
+        if value:
+            found[key] = _check_webhook_secret(value, key)
+    if len(set(found.values())) > 1:
+        raise ConfigurationError(
+            "CLERK_WEBHOOK_SIGNING_SECRET and CLERK_WEBHOOK_SECRET are both set, to different secrets "
+            f"({mask_secret(found['CLERK_WEBHOOK_SIGNING_SECRET'])} and {mask_secret(found['CLERK_WEBHOOK_SECRET'])}). "
+            "Fix: keep CLERK_WEBHOOK_SIGNING_SECRET (Clerk's name) and remove CLERK_WEBHOOK_SECRET."
+        )
+    return next(iter(found.values()), None)
 
 
 _STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
@@ -606,9 +627,7 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
                 "from the same Clerk instance."
             )
 
-    webhook_secret = read.get("CLERK_WEBHOOK_SECRET")
-    if webhook_secret:
-        webhook_secret = _check_webhook_secret(webhook_secret)
+    webhook_secret = _webhook_signing_secret(read)
 
     sign_in_url = read.get("CLERK_SIGN_IN_URL")
     if sign_in_url is not None and not (
@@ -649,6 +668,7 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         public_routes=tuple(public_routes),
         sign_in_url=sign_in_url,
         webhook_secret=Secret(webhook_secret) if webhook_secret else None,
+        webhook_signing_secret=Secret(webhook_secret) if webhook_secret else None,
         machine_secret_key=Secret(machine_secret_key) if machine_secret_key else None,
         ratelimit_storage_uri=SecretURI(ratelimit_storage_uri),
         frontend_api=frontend_api,
