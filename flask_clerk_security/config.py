@@ -215,6 +215,8 @@ class ClerkSettings:
     talisman_options: Mapping[str, Any] = field(default_factory=dict)
     leak_guard: bool = True
     audit_log: bool = True
+    #: Log Clerk's ``debugRequestState`` fields for every authenticated request (INFO, never a token).
+    debug: bool = False
     accepts_token: AcceptsToken = SESSION_TOKEN
     machine_token_cache_ttl: float = 0.0
     machine_token_cache_uri: SecretURI = MEMORY_URI
@@ -589,6 +591,7 @@ def _header_settings(read: _Reader) -> dict[str, Any]:
         "talisman_options": check_talisman_options(read.get("CLERK_TALISMAN_OPTIONS")),
         "leak_guard": read.parse("CLERK_LEAK_GUARD", _boolean, True, "use true or false"),
         "audit_log": read.parse("CLERK_AUDIT_LOG", _boolean, True, "use true or false"),
+        "debug": read.parse("CLERK_DEBUG", _boolean, False, "use true or false"),
     }
 
 
