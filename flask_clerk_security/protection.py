@@ -30,7 +30,7 @@ from .oauth_resource import protected_resource_metadata_url
 from .reasons import KEY_SOURCE_REASONS, AuthErrorReason
 from .reasons import UNAVAILABLE as UNAVAILABLE_REASONS
 from .redirects import sign_in_url
-from .state import ACCEPTS_ATTR, PUBLIC_ATTR, REQUIREMENTS_ATTR, get_state
+from .state import ACCEPTS_ATTR, AUTH_KEY, AUTH_MESSAGE_KEY, PUBLIC_ATTR, REQUIREMENTS_ATTR, get_state
 from .token_types import (
     OAUTH_TOKEN,
     SESSION_TOKEN,
@@ -257,7 +257,8 @@ def signed_out_error(auth: Auth, unauthenticated_url: str | None = None) -> HTTP
         if target:
             return HTTPException(response=redirect(target, code=307))
     metadata = protected_resource_metadata_url(req) if is_accepted(OAUTH_TOKEN, accepts) else None
-    return AuthenticationRequired(auth.reason, resource_metadata=metadata)
+    message = req.environ.get(AUTH_MESSAGE_KEY) if req.environ.get(AUTH_KEY) is auth else None
+    return AuthenticationRequired(auth.reason, resource_metadata=metadata, message=message)
 
 
 def view_never_runs(req: Request, view: Any) -> bool:

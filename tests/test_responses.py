@@ -144,3 +144,34 @@ def test_debug_logs_the_request_state_without_the_token(
     with caplog.at_level(logging.INFO, logger="flask_clerk_security"):
         quiet.test_client().get("/api/me", headers=headers)
     assert "debug request state" not in caplog.text
+
+
+def test_auth_message_and_debug_headers_where_clerk_sends_them(clerk_issuer: ClerkTestIssuer) -> None:
+    """Clerk's withDebugHeaders: a refused token's status, reason and message, on protected and public routes."""
+    app, clerk = _app(clerk_issuer)
+
+    @app.get("/api/me")
+    def me() -> dict[str, str]:
+        return {}
+
+    @app.get("/public")
+    @clerk.public
+    def public() -> dict[str, Any]:
+        from flask_clerk_security import get_auth
+
+        return {"signed_in": get_auth().is_authenticated}
+
+    expired = clerk_issuer.auth_header(lifetime=-120)
+    client = app.test_client()
+    refused = client.get("/api/me", headers=expired)
+    assert refused.status_code == 401
+    assert refused.headers["x-clerk-auth-reason"] == "session-token-expired-refresh-non-eligible-no-refresh-cookie"
+    message = refused.headers["x-clerk-auth-message"]
+    assert message.endswith("(reason=token-expired, token-carrier=header)")
+    assert expired["Authorization"].split()[1][:20] not in message
+    public_answer = client.get("/public", headers=expired)
+    assert public_answer.get_json() == {"signed_in": False}
+    assert public_answer.headers["x-clerk-auth-status"] == "signed-out"
+    assert public_answer.headers["x-clerk-auth-message"] == message
+    fine = client.get("/public", headers=clerk_issuer.auth_header())
+    assert "x-clerk-auth-status" not in fine.headers and "x-clerk-auth-message" not in fine.headers
