@@ -23,6 +23,8 @@ from .errors import (
 from .extension import ClerkSecurity, current_auth, get_auth
 from .tokens import verify_token
 from .users import current_user, get_token
+from .webhook_payloads import WebhookPayload
+from .webhooks import verify_webhook
 
 if TYPE_CHECKING:
     from .validation import get_validated_body, get_validated_query
@@ -59,6 +61,7 @@ __all__ = [
     "TokenVerificationError",
     "UnsupportedContentType",
     "ValidationFailed",
+    "WebhookPayload",
     "current_auth",
     "current_user",
     "get_auth",
@@ -66,4 +69,5 @@ __all__ = [
     "get_validated_body",
     "get_validated_query",
     "verify_token",
+    "verify_webhook",
 ]

@@ -113,7 +113,7 @@ def check_settings(app: Flask, settings: ClerkSettings, csp: str | None) -> list
             Finding(
                 "error",
                 "webhooks",
-                "the webhook blueprint is registered but CLERK_WEBHOOK_SECRET is unset",
+                "the webhook blueprint is registered but CLERK_WEBHOOK_SIGNING_SECRET is unset",
                 "copy the endpoint's signing secret (whsec_...) from the Clerk Dashboard's Webhooks page",
             )
         )

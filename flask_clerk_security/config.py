@@ -107,6 +107,7 @@ SECRET_OPTIONS = frozenset(
     {
         "secret_key",
         "webhook_secret",
+        "webhook_signing_secret",
         "machine_secret_key",
         "ratelimit_storage_uri",
         "machine_token_cache_uri",
@@ -179,12 +180,18 @@ class ClerkSettings:
     publishable_key: str | None = None
     jwt_key: str | None = None
     authorized_parties: tuple[str, ...] = ()
+    #: Clerk's ``audience`` (session, M2M and OAuth tokens) and ``issuer`` (session tokens) options.
+    audience: tuple[str, ...] = ()
+    issuer: tuple[str, ...] = ()
     api_url: str = DEFAULT_API_URL
     api_version: str = DEFAULT_API_VERSION
     clock_skew: float = 5.0
     public_routes: tuple[Any, ...] = ()
     sign_in_url: str | None = None
+    #: The webhook endpoint's signing secret: ``CLERK_WEBHOOK_SIGNING_SECRET`` (Clerk's name) or its alias
+    #: ``CLERK_WEBHOOK_SECRET``; both fields hold the one resolved value.
     webhook_secret: Secret | None = None
+    webhook_signing_secret: Secret | None = None
     machine_secret_key: Secret | None = None
     ratelimit_storage_uri: SecretURI = MEMORY_URI
     frontend_api: str | None = field(default=None, metadata={"derived": True})  # from the publishable key
@@ -206,11 +213,15 @@ class ClerkSettings:
     csp_strict: bool = False
     csp_report_only: bool = False
     csp_report_uri: str | None = None
+    #: Where browsers send CSP reports with the Reporting API (``report-to`` + ``Reporting-Endpoints``).
+    csp_report_to: str | None = None
     force_https: bool | None = None
     security_headers: bool = True
     talisman_options: Mapping[str, Any] = field(default_factory=dict)
     leak_guard: bool = True
     audit_log: bool = True
+    #: Log Clerk's ``debugRequestState`` fields for every authenticated request (INFO, never a token).
+    debug: bool = False
     accepts_token: AcceptsToken = SESSION_TOKEN
     #: Clerk's ``treatPendingAsSignedOut``: a pending session (``sts: "pending"``) is signed out unless False.
     treat_pending_as_signed_out: bool = True
@@ -414,7 +425,7 @@ def _check_jwt_key(value: str) -> str:
     return pem
 
 
-def _check_webhook_secret(value: str) -> str:
+def _check_webhook_secret(value: str, key: str = "CLERK_WEBHOOK_SIGNING_SECRET") -> str:
     match = _WHSEC_RE.fullmatch(value) if isinstance(value, str) else None
     valid = False
     if match:
@@ -425,10 +436,27 @@ def _check_webhook_secret(value: str) -> str:
             valid = False
     if not valid:
         raise ConfigurationError(
-            f"CLERK_WEBHOOK_SECRET is malformed ({mask_secret(str(value))}). Fix: copy the signing secret "
+            f"{key} is malformed ({mask_secret(str(value))}). Fix: copy the signing secret "
             "(whsec_...) of your endpoint from the Webhooks page of the Clerk Dashboard."
         )
     return value
+
+
+def _webhook_signing_secret(read: _Reader) -> str | None:
+    """``CLERK_WEBHOOK_SIGNING_SECRET`` (the name Clerk's SDKs read), or its alias ``CLERK_WEBHOOK_SECRET``;
+    both set to different values is refused rather than one silently winning."""
+    found = {}
+    for key in ("CLERK_WEBHOOK_SIGNING_SECRET", "CLERK_WEBHOOK_SECRET"):
+        value = read.get(key)
+        if value:
+            found[key] = _check_webhook_secret(value, key)
+    if len(set(found.values())) > 1:
+        raise ConfigurationError(
+            "CLERK_WEBHOOK_SIGNING_SECRET and CLERK_WEBHOOK_SECRET are both set, to different secrets "
+            f"({mask_secret(found['CLERK_WEBHOOK_SIGNING_SECRET'])} and {mask_secret(found['CLERK_WEBHOOK_SECRET'])}). "
+            "Fix: keep CLERK_WEBHOOK_SIGNING_SECRET (Clerk's name) and remove CLERK_WEBHOOK_SECRET."
+        )
+    return next(iter(found.values()), None)
 
 
 _STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
@@ -543,11 +571,19 @@ def _header_settings(read: _Reader) -> dict[str, Any]:
         raise ConfigurationError(
             f"CLERK_CSP_REPORT_URI must be a path or an http(s) URL, got {report_uri!r}. Fix: e.g. /csp-report."
         )
-    report_only = read.parse("CLERK_CSP_REPORT_ONLY", _boolean, False, "use true or false")
-    if report_only and not report_uri:
+    report_to = read.get("CLERK_CSP_REPORT_TO")
+    if report_to is not None and not (
+        isinstance(report_to, str) and re.fullmatch(r"(/|https://)[^\s;,\"]*", report_to)
+    ):
         raise ConfigurationError(
-            "CLERK_CSP_REPORT_ONLY is on but CLERK_CSP_REPORT_URI is unset, so violations would go nowhere. "
-            "Fix: set CLERK_CSP_REPORT_URI to an endpoint that accepts CSP reports."
+            f"CLERK_CSP_REPORT_TO must be a path or an https URL, got {report_to!r}. Fix: e.g. /csp-reports."
+        )
+    report_only = read.parse("CLERK_CSP_REPORT_ONLY", _boolean, False, "use true or false")
+    if report_only and not (report_uri or report_to):
+        raise ConfigurationError(
+            "CLERK_CSP_REPORT_ONLY is on but CLERK_CSP_REPORT_URI and CLERK_CSP_REPORT_TO are unset, so violations "
+            "would go nowhere. Fix: set CLERK_CSP_REPORT_URI or CLERK_CSP_REPORT_TO to an endpoint that accepts "
+            "CSP reports."
         )
     return {
         "proxy_url": proxy_url.rstrip("/") if isinstance(proxy_url, str) else None,
@@ -556,11 +592,13 @@ def _header_settings(read: _Reader) -> dict[str, Any]:
         "csp_strict": read.parse("CLERK_CSP_STRICT", _boolean, False, "use true or false"),
         "csp_report_only": report_only,
         "csp_report_uri": report_uri,
+        "csp_report_to": report_to,
         "force_https": read.parse("CLERK_FORCE_HTTPS", _boolean, None, "use true or false"),
         "security_headers": read.parse("CLERK_SECURITY_HEADERS", _boolean, True, "use true or false"),
         "talisman_options": check_talisman_options(read.get("CLERK_TALISMAN_OPTIONS")),
         "leak_guard": read.parse("CLERK_LEAK_GUARD", _boolean, True, "use true or false"),
         "audit_log": read.parse("CLERK_AUDIT_LOG", _boolean, True, "use true or false"),
+        "debug": read.parse("CLERK_DEBUG", _boolean, False, "use true or false"),
     }
 
 
@@ -641,9 +679,7 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
                 "from the same Clerk instance."
             )
 
-    webhook_secret = read.get("CLERK_WEBHOOK_SECRET")
-    if webhook_secret:
-        webhook_secret = _check_webhook_secret(webhook_secret)
+    webhook_secret = _webhook_signing_secret(read)
 
     sign_in_url = read.get("CLERK_SIGN_IN_URL")
     if sign_in_url is not None and not (
@@ -676,12 +712,15 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
             (),
             "use a comma-separated list of origins like 'https://app.example.com,http://localhost:3000'",
         ),
+        audience=read.parse("CLERK_AUDIENCE", split_list, (), "use one audience or a comma-separated list"),
+        issuer=read.parse("CLERK_ISSUER", split_list, (), "use one issuer URL or a comma-separated list"),
         api_url=_check_url("CLERK_API_URL", str(read.get("CLERK_API_URL", DEFAULT_API_URL))),
         api_version=str(read.get("CLERK_API_VERSION", DEFAULT_API_VERSION)),
         clock_skew=read.parse("CLERK_CLOCK_SKEW", _non_negative_float, 5.0, "use seconds, e.g. 5"),
         public_routes=tuple(public_routes),
         sign_in_url=sign_in_url,
         webhook_secret=Secret(webhook_secret) if webhook_secret else None,
+        webhook_signing_secret=Secret(webhook_secret) if webhook_secret else None,
         machine_secret_key=Secret(machine_secret_key) if machine_secret_key else None,
         ratelimit_storage_uri=SecretURI(ratelimit_storage_uri),
         frontend_api=frontend_api,

@@ -47,16 +47,25 @@ class AuthenticationRequired(_JSONError, Unauthorized):
 
     payload: Mapping[str, Any] = {"error": "unauthorized"}
 
-    def __init__(self, reason: str | None = None) -> None:
+    def __init__(
+        self, reason: str | None = None, resource_metadata: str | None = None, message: str | None = None
+    ) -> None:
         super().__init__()
         self.reason = reason
+        #: Clerk's ``x-clerk-auth-message``: what was wrong with the token, in words (never the token).
+        self.message = message
+        #: RFC 9728 protected resource metadata URL, named in ``WWW-Authenticate`` (routes taking OAuth tokens).
+        self.resource_metadata = resource_metadata
 
     def get_headers(self, environ: Any = None, scope: Any = None) -> list[tuple[str, str]]:
         headers = super().get_headers(environ, scope)
-        headers.append(("WWW-Authenticate", "Bearer"))
+        challenge = f'Bearer resource_metadata="{self.resource_metadata}"' if self.resource_metadata else "Bearer"
+        headers.append(("WWW-Authenticate", challenge))
         headers.append(("x-clerk-auth-status", "signed-out"))
         if self.reason:
             headers.append(("x-clerk-auth-reason", self.reason))
+        if self.message:
+            headers.append(("x-clerk-auth-message", self.message))
         return headers
 
 

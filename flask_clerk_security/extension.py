@@ -5,11 +5,12 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-from flask import Flask, Request, current_app, request
+from flask import Blueprint, Flask, Request, current_app, request
 
 from . import pages
 from .audit import connect_default_handler, log_safe
@@ -22,6 +23,7 @@ from .jwks import KeySource, PemKeySource, remote_key_source
 from .leakguard import LeakGuard
 from .machine import MachineVerifier
 from .machine import authenticate as authenticate_request
+from .oauth_resource import metadata_blueprint
 from .protection import (
     Requirement,
     check_view_callable,
@@ -74,7 +76,25 @@ def _authenticate(req: Request, state: ClerkState, accepts: AcceptsToken | None 
     req.environ[AUTH_KEY] = auth
     if auth.reason:
         logger.info("signed out: %s (%s %s)", log_safe(auth.reason), log_safe(req.method), log_safe(req.path))
+    if state.settings.debug:
+        _log_debug_state(req, state.settings, auth)
     return auth
+
+
+def _log_debug_state(req: Request, settings: ClerkSettings, auth: Auth) -> None:
+    """``CLERK_DEBUG``: the fields of Clerk's ``debugRequestState`` for this request (no token, no secret)."""
+    fields = {
+        "isSignedIn": auth.is_authenticated,
+        "isAuthenticated": auth.is_authenticated,
+        "tokenType": auth.token_type,
+        "proxyUrl": settings.proxy_url or "",
+        "reason": auth.reason,
+        "publishableKey": settings.publishable_key or "",
+        "domain": settings.domain or "",
+    }
+    logger.info(
+        "Clerk debug request state for %s %s: %s", log_safe(req.method), log_safe(req.path), json.dumps(fields)
+    )
 
 
 def _check_machine_keys(settings: ClerkSettings) -> None:
@@ -112,6 +132,8 @@ def _build_state(settings: ClerkSettings) -> ClerkState:
         authorized_parties=settings.authorized_parties,
         clock_skew=settings.clock_skew,
         cache_size=settings.token_cache_size,
+        audience=settings.audience,
+        issuer=settings.issuer,
     )
     _check_machine_keys(settings)
     cache = None
@@ -225,7 +247,9 @@ class ClerkSecurity:
         if pending:  # the innermost require(treat_pending_as_signed_out=...) decides for the default deny
             auth = auth.treating_pending(pending[-1])
         if not auth.is_authenticated:
-            raise signed_out_error(auth)
+            # The innermost require(unauthenticated_url=...) decides where a signed-out page goes.
+            urls = [r.unauthenticated_url for r in policy.requirements if r.unauthenticated_url]
+            raise signed_out_error(auth, urls[-1] if urls else None)
 
     @property
     def backend(self) -> Clerk:
@@ -268,6 +292,8 @@ class ClerkSecurity:
         accepts_token: str | list[str] | None = None,
         scopes: list[str] | None = None,
         treat_pending_as_signed_out: bool | None = None,
+        unauthenticated_url: str | None = None,
+        unauthorized_url: str | None = None,
     ) -> Callable[[F], F]: ...
 
     def require(
@@ -282,6 +308,8 @@ class ClerkSecurity:
         accepts_token: str | list[str] | None = None,
         scopes: list[str] | None = None,
         treat_pending_as_signed_out: bool | None = None,
+        unauthenticated_url: str | None = None,
+        unauthorized_url: str | None = None,
     ) -> Any:
         """Require a signed-in request and, optionally, Clerk authorization (``has()``) and fresh factors.
 
@@ -291,7 +319,9 @@ class ClerkSecurity:
         Clerk's ``reverification-error`` body when ``reverification`` is asked and the session's ``fva`` is too
         old. ``treat_pending_as_signed_out=False`` lets a pending session (``sts: "pending"``) in, True keeps it
         out (default: ``CLERK_TREAT_PENDING_AS_SIGNED_OUT``). Misuse (unknown preset, non-string role) raises at
-        decoration time.
+        decoration time. A signed-out page navigation goes to ``unauthenticated_url`` instead of the sign-in page,
+        and one that ``has()`` refuses to ``unauthorized_url`` instead of the 403 (Clerk's ``auth.protect``
+        options of those names).
         """
         if view is not None:
             return self.require()(view)
@@ -305,6 +335,8 @@ class ClerkSecurity:
             accepts_token=accepts_token,
             scopes=scopes,
             treat_pending_as_signed_out=treat_pending_as_signed_out,
+            unauthenticated_url=unauthenticated_url,
+            unauthorized_url=unauthorized_url,
         )
 
         def decorator(func: F) -> F:
@@ -347,6 +379,8 @@ class ClerkSecurity:
         accepts_token: str | list[str] | None = None,
         scopes: list[str] | None = None,
         treat_pending_as_signed_out: bool | None = None,
+        unauthenticated_url: str | None = None,
+        unauthorized_url: str | None = None,
     ) -> None:
         """Inside a view, raise exactly what ``require(...)`` with the same options would (same answers, same
         signals, same reverification body); return when the request passes."""
@@ -360,7 +394,17 @@ class ClerkSecurity:
             accepts_token=accepts_token,
             scopes=scopes,
             treat_pending_as_signed_out=treat_pending_as_signed_out,
+            unauthenticated_url=unauthenticated_url,
+            unauthorized_url=unauthorized_url,
         ).check(get_auth())
+
+    @staticmethod
+    def oauth_protected_resource(*, scopes_supported: list[str] | None = None, **properties: Any) -> Blueprint:
+        """A Blueprint serving the RFC 9728 metadata MCP clients read to find Clerk as the authorization server
+        (``@clerk/mcp-tools``'s ``protectedResourceHandlerClerk``): ``app.register_blueprint(
+        clerk.oauth_protected_resource(scopes_supported=["profile", "email"]))``. ``properties`` are added to
+        the document. Needs ``CLERK_PUBLISHABLE_KEY``."""
+        return metadata_blueprint(scopes_supported=scopes_supported, **properties)
 
     @staticmethod
     def validate(*, body: type[BaseModel] | None = None, query: type[BaseModel] | None = None) -> Callable[[F], F]:

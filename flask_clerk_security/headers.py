@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import flask
@@ -38,6 +38,15 @@ _DEV_SUFFIXES = (
 CLERK_CHALLENGES = "https://challenges.cloudflare.com"
 CLERK_PROTECT = "https://*.protect.clerk.com"
 CLERK_IMAGES = "https://img.clerk.com"
+#: Hosts Clerk's own CSP helper (``@clerk/nextjs`` ``content-security-policy.ts``, ``DEFAULT_DIRECTIVES``) allows
+#: beyond the Frontend API: its telemetry, Stripe (Clerk Billing's payment elements) and Google Maps.
+CLERK_TELEMETRY = ("https://clerk-telemetry.com", "https://*.clerk-telemetry.com")
+STRIPE_API = "https://api.stripe.com"
+STRIPE_SCRIPTS = ("https://*.js.stripe.com", "https://js.stripe.com")
+STRIPE_HOOKS = "https://hooks.stripe.com"
+GOOGLE_MAPS = "https://maps.googleapis.com"
+#: The endpoint name ``report-to`` and ``Reporting-Endpoints`` use, as Clerk's helper names it.
+REPORT_TO_GROUP = "csp-endpoint"
 
 
 def frontend_api_source(settings: ClerkSettings) -> str | None:
@@ -61,22 +70,24 @@ def frontend_api_source(settings: ClerkSettings) -> str | None:
 def build_csp(settings: ClerkSettings) -> dict[str, list[str]]:
     """Clerk's documented directives plus the hardening defaults, merged with ``CLERK_CSP_DIRECTIVES``."""
     fapi = [source] if (source := frontend_api_source(settings)) else []
-    script_src = ["'self'", *fapi, CLERK_CHALLENGES, CLERK_PROTECT]
+    script_src = ["'self'", *fapi, CLERK_CHALLENGES, CLERK_PROTECT, *STRIPE_SCRIPTS, GOOGLE_MAPS]
     if settings.csp_strict:
         script_src.insert(0, "'strict-dynamic'")
     policy: dict[str, list[str]] = {
         "default-src": ["'self'"],
         "script-src": script_src,
-        "connect-src": ["'self'", *fapi, f"{CLERK_PROTECT}:*"],
+        "connect-src": ["'self'", *fapi, f"{CLERK_PROTECT}:*", *CLERK_TELEMETRY, STRIPE_API, GOOGLE_MAPS],
         "img-src": ["'self'", CLERK_IMAGES],
         "worker-src": ["'self'", "blob:"],
         "style-src": ["'self'", "'unsafe-inline'"],
-        "frame-src": ["'self'", CLERK_CHALLENGES, CLERK_PROTECT],
+        "frame-src": ["'self'", CLERK_CHALLENGES, CLERK_PROTECT, *STRIPE_SCRIPTS, STRIPE_HOOKS],
         "frame-ancestors": ["'none'"],
         "form-action": ["'self'"],
         "object-src": ["'none'"],
         "base-uri": ["'self'"],
     }
+    if settings.csp_report_to:
+        policy["report-to"] = [REPORT_TO_GROUP]
     for directive, sources in settings.csp_directives.items():
         merged = policy.setdefault(directive, [])
         if sources and merged == ["'none'"]:
@@ -161,6 +172,8 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
 
     #: The Clerk policy as a mapping, when it is the one sent: a view's ``frame_options`` adjusts its copy.
     clerk_policy: Mapping[str, list[str]] | None = None
+    #: ``Reporting-Endpoints`` sent next to the CSP (``CLERK_CSP_REPORT_TO``), else None.
+    reporting_endpoints: str | None = None
 
     def init_app(self, app: Flask, **options: Any) -> None:
         self._view_options: dict[str | None, dict[str, Any]] = {}
@@ -201,15 +214,22 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
         """Talisman's headers: rendered by Talisman once per endpoint and scheme, or per response with a nonce."""
         request = flask.request._get_current_object()  # type: ignore[attr-defined]
         if getattr(request, "csp_nonce", None) is not None:
-            return cast(Response, super()._set_response_headers(response))
+            super()._set_response_headers(response)
+            self._add_reporting_endpoints(response.headers)
+            return response
         key = (request.endpoint, _is_https(request))
         rendered = self._rendered.get(key)
         if rendered is None:
             sink = _HeaderSink()
             super()._set_response_headers(sink)
+            self._add_reporting_endpoints(sink.headers)
             rendered = self._rendered[key] = _RenderedHeaders(sink.headers)
         rendered.apply(response.headers)
         return response
+
+    def _add_reporting_endpoints(self, headers: Headers) -> None:
+        if self.reporting_endpoints is not None:
+            _set_reporting_endpoints(headers, self.reporting_endpoints)
 
     def _make_nonce(self) -> None:
         """Talisman makes a nonce before every request; here :meth:`_get_nonce` makes it when asked."""
@@ -324,6 +344,19 @@ def _is_loopback(request: flask.Request) -> bool:
     return bool(_LOOPBACK_HOST.fullmatch(request.host) and _LOOPBACK_ADDR.fullmatch(request.remote_addr or ""))
 
 
+def _set_reporting_endpoints(headers: Headers, value: str) -> None:
+    """``Reporting-Endpoints`` where a policy naming the endpoint is sent (``report-to`` needs it)."""
+    policy = headers.get("Content-Security-Policy") or headers.get("Content-Security-Policy-Report-Only")
+    if policy and f"report-to {REPORT_TO_GROUP}" in policy:
+        headers["Reporting-Endpoints"] = value
+
+
+def _add_reporting_endpoints(value: str, response: Response) -> Response:
+    """``after_request`` (plain Talisman, which sends no ``Reporting-Endpoints`` itself)."""
+    _set_reporting_endpoints(response.headers, value)
+    return response
+
+
 def _is_https(request: flask.Request) -> bool:
     """Talisman's test for HTTPS (HSTS and the redirect): the WSGI scheme or ``X-Forwarded-Proto``."""
     return request.is_secure or request.environ.get("HTTP_X_FORWARDED_PROTO") == "https"
@@ -392,7 +425,8 @@ def install_talisman(app: Flask, settings: ClerkSettings) -> tuple[Talisman, str
         "content_security_policy": policy,
         "content_security_policy_nonce_in": ["script-src"],
         "content_security_policy_report_uri": settings.csp_report_uri,
-        "content_security_policy_report_only": settings.csp_report_only,
+        # Talisman insists on a report-uri for report-only mode; report-to alone is enough (set below).
+        "content_security_policy_report_only": settings.csp_report_only and bool(settings.csp_report_uri),
         # Talisman overwrites this config key; keep a stricter value the app already chose.
         "session_cookie_samesite": app.config.get("SESSION_COOKIE_SAMESITE") or "Lax",
     }
@@ -401,16 +435,25 @@ def install_talisman(app: Flask, settings: ClerkSettings) -> tuple[Talisman, str
     follows_app = settings.force_https is None and "force_https" not in settings.talisman_options
     key = settings.publishable_key or reveal(settings.secret_key) or ""
     serves_loopback = key.startswith(("pk_test_", "sk_test_"))
+    # Talisman itself refuses report-only without a report-uri at init; with report-to alone it is set after.
+    report_only = settings.csp_report_only and "content_security_policy_report_only" not in settings.talisman_options
+    reporting_endpoints = f'{REPORT_TO_GROUP}="{settings.csp_report_to}"' if settings.csp_report_to else None
     problems = talisman_hook_problems()
     if problems:
         warn_fallback("flask-talisman", "ClerkTalisman", problems)
         _own_view_options(app, sent_policy)
+        if reporting_endpoints:  # registered first, so it runs after Talisman's own after_request hook
+            app.after_request(functools.partial(_add_reporting_endpoints, reporting_endpoints))
         talisman_options = {**options, "force_https": _HttpsRedirect(app, serves_loopback)} if follows_app else options
-        return _talisman(Talisman, app, talisman_options), policy_text(options["content_security_policy"])
+        plain = _talisman(Talisman, app, talisman_options)
+        plain.content_security_policy_report_only = plain.content_security_policy_report_only or report_only
+        return plain, policy_text(options["content_security_policy"])
     talisman = _talisman(ClerkTalisman, app, options)
+    talisman.content_security_policy_report_only = talisman.content_security_policy_report_only or report_only
     talisman.clerk_policy = sent_policy
     talisman.follows_app = follows_app
     talisman.serves_loopback = serves_loopback
+    talisman.reporting_endpoints = reporting_endpoints
     return talisman, policy_text(options["content_security_policy"])
 
 

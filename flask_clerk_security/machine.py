@@ -41,6 +41,7 @@ from .tokens import (
     JWT_CATEGORY_M2M,
     MAX_TOKEN_LENGTH,
     check_claims,
+    check_oauth_audience,
     decode_unverified,
     try_decode,
     verify_signature,
@@ -255,7 +256,11 @@ class MachineVerifier:
         try:
             key = self.key_source.get_key(header.get("kid"))
             verify_signature(key, header, signing_input, signature, header_types=header_types)
-            check_claims(payload, (), self._skew * 1000.0)
+            # Clerk checks an M2M JWT's audience as a session token's, an OAuth JWT's with the OAuth rule.
+            audience = self.settings.audience
+            check_claims(payload, (), self._skew * 1000.0, audience if token_type == M2M_TOKEN else ())
+            if token_type == OAUTH_TOKEN:
+                check_oauth_audience(payload.get("aud"), audience)
         except TokenVerificationError as exc:
             # Clerk's machine verifier reports every JWT failure as token-verification-failed.
             if exc.reason in _UNAVAILABLE_KEY_REASONS:
@@ -278,7 +283,11 @@ class MachineVerifier:
         cached = self._cache_get(cache_key)
         if cached is not None:
             return cached
-        verified = _from_backend_api(token_type, self._call(token, token_type), self._skew)
+        body = self._call(token, token_type)
+        if token_type == OAUTH_TOKEN and isinstance(body, Mapping):
+            # Clerk's idPOAuthAccessToken.verify checks the answer's aud before anything else looks at it.
+            check_oauth_audience(body.get("aud"), self.settings.audience)
+        verified = _from_backend_api(token_type, body, self._skew)
         self._cache_put(cache_key, verified)
         return verified.auth()
 

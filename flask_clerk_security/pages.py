@@ -53,7 +53,7 @@ from .reasons import (
 )
 from .redirects import primary_sync_return_url, satellite_sync_url
 from .routes import OrganizationMatcher, request_pathname
-from .state import PAGE_STATE_KEY
+from .state import AUTH_KEY, AUTH_MESSAGE_KEY, PAGE_STATE_KEY
 from .token_types import is_session_jwt
 from .tokens import TokenVerifier, decode_unverified, try_decode
 
@@ -317,8 +317,10 @@ def apply_response_headers(response: Response) -> Response:
     Signed-out and handshake states carry ``x-clerk-auth-status`` / ``x-clerk-auth-reason``, as Clerk's SDKs
     copy ``requestState.headers`` onto the response; responses that set cookies are never cached.
     """
-    state: PageState | None = request._get_current_object().environ.get(PAGE_STATE_KEY)  # type: ignore[attr-defined]  # one proxy lookup
+    environ = request._get_current_object().environ  # type: ignore[attr-defined]  # one proxy lookup
+    state: PageState | None = environ.get(PAGE_STATE_KEY)
     if state is None:
+        _add_signed_out_headers(response, environ)
         return response
     for directive in state.cookies:
         response.headers.add("Set-Cookie", directive)
@@ -329,3 +331,16 @@ def apply_response_headers(response: Response) -> Response:
         if state.reason:
             response.headers["x-clerk-auth-reason"] = state.reason
     return response
+
+
+def _add_signed_out_headers(response: Response, environ: Mapping[str, Any]) -> None:
+    """A token the request carried was refused (header or machine token) but the route let it through (public,
+    or it asked with ``get_auth()``): Clerk's debug headers still go out, as its middleware sends them."""
+    auth: Auth | None = environ.get(AUTH_KEY)
+    if auth is None or auth.reason is None or "x-clerk-auth-status" in response.headers:
+        return
+    response.headers["x-clerk-auth-status"] = "signed-out"
+    response.headers["x-clerk-auth-reason"] = auth.reason
+    message = environ.get(AUTH_MESSAGE_KEY)
+    if message:
+        response.headers["x-clerk-auth-message"] = message

@@ -26,11 +26,19 @@ from . import signals
 from .auth import Auth, reverification_config
 from .authenticate import CSRF_REASON, is_page_request
 from .errors import AuthenticationRequired, AuthUnavailable, CSRFRejected, PermissionDenied, ReverificationRequired
+from .oauth_resource import protected_resource_metadata_url
 from .reasons import KEY_SOURCE_REASONS, AuthErrorReason
 from .reasons import UNAVAILABLE as UNAVAILABLE_REASONS
 from .redirects import sign_in_url
-from .state import ACCEPTS_ATTR, PUBLIC_ATTR, REQUIREMENTS_ATTR, get_state
-from .token_types import SESSION_TOKEN, AcceptsToken, accepts_machine_tokens, is_accepted, parse_accepts_token
+from .state import ACCEPTS_ATTR, AUTH_KEY, AUTH_MESSAGE_KEY, PUBLIC_ATTR, REQUIREMENTS_ATTR, get_state
+from .token_types import (
+    OAUTH_TOKEN,
+    SESSION_TOKEN,
+    AcceptsToken,
+    accepts_machine_tokens,
+    is_accepted,
+    parse_accepts_token,
+)
 
 logger = logging.getLogger("flask_clerk_security")
 
@@ -49,6 +57,10 @@ class Requirement:
     options: Mapping[str, Any]
     #: Clerk's ``treatPendingAsSignedOut`` for this route (None: ``CLERK_TREAT_PENDING_AS_SIGNED_OUT``).
     treat_pending_as_signed_out: bool | None = None
+    #: Where signed-out / unauthorized page navigations go instead of the sign-in redirect / 403 (Clerk's
+    #: ``auth.protect({unauthenticatedUrl, unauthorizedUrl})``).
+    unauthenticated_url: str | None = None
+    unauthorized_url: str | None = None
 
     @classmethod
     def build(
@@ -63,6 +75,8 @@ class Requirement:
         accepts_token: str | list[str] | None = None,
         scopes: list[str] | None = None,
         treat_pending_as_signed_out: bool | None = None,
+        unauthenticated_url: str | None = None,
+        unauthorized_url: str | None = None,
     ) -> Requirement:
         """Validate the options of ``caller`` (``require``/``protect``); misuse raises TypeError/ValueError."""
         authorization = {
@@ -81,11 +95,16 @@ class Requirement:
         accepts = _parse_accepts(caller, accepts_token, scopes)
         if treat_pending_as_signed_out is not None and not isinstance(treat_pending_as_signed_out, bool):
             raise TypeError(f"{caller}(treat_pending_as_signed_out=...) takes True or False")
+        urls = {"unauthenticated_url": unauthenticated_url, "unauthorized_url": unauthorized_url}
+        for name, url in urls.items():
+            if url is not None and not (isinstance(url, str) and url.startswith(("/", "https://", "http://"))):
+                raise TypeError(f"{caller}({name}=...) takes a path ('/sign-in') or an http(s) URL, got {url!r}")
         given = {
             "reverification": reverification,
             "accepts_token": accepts_token,
             "scopes": scopes,
             "treat_pending_as_signed_out": treat_pending_as_signed_out,
+            **urls,
         }
         return cls(
             authorization=authorization,
@@ -94,6 +113,8 @@ class Requirement:
             accepts=accepts,
             options={**authorization, **{name: value for name, value in given.items() if value is not None}},
             treat_pending_as_signed_out=treat_pending_as_signed_out,
+            unauthenticated_url=unauthenticated_url,
+            unauthorized_url=unauthorized_url,
         )
 
     def check(self, auth: Auth) -> None:
@@ -101,7 +122,7 @@ class Requirement:
         if self.treat_pending_as_signed_out is not None:
             auth = auth.treating_pending(self.treat_pending_as_signed_out)
         if not auth.is_authenticated:
-            raise signed_out_error(auth)
+            raise signed_out_error(auth, self.unauthenticated_url)
         if self.accepts is not None and not is_accepted(auth.token_type, self.accepts):
             raise signed_out_error(Auth.signed_out(AuthErrorReason.TOKEN_TYPE_MISMATCH, auth.token_type))
         app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -109,6 +130,8 @@ class Requirement:
             signals.authorization_denied.send(
                 app, user_id=auth.user_id, session_id=auth.session_id, requirement=dict(self.authorization)
             )
+            if self.unauthorized_url and auth.token_type == SESSION_TOKEN and is_page_request(request):
+                raise HTTPException(response=redirect(self.unauthorized_url, code=307))
             raise PermissionDenied()
         if self.scopes is not None and not set(self.scopes) <= set(auth.scopes or ()):
             signals.authorization_denied.send(app, user_id=auth.subject, requirement={"scopes": list(self.scopes)})
@@ -228,9 +251,10 @@ def request_accepts(app: Flask, req: Request) -> AcceptsToken:
     return accepts if accepts is not None else get_state(app).settings.accepts_token
 
 
-def signed_out_error(auth: Auth) -> HTTPException:
-    """401 for APIs, a sign-in redirect for pages (CLERK_SIGN_IN_URL or the Account Portal; its ``/tasks`` page
-    for a pending session, as Clerk's ``redirectToSignIn``), 403 for CSRF, 503 when keys cannot be loaded."""
+def signed_out_error(auth: Auth, unauthenticated_url: str | None = None) -> HTTPException:
+    """401 for APIs (naming the protected resource metadata where OAuth tokens are accepted), a sign-in redirect
+    for pages (``unauthenticated_url``, else CLERK_SIGN_IN_URL or the Account Portal; its ``/tasks`` page for a
+    pending session, as Clerk's ``redirectToSignIn``), 403 for CSRF, 503 when keys cannot be loaded."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     req = request._get_current_object()  # type: ignore[attr-defined]
     if auth.reason == CSRF_REASON:
@@ -241,11 +265,15 @@ def signed_out_error(auth: Auth) -> HTTPException:
         if auth.reason not in KEY_SOURCE_REASONS:  # the key source logs its outages once, not per request
             logger.error("authentication unavailable: %s", auth.reason)
         return AuthUnavailable()
-    if is_page_request(req) and is_accepted(SESSION_TOKEN, request_accepts(app, req)):
-        target = sign_in_url(get_state(app).settings, req, pending=auth.session_status == "pending")
+    accepts = request_accepts(app, req)
+    if is_page_request(req) and is_accepted(SESSION_TOKEN, accepts):
+        pending = auth.session_status == "pending"
+        target = unauthenticated_url or sign_in_url(get_state(app).settings, req, pending=pending)
         if target:
             return HTTPException(response=redirect(target, code=307))
-    return AuthenticationRequired(auth.reason)
+    metadata = protected_resource_metadata_url(req) if is_accepted(OAUTH_TOKEN, accepts) else None
+    message = req.environ.get(AUTH_MESSAGE_KEY) if req.environ.get(AUTH_KEY) is auth else None
+    return AuthenticationRequired(auth.reason, resource_metadata=metadata, message=message)
 
 
 def view_never_runs(req: Request, view: Any) -> bool:

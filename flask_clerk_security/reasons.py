@@ -15,6 +15,7 @@ class TokenVerificationErrorReason:
     TOKEN_INVALID = "token-invalid"
     TOKEN_INVALID_ALGORITHM = "token-invalid-algorithm"
     TOKEN_INVALID_AUTHORIZED_PARTIES = "token-invalid-authorized-parties"
+    TOKEN_INVALID_ISSUER = "token-invalid-issuer"
     TOKEN_INVALID_SIGNATURE = "token-invalid-signature"
     TOKEN_NOT_ACTIVE_YET = "token-not-active-yet"
     TOKEN_IAT_IN_THE_FUTURE = "token-iat-in-the-future"

@@ -171,13 +171,54 @@ def try_decode(token: str | None) -> tuple[dict[str, Any], dict[str, Any]] | Non
     return header, payload
 
 
-def check_claims(payload: dict[str, Any], authorized_parties: Iterable[str], skew_ms: float) -> tuple[float, float]:
-    """The payload rules of Clerk's verifyJwt, in its order (run only after the signature verified).
+def _as_list(value: Any) -> list[Any]:
+    """JavaScript's ``[value].flat()``: a list's items, else the value alone."""
+    return list(value) if isinstance(value, list) else [value]
+
+
+def check_audience(aud: Any, audience: tuple[str, ...]) -> None:
+    """Clerk's ``assertAudienceClaim`` (session and M2M JWTs): checked only when both sides name an audience,
+    and a claim that is neither a string nor a list of strings is not checked at all."""
+    if not audience or not any(_as_list(aud)):
+        return
+    if isinstance(aud, str):
+        matched = aud in audience
+    elif isinstance(aud, list) and aud and all(isinstance(item, str) for item in aud):
+        matched = any(item in audience for item in aud)
+    else:
+        return
+    if not matched:
+        raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, "Invalid JWT audience claim (aud).")
+
+
+def check_oauth_audience(aud: Any, audience: tuple[str, ...]) -> None:
+    """Clerk's ``assertOAuthAudienceClaim`` (OAuth access tokens, JWT and opaque): with an audience set, the
+    token must name one of them; a missing or malformed ``aud`` is refused."""
+    if not audience:
+        return
+    listed = _as_list(aud) if aud else None
+    if not listed or not all(isinstance(item, str) and item for item in listed):
+        raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, "Invalid OAuth audience claim (aud).")
+    if not any(item in audience for item in listed):
+        raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, "OAuth audience mismatch.")
+
+
+def check_claims(
+    payload: dict[str, Any],
+    authorized_parties: Iterable[str],
+    skew_ms: float,
+    audience: tuple[str, ...] = (),
+    issuer: tuple[str, ...] = (),
+) -> tuple[float, float]:
+    """The payload rules of Clerk's verifyJwt, in its order (run only after the signature verified):
+    ``sub``, ``aud``, ``azp``, ``iss``, then the times.
 
     Returns the token's window as the rules read it: ``exp`` and the later of ``nbf``/``iat``, in ms.
     """
     if not isinstance(payload.get("sub"), str):
         raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, "Subject claim (sub) must be a string.")
+    if audience:
+        check_audience(payload.get("aud"), audience)
     parties = authorized_parties if isinstance(authorized_parties, tuple) else tuple(authorized_parties)
     if parties:
         azp = payload.get("azp")
@@ -185,6 +226,8 @@ def check_claims(payload: dict[str, Any], authorized_parties: Iterable[str], ske
             raise TokenVerificationError(
                 Reason.TOKEN_INVALID_AUTHORIZED_PARTIES, "Invalid JWT Authorized party claim (azp)."
             )
+    if issuer and payload.get("iss") not in issuer:
+        raise TokenVerificationError(Reason.TOKEN_INVALID_ISSUER, "Invalid JWT issuer claim (iss).")
     now_ms = time.time_ns() // 1_000_000
     exp: Any = payload.get("exp")
     if not _is_number(exp):
@@ -269,9 +312,14 @@ class TokenVerifier:
         authorized_parties: Iterable[str] = (),
         clock_skew: float = 5.0,
         cache_size: int = 0,
+        audience: Iterable[str] = (),
+        issuer: Iterable[str] = (),
     ) -> None:
         self.key_source = key_source
         self.authorized_parties = tuple(authorized_parties)
+        #: Clerk's ``audience`` and ``issuer`` options (empty: not checked).
+        self.audience = tuple(audience)
+        self.issuer = tuple(issuer)
         self.skew_ms = clock_skew * 1000.0
         self.cache_size = cache_size
         self._cache: OrderedDict[str, _Verified] = OrderedDict()
@@ -324,7 +372,7 @@ class TokenVerifier:
         kid = header.get("kid")
         key = self.key_source.get_key(kid)
         verify_signature(key, header, signing_input, signature)
-        exp_ms, start_ms = check_claims(payload, self.authorized_parties, self.skew_ms)
+        exp_ms, start_ms = check_claims(payload, self.authorized_parties, self.skew_ms, self.audience, self.issuer)
         return _Verified(payload, kid, key, self.authorized_parties, exp_ms, start_ms)
 
     def _cached(self, token: str) -> _Verified | None:
@@ -354,7 +402,7 @@ class TokenVerifier:
                 and not entry.exp_ms <= now_ms - self.skew_ms
                 and not entry.start_ms > now_ms + self.skew_ms
             ):
-                check_claims(entry.payload, self.authorized_parties, self.skew_ms)
+                check_claims(entry.payload, self.authorized_parties, self.skew_ms, self.audience, self.issuer)
         except TokenVerificationError:
             self._forget(token)
             raise
@@ -390,11 +438,14 @@ def verify_token(
     clock_skew: float = 5.0,
     api_url: str = DEFAULT_API_URL,
     api_version: str = DEFAULT_API_VERSION,
+    audience: str | Iterable[str] | None = None,
+    issuer: str | Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """Verify a Clerk session token as ``@clerk/backend``'s ``verifyToken`` does; usable without Flask.
 
     ``jwt_key`` (PEM) verifies networkless; otherwise ``secret_key`` loads the instance's JWKS from the
-    Backend API (cached per api_url and key). Raises :class:`TokenVerificationError` whose ``reason`` is
+    Backend API (cached per api_url and key). ``audience`` and ``issuer`` (one value or several) are Clerk's
+    options of the same names. Raises :class:`TokenVerificationError` whose ``reason`` is
     Clerk's reason string.
     """
     source: KeySource
@@ -404,5 +455,19 @@ def verify_token(
         source = remote_key_source(api_url, secret_key, api_version=api_version)
     else:
         raise TokenVerificationError(Reason.JWK_FAILED_TO_RESOLVE, "Failed to resolve JWK during verification.")
-    verifier = TokenVerifier(source, authorized_parties=authorized_parties or (), clock_skew=clock_skew)
+    verifier = TokenVerifier(
+        source,
+        authorized_parties=authorized_parties or (),
+        clock_skew=clock_skew,
+        audience=_names(audience),
+        issuer=_names(issuer),
+    )
     return verifier.verify(token)
+
+
+def _names(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """One name or several as a tuple, empty names dropped (Clerk's ``[value].flat().filter(Boolean)``)."""
+    if value is None:
+        return ()
+    items = (value,) if isinstance(value, str) else tuple(value)
+    return tuple(item for item in items if item)

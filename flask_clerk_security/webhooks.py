@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import secrets
 import threading
 from collections.abc import Callable, Mapping
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from flask import Blueprint, Flask, current_app, request
+from flask import Blueprint, Flask, Request, current_app, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import BadRequest, Conflict, InternalServerError, RequestEntityTooLarge, ServiceUnavailable
 
@@ -26,6 +27,7 @@ from .errors import _JSONError
 from .signals import webhook_received, webhook_rejected, webhook_replayed
 from .state import EXTENSION_KEY, get_state, mark_public
 from .stores import RedisStore, StoreError, TTLStore, namespace, store_from_uri
+from .webhook_payloads import WebhookPayload
 
 if TYPE_CHECKING:
     from flask_limiter import Limiter
@@ -55,6 +57,11 @@ class WebhookEvent:
     payload: dict[str, Any]
     #: The body exactly as signed.
     raw: bytes
+
+    @property
+    def typed_payload(self) -> WebhookPayload:
+        """:attr:`payload` typed as Clerk's common events (tagged by ``type``; see ``webhook_payloads``)."""
+        return cast(WebhookPayload, self.payload)
 
 
 class WebhookRejected(_JSONError, BadRequest):
@@ -168,14 +175,15 @@ def _reject(reason: str, error: Exception) -> Exception:
     return error
 
 
-def _read_body(limit: int) -> bytes:
+def _read_body(limit: int, req: Request | None = None) -> bytes:
     """The body, at most ``limit`` bytes, also when it comes chunked (no Content-Length to check up front)."""
+    req = req if req is not None else request
     app_max = current_app.config.get("MAX_CONTENT_LENGTH")
     limit = limit if app_max is None else min(limit, app_max)
     # werkzeug stops a bounded read at the bound without complaint: read one byte more to see an oversize body.
-    request.max_content_length = limit + 1
+    req.max_content_length = limit + 1
     try:
-        body = request.get_data(cache=True)
+        body = req.get_data(cache=True)
     except RequestEntityTooLarge:
         raise _reject("too_large", WebhookTooLarge()) from None
     if len(body) > limit:
@@ -201,6 +209,44 @@ def _parse_event(body: bytes, headers: dict[str, str]) -> WebhookEvent:
         payload=payload,
         raw=body,
     )
+
+
+#: The body limit of :func:`verify_webhook` on an app without the extension (``CLERK_WEBHOOK_MAX_BYTES``'s default).
+_DEFAULT_MAX_BYTES = 1_048_576
+
+
+def verify_webhook(req: Request | None = None, *, signing_secret: str | None = None) -> WebhookEvent:
+    """Clerk's ``verifyWebhook(request, {signingSecret})``: the verified :class:`WebhookEvent` of a Svix-signed
+    request (the current one by default), for a view of your own instead of the ``clerk.webhooks`` blueprint.
+
+    The secret is ``signing_secret``, else the app's ``CLERK_WEBHOOK_SIGNING_SECRET`` (or its alias
+    ``CLERK_WEBHOOK_SECRET``), else that environment variable. Missing headers, a bad signature or timestamp
+    and a non-object payload raise :class:`WebhookRejected` (400); a body over ``CLERK_WEBHOOK_MAX_BYTES``
+    :class:`WebhookTooLarge` (413); no secret :class:`WebhookFailed` (500, logged). Unlike the blueprint it
+    keeps no record of delivery ids: a replayed delivery verifies again, as with Clerk's function.
+    """
+    req = req if req is not None else request
+    state = current_app.extensions.get(EXTENSION_KEY)
+    webhooks = getattr(state, "webhooks", None)
+    secret = signing_secret or reveal(webhooks.secret if webhooks is not None else None)
+    if not secret:
+        secret = os.environ.get("CLERK_WEBHOOK_SIGNING_SECRET") or os.environ.get("CLERK_WEBHOOK_SECRET")
+    if not secret:
+        logger.error("verify_webhook: no signing secret. Fix: set CLERK_WEBHOOK_SIGNING_SECRET (whsec_...)")
+        raise _reject("not_configured", WebhookFailed())
+    max_bytes = webhooks.max_bytes if webhooks is not None else _DEFAULT_MAX_BYTES
+    if req.content_length is not None and req.content_length > max_bytes:
+        raise _reject("too_large", WebhookTooLarge())
+    headers = {name: req.headers.get(name, "").strip() for name in SVIX_HEADERS}
+    if not all(headers.values()):
+        raise _reject("missing_headers", WebhookRejected("missing_svix_headers"))
+    body = _read_body(max_bytes, req)
+    verifier = webhooks.verifier if webhooks is not None and signing_secret is None else None
+    problem = (verifier or _Verifier(Secret(secret))).verify(body, headers)
+    if problem is not None:
+        logger.info("webhook refused: %s (svix-id %s)", log_safe(problem), log_safe(headers["svix-id"][:64]))
+        raise _reject("invalid_signature", WebhookRejected())
+    return _parse_event(body, headers)
 
 
 class WebhookBlueprint(Blueprint):
@@ -256,7 +302,9 @@ class WebhookBlueprint(Blueprint):
     def _receive(self) -> tuple[dict[str, str], int]:
         state = get_state().webhooks
         if state is None or state.verifier is None:
-            logger.error("webhook delivery refused: CLERK_WEBHOOK_SECRET is not set")
+            logger.error(
+                "webhook delivery refused: CLERK_WEBHOOK_SIGNING_SECRET (or its alias CLERK_WEBHOOK_SECRET) is not set"
+            )
             raise _reject("not_configured", WebhookFailed())
         if request.content_length is not None and request.content_length > state.max_bytes:
             raise _reject("too_large", WebhookTooLarge())
@@ -330,11 +378,11 @@ def _webhook_rate_limit() -> str:
 
 
 def warn_if_unconfigured(app: Flask) -> None:
-    """Warn once the blueprint is on an initialised app whose ``CLERK_WEBHOOK_SECRET`` is missing."""
+    """Warn once the blueprint is on an initialised app whose ``CLERK_WEBHOOK_SIGNING_SECRET`` is missing."""
     state = app.extensions.get(EXTENSION_KEY)
     if state is not None and getattr(state, "webhooks", None) is not None and state.webhooks.verifier is None:
         logger.warning(
-            "clerk.webhooks is registered on %r but CLERK_WEBHOOK_SECRET is not set: every delivery will get a "
+            "clerk.webhooks is registered on %r but CLERK_WEBHOOK_SIGNING_SECRET is not set: every delivery will get a "
             "500. Fix: set it to the endpoint's signing secret (whsec_...) from the Clerk Dashboard.",
             app.name,
         )

@@ -144,6 +144,8 @@ def _run_ours(case: Any, pem: str) -> dict[str, Any]:
             jwt_key=pem,
             authorized_parties=case.authorized_parties,
             clock_skew=case.clock_skew_ms / 1000,
+            audience=case.audience,
+            issuer=case.issuer,
         )
     except TokenVerificationError as err:
         return {"ok": False, "reason": err.reason}
@@ -190,6 +192,8 @@ def _request_outcome(case: Any, pem: str) -> dict[str, Any]:
         CLERK_JWT_KEY=pem,
         CLERK_AUTHORIZED_PARTIES=case.authorized_parties or [],
         CLERK_CLOCK_SKEW=case.clock_skew_ms / 1000,
+        CLERK_AUDIENCE=case.audience or [],
+        CLERK_ISSUER=case.issuer or [],
     )
     ClerkSecurity(app, public_routes=["/api/conformance"])
     with app.test_request_context("/api/conformance", headers={"Authorization": f"Bearer {case.token}"}):
@@ -274,6 +278,51 @@ def test_request_outcome_matches_authenticate_request(
         assert ours == {"signedIn": False, "reason": None}
     else:
         assert ours["signedIn"] == clerk["auth"]["isAuthenticated"]
+
+
+MACHINE_CASE_IDS: list[str] = [c.id for c in cases_module.build_machine_cases(ClerkTestIssuer())]
+
+
+@pytest.fixture(scope="module")
+def machine_conformance(conformance_node: str) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Machine JWTs under ``audience``: Clerk's authenticateRequest (acceptsToken 'any') and our app."""
+    issuer = ClerkTestIssuer()
+    cases = cases_module.build_machine_cases(issuer)
+    clerk = run_node(conformance_node, "clerk_backend.mjs", [c.to_node(issuer.public_pem) for c in cases])
+    out: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for case in cases:
+        app = Flask("conformance")
+        app.config.update(
+            TESTING=True,
+            CLERK_JWT_KEY=issuer.public_pem,
+            CLERK_SECRET_KEY="sk_test_conformance000000000000000000000000",  # never used: JWT forms only
+            CLERK_AUDIENCE=case.audience or [],
+        )
+        ClerkSecurity(app, public_routes=["/api/conformance"], accepts_token="any")
+        with app.test_request_context("/api/conformance", headers={"Authorization": f"Bearer {case.token}"}):
+            auth = get_auth()
+            ours = {"signedIn": auth.is_authenticated, "reason": auth.reason, "tokenType": auth.token_type}
+            if auth.is_authenticated:
+                ours["subject"] = auth.subject
+        out[case.id] = (clerk[case.id], ours)
+    return out
+
+
+@pytest.mark.parametrize("case_id", MACHINE_CASE_IDS)
+def test_machine_token_audience_matches_clerk(
+    machine_conformance: dict[str, tuple[dict[str, Any], dict[str, Any]]], case_id: str
+) -> None:
+    clerk, ours = machine_conformance[case_id]
+    assert "harnessError" not in clerk, clerk.get("harnessError")
+    request = clerk["request"]
+    expected = {
+        "signedIn": request["status"] == "signed-in",
+        "reason": request["reason"],
+        "tokenType": request["tokenType"],
+    }
+    if "subject" in request:
+        expected["subject"] = request["subject"]
+    assert ours == expected
 
 
 def _diff_auth(clerk: dict[str, Any], ours: dict[str, Any]) -> str:

@@ -53,11 +53,28 @@ def test_default_headers(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer)
     csp = directives(response.headers["Content-Security-Policy"])
     fapi = f"https://{clerk_issuer.frontend_api}"
     assert csp["script-src"][:4] == ["'self'", fapi, "https://challenges.cloudflare.com", "https://*.protect.clerk.com"]
-    assert csp["connect-src"] == ["'self'", fapi, "https://*.protect.clerk.com:*"]
+    assert csp["connect-src"] == [
+        "'self'",
+        fapi,
+        "https://*.protect.clerk.com:*",
+        "https://clerk-telemetry.com",
+        "https://*.clerk-telemetry.com",
+        "https://api.stripe.com",
+        "https://maps.googleapis.com",
+    ]
     assert csp["img-src"] == ["'self'", "https://img.clerk.com"]
     assert csp["worker-src"] == ["'self'", "blob:"]
     assert csp["style-src"] == ["'self'", "'unsafe-inline'"]
-    assert csp["frame-src"] == ["'self'", "https://challenges.cloudflare.com", "https://*.protect.clerk.com"]
+    assert csp["frame-src"] == [
+        "'self'",
+        "https://challenges.cloudflare.com",
+        "https://*.protect.clerk.com",
+        "https://*.js.stripe.com",
+        "https://js.stripe.com",
+        "https://hooks.stripe.com",
+    ]
+    hosts = [source for source in csp["script-src"][4:] if not source.startswith("'nonce-")]  # plain Talisman: one
+    assert hosts == ["https://*.js.stripe.com", "https://js.stripe.com", "https://maps.googleapis.com"]
     assert csp["frame-ancestors"] == ["'none'"]
     assert csp["form-action"] == ["'self'"]
     assert csp["default-src"] == ["'self'"]
@@ -115,6 +132,68 @@ def test_report_only_mode(app_factory: AppFactory) -> None:
     csp = directives(response.headers["Content-Security-Policy-Report-Only"])
     assert csp["report-uri"] == ["https://r.example/csp"]
     assert csp["frame-ancestors"] == ["'none'"]
+
+
+#: ``DEFAULT_DIRECTIVES`` of Clerk's CSP helper (``@clerk/nextjs`` 7.8 ``src/server/content-security-policy.ts``),
+#: host sources only: its ``https:``/``http:``/``'unsafe-inline'`` script fallbacks are left out on purpose (see
+#: docs/security-headers.md), and ``connect-src`` gets the Frontend API host on top.
+CLERK_HELPER_HOSTS = {
+    "connect-src": [
+        "https://clerk-telemetry.com",
+        "https://*.clerk-telemetry.com",
+        "https://api.stripe.com",
+        "https://maps.googleapis.com",
+    ],
+    "frame-src": [
+        "https://challenges.cloudflare.com",
+        "https://*.js.stripe.com",
+        "https://js.stripe.com",
+        "https://hooks.stripe.com",
+    ],
+    "img-src": ["https://img.clerk.com"],
+    "script-src": ["https://*.js.stripe.com", "https://js.stripe.com", "https://maps.googleapis.com"],
+    "worker-src": ["blob:"],
+}
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_every_host_clerks_helper_allows_is_allowed(
+    app_factory: AppFactory, clerk_issuer: ClerkTestIssuer, strict: bool
+) -> None:
+    """Clerk Billing (Stripe), telemetry and Google Maps load under the default policy, as with Clerk's helper."""
+    app, _ = app_factory({"CLERK_CSP_STRICT": strict})
+    csp = directives(app.test_client().get("/health").headers["Content-Security-Policy"])
+    for directive, hosts in CLERK_HELPER_HOSTS.items():
+        assert [host for host in hosts if host not in csp[directive]] == [], directive
+    assert f"https://{clerk_issuer.frontend_api}" in csp["connect-src"]
+
+
+def test_report_to_sends_reporting_endpoints(app_factory: AppFactory) -> None:
+    """Clerk's ``reportTo``: ``report-to csp-endpoint`` in the policy and ``Reporting-Endpoints`` naming it."""
+    app, clerk = app_factory({"CLERK_CSP_REPORT_TO": "https://r.example/reports"})
+
+    @app.get("/page")
+    @clerk.public
+    def page() -> str:
+        return render_template_string('<script nonce="{{ csp_nonce() }}">1</script>')
+
+    client = app.test_client()
+    for path in ("/health", "/page", "/health"):  # rendered once, with a nonce, then from the rendered headers
+        response = client.get(path)
+        assert directives(response.headers["Content-Security-Policy"])["report-to"] == ["csp-endpoint"]
+        assert response.headers["Reporting-Endpoints"] == 'csp-endpoint="https://r.example/reports"'
+    plain = app_factory()[0].test_client().get("/health")
+    assert "Reporting-Endpoints" not in plain.headers
+    assert "report-to" not in directives(plain.headers["Content-Security-Policy"])
+
+
+def test_report_only_with_report_to_alone(app_factory: AppFactory) -> None:
+    app, _ = app_factory({"CLERK_CSP_REPORT_ONLY": "true", "CLERK_CSP_REPORT_TO": "/csp-reports"})
+    response = app.test_client().get("/health")
+    assert "Content-Security-Policy" not in response.headers
+    csp = directives(response.headers["Content-Security-Policy-Report-Only"])
+    assert csp["report-to"] == ["csp-endpoint"] and "report-uri" not in csp
+    assert response.headers["Reporting-Endpoints"] == 'csp-endpoint="/csp-reports"'
 
 
 def test_report_only_needs_a_report_uri(app_factory: AppFactory) -> None:
@@ -175,8 +254,8 @@ def test_proxy_url_and_domain_change_the_host(clerk_issuer: ClerkTestIssuer, app
     # A same-origin proxy path is covered by 'self'; development instances ignore CLERK_DOMAIN, as Clerk does.
     app, _ = app_factory({"CLERK_PROXY_URL": "/__clerk"})
     csp = directives(get_state(app).content_security_policy)
-    assert csp["connect-src"] == ["'self'", "https://*.protect.clerk.com:*"]
-    assert f"https://{clerk_issuer.frontend_api}" not in csp["script-src"]
+    assert csp["connect-src"][:3] == ["'self'", "https://*.protect.clerk.com:*", "https://clerk-telemetry.com"]
+    assert not any(clerk_issuer.frontend_api in source for source in csp["connect-src"] + csp["script-src"])
     dev = ClerkTestIssuer(frontend_api="happy-cat-1.clerk.accounts.dev", private_key=clerk_issuer.private_key)
     app, _ = app_factory({**dev.config, "CLERK_DOMAIN": "satellite.example"})
     assert "https://happy-cat-1.clerk.accounts.dev" in get_state(app).content_security_policy

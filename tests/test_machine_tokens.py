@@ -753,3 +753,22 @@ def test_cache_store_down_falls_back_to_the_backend_api(
     for _ in range(2):
         assert client.get("/api/keys", headers=bearer(key)).status_code == 200
     assert len(verify_calls(clerk_backend_api)) == 2
+
+
+def test_audience_is_checked_on_opaque_oauth_tokens(make_app: MachineApp, clerk_backend_api: BackendAPIStandIn) -> None:
+    """Clerk's idPOAuthAccessToken.verify(token, {audience}): the verify answer's ``aud`` must name an audience."""
+    api = "https://api.example.com"
+    client = make_app({"CLERK_AUDIENCE": api}).test_client()
+    listed = clerk_backend_api.mint_oauth_token(aud=[api, "https://other.example.com"])
+    other = clerk_backend_api.mint_oauth_token(aud="https://other.example.com")
+    missing = clerk_backend_api.mint_oauth_token()
+    assert client.get("/api/oauth", headers=bearer(listed)).status_code == 200
+    for token in (other, missing):
+        response = client.get("/api/oauth", headers=bearer(token))
+        assert response.status_code == 401
+        assert response.headers["x-clerk-auth-reason"] == "token-verification-failed"
+    # API keys and M2M tokens carry no OAuth audience: Clerk does not check one for them.
+    assert client.get("/api/keys", headers=bearer(clerk_backend_api.mint_api_key())).status_code == 200
+    assert client.get("/api/m2m", headers=bearer(clerk_backend_api.mint_m2m_token())).status_code == 200
+    # Without CLERK_AUDIENCE the claim is not looked at.
+    assert make_app().test_client().get("/api/oauth", headers=bearer(other)).status_code == 200

@@ -19,8 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.serving import make_server
 
-from flask_clerk_security import ClerkSecurity, ConfigurationError
+from flask_clerk_security import ClerkSecurity, ConfigurationError, WebhookPayload, verify_webhook
 from flask_clerk_security.signals import webhook_received, webhook_rejected, webhook_replayed
+from flask_clerk_security.state import get_state
 from flask_clerk_security.testing import ClerkTestIssuer, clerk_event, generate_webhook_secret, sign_webhook
 from flask_clerk_security.webhooks import WebhookEvent
 
@@ -419,7 +420,7 @@ def test_missing_secret_warns_at_registration_and_answers_a_generic_500(
     clerk.webhooks.on("*")(calls.append)
     with caplog.at_level(logging.WARNING, logger="flask_clerk_security"):
         app.register_blueprint(clerk.webhooks)
-    assert "CLERK_WEBHOOK_SECRET is not set" in caplog.text
+    assert "CLERK_WEBHOOK_SIGNING_SECRET" in caplog.text and "is not set" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="flask_clerk_security"), recording(webhook_rejected) as rejected:
         response = post(app.test_client(), clerk_issuer.sign_webhook(clerk_event("user.created")))
@@ -438,7 +439,7 @@ def test_registration_before_init_app_still_warns(
     app.register_blueprint(clerk.webhooks)
     with caplog.at_level(logging.WARNING, logger="flask_clerk_security"):
         clerk.init_app(app)
-    assert "CLERK_WEBHOOK_SECRET is not set" in caplog.text
+    assert "CLERK_WEBHOOK_SIGNING_SECRET" in caplog.text and "is not set" in caplog.text
 
 
 def test_webhook_secret_is_validated_and_never_echoed(app_factory: Any) -> None:
@@ -566,3 +567,97 @@ def test_rate_limit_storage_redis_is_the_default_replay_store(app_factory: Any, 
                 "CLERK_RATELIMIT_STORAGE_URI": "memcached://localhost",
             }
         )
+
+
+# -- Clerk's names: CLERK_WEBHOOK_SIGNING_SECRET, verify_webhook, typed payloads -----------------------------------
+
+
+def test_clerks_signing_secret_name_and_its_alias(app_factory: Any, clerk_issuer: ClerkTestIssuer) -> None:
+    secret = clerk_issuer.webhook_secret
+    for config in (
+        {"CLERK_WEBHOOK_SIGNING_SECRET": secret},
+        {"CLERK_WEBHOOK_SECRET": secret},
+        {"CLERK_WEBHOOK_SIGNING_SECRET": secret, "CLERK_WEBHOOK_SECRET": secret},
+    ):
+        app, clerk = app_factory(config)
+        app.register_blueprint(clerk.webhooks)
+        clerk.webhooks.on("user.created")(lambda event: None)
+        response = post(app.test_client(), clerk_issuer.sign_webhook(clerk_event("user.created")))
+        assert response.get_json() == {"status": "processed"}, config
+    app, _ = app_factory(webhook_signing_secret=secret)
+    assert get_state(app).settings.webhook_secret is not None
+    other = generate_webhook_secret()
+    with pytest.raises(ConfigurationError, match="CLERK_WEBHOOK_SIGNING_SECRET and CLERK_WEBHOOK_SECRET") as caught:
+        app_factory({"CLERK_WEBHOOK_SIGNING_SECRET": secret, "CLERK_WEBHOOK_SECRET": other})
+    assert secret[10:-4] not in str(caught.value) and other[10:-4] not in str(caught.value)
+    with pytest.raises(ConfigurationError, match="CLERK_WEBHOOK_SIGNING_SECRET is malformed"):
+        app_factory({"CLERK_WEBHOOK_SIGNING_SECRET": "whsec_not base64!!"})
+
+
+def _own_view_app(app_factory: Any, config: dict[str, Any], **kwargs: Any) -> Flask:
+    app, clerk = app_factory(config)
+
+    @app.post("/hooks/clerk")
+    @clerk.public
+    def hook() -> dict[str, Any]:
+        event = verify_webhook(**kwargs)
+        return {"id": event.id, "type": event.type, "data": event.data}
+
+    return app
+
+
+def test_verify_webhook_in_a_view_of_your_own(app_factory: Any, clerk_issuer: ClerkTestIssuer) -> None:
+    """Clerk's verifyWebhook: the verified event, or a refusal; no replay record (a redelivery verifies again)."""
+    app = _own_view_app(app_factory, {"CLERK_WEBHOOK_SIGNING_SECRET": clerk_issuer.webhook_secret})
+    client = app.test_client()
+    signed = clerk_issuer.sign_webhook(clerk_event("user.created", {"id": "user_7"}), msg_id="msg_own")
+    for _ in range(2):
+        response = post(client, signed, "/hooks/clerk")
+        assert response.get_json() == {"id": "msg_own", "type": "user.created", "data": {"id": "user_7"}}
+    body, headers = signed
+    padded = {name: f"  {value} " for name, value in headers.items()}  # Clerk trims the svix headers
+    assert client.post("/hooks/clerk", data=body, headers=padded).status_code == 200
+    with recording(webhook_rejected) as rejected:
+        missing = client.post("/hooks/clerk", data=body, headers={"svix-id": headers["svix-id"]})
+        forged = post(client, sign_webhook(generate_webhook_secret(), clerk_event("user.created")), "/hooks/clerk")
+        not_object = post(client, clerk_issuer.sign_webhook("[1]"), "/hooks/clerk")
+    assert (missing.status_code, missing.get_json()) == (400, {"error": "missing_svix_headers"})
+    assert (forged.status_code, forged.get_json()) == (400, {"error": "invalid_webhook"})
+    assert (not_object.status_code, not_object.get_json()) == (400, {"error": "invalid_payload"})
+    assert rejected == [{"reason": "missing_headers"}, {"reason": "invalid_signature"}, {"reason": "invalid_payload"}]
+
+
+def test_verify_webhook_secret_sources(
+    app_factory: Any, clerk_issuer: ClerkTestIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = clerk_issuer.webhook_secret
+    signed = clerk_issuer.sign_webhook(clerk_event("session.created"))
+    given = _own_view_app(app_factory, {}, signing_secret=secret)  # Clerk's signingSecret option
+    assert post(given.test_client(), signed, "/hooks/clerk").status_code == 200
+    configured = {"CLERK_WEBHOOK_SIGNING_SECRET": secret}
+    wrong = _own_view_app(app_factory, configured, signing_secret=generate_webhook_secret())
+    assert post(wrong.test_client(), signed, "/hooks/clerk").status_code == 400  # the argument wins
+    unset = _own_view_app(app_factory, {})
+    assert post(unset.test_client(), signed, "/hooks/clerk").status_code == 500
+    monkeypatch.setenv("CLERK_WEBHOOK_SIGNING_SECRET", secret)
+    bare = Flask("bare")  # no extension at all: the environment, as Clerk reads it
+
+    @bare.post("/hooks/clerk")
+    def hook() -> dict[str, str]:
+        return {"type": verify_webhook().type}
+
+    assert post(bare.test_client(), signed, "/hooks/clerk").get_json() == {"type": "session.created"}
+    too_big = clerk_issuer.sign_webhook(clerk_event("user.created", {"pad": "x" * 1_100_000}))
+    assert post(bare.test_client(), too_big, "/hooks/clerk").status_code == 413
+
+
+def test_typed_payload_is_the_payload(hook_app: Any, clerk_issuer: ClerkTestIssuer) -> None:
+    app, clerk = hook_app()
+    seen: list[WebhookPayload] = []
+    clerk.webhooks.on("user.deleted")(lambda event: seen.append(event.typed_payload))
+    payload = clerk_event("user.deleted", {"object": "user", "id": "user_1", "deleted": True})
+    post(app.test_client(), clerk_issuer.sign_webhook(payload))
+    [typed] = seen
+    assert typed == payload
+    if typed["type"] == "user.deleted":  # narrows the union for a type checker: data is a DeletedObjectJSON
+        assert typed["data"]["deleted"] is True

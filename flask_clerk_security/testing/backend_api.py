@@ -313,16 +313,21 @@ class BackendAPIStandIn(_LoopbackServer):
         client_id: str = "client_test",
         scopes: Iterable[str] = (),
         expires_in: float | None = 3600,
+        aud: str | list[str] | None = None,
     ) -> str:
-        """An opaque OAuth access token (``oat_...``) granted to ``client_id`` by ``user_id``."""
+        """An opaque OAuth access token (``oat_...``) granted to ``client_id`` by ``user_id``; ``aud`` is the
+        audience the verify endpoint reports (left out when None)."""
+        fields: dict[str, Any] = {
+            "object": "clerk_idp_oauth_access_token",
+            "type": "oauth_token",
+            "subject": user_id,
+            "client_id": client_id,
+        }
+        if aud is not None:
+            fields["aud"] = aud
         return self._mint(
             "oauth_token",
-            {
-                "object": "clerk_idp_oauth_access_token",
-                "type": "oauth_token",
-                "subject": user_id,
-                "client_id": client_id,
-            },
+            fields,
             scopes,
             expires_in,
             milliseconds=False,

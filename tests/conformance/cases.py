@@ -36,6 +36,9 @@ class Case:
     clock_skew_ms: int = 5000
     treat_pending_as_signed_out: bool = True
     jwt_key: str | None = None  # defaults to the issuer's public PEM
+    audience: list[str] | None = None  # Clerk's `audience` option (CLERK_AUDIENCE)
+    issuer: list[str] | None = None  # Clerk's `issuer` option (CLERK_ISSUER)
+    machine: bool = False  # a machine token, sent to authenticateRequest with acceptsToken: 'any'
 
     def to_node(self, default_pem: str) -> dict[str, Any]:
         return {
@@ -46,6 +49,9 @@ class Case:
             "clockSkewInMs": self.clock_skew_ms,
             "has": self.has,
             "treatPendingAsSignedOut": self.treat_pending_as_signed_out,
+            "audience": self.audience,
+            "issuer": self.issuer,
+            "machine": self.machine,
         }
 
 
@@ -698,6 +704,73 @@ def build_cases(issuer: Any) -> list[Case]:
     for case_id, claims in odd_claims:
         add(f"claim_{case_id}", sign(claims), odd_queries)
 
+    # ---- audience and issuer (Clerk's assertAudienceClaim / assertIssuerClaim, in verifyJwt's order)
+    api = "https://api.example.com"
+    lax = [{"reverification": "lax"}]
+    for case_id, aud in [
+        ("string_listed", api),
+        ("string_other", "https://other.example.com"),
+        ("list_one_listed", ["https://other.example.com", api]),
+        ("list_none_listed", ["https://other.example.com"]),
+        ("missing", _DROP),
+        ("empty_string", ""),
+        ("empty_list", []),
+        ("list_of_empty", [""]),
+        ("number", 5),
+        ("list_mixed_types", [api, 5]),
+        ("object", {"a": api}),
+        ("nested_list", [[api]]),
+    ]:
+        # Raw JSON: the issuer's JWT library refuses an aud that is not a string or a list of strings.
+        token = _sign_raw(issuer, {}, c.v2() if aud is _DROP else _with_raw_claim(c.v2(), "aud", json.dumps(aud)))
+        add(f"aud_{case_id}", token, lax, audience=[api])
+    add("aud_other_without_option", sign(c.v2(aud="https://other.example.com")), lax)
+    add("aud_two_options", sign(c.v2(aud="https://b.example.com")), lax, audience=[api, "https://b.example.com"])
+    add("aud_other_and_azp_other", sign(c.v2(aud="x", azp="https://evil.example.com")), audience=[api],
+        authorized_parties=[AZP])
+    add("iss_listed", sign(c.v2()), lax, issuer=[ISS])
+    add("iss_second_listed", sign(c.v2()), lax, issuer=["https://other.example.com", ISS])
+    add("iss_other", sign(c.v2(iss="https://clerk.evil.example.com")), issuer=[ISS])
+    add("iss_missing", sign(c.v2(iss=_DROP)), issuer=[ISS])
+    add("iss_number", _sign_raw(issuer, {}, _with_raw_claim(c.v2(), "iss", "5")), issuer=[ISS])
+    add("iss_list", _sign_raw(issuer, {}, _with_raw_claim(c.v2(), "iss", json.dumps([ISS]))), issuer=[ISS])
+    add("iss_trailing_slash", sign(c.v2(iss=ISS + "/")), issuer=[ISS])
+    add("iss_missing_without_option", sign(c.v2(iss=_DROP)), lax)
+    add("iss_other_and_expired", sign(c.v2(iss="https://x.example.com", exp=now - 60)), issuer=[ISS])
+    add("iss_other_and_azp_other", sign(c.v2(iss="x", azp="https://evil.example.com")), issuer=[ISS],
+        authorized_parties=[AZP])
+
     ids = [x.id for x in cases]
     assert len(ids) == len(set(ids)), "duplicate case ids"
+    return cases
+
+
+def build_machine_cases(issuer: Any) -> list[Case]:
+    """Machine JWTs (OAuth and M2M) under Clerk's ``audience`` option, through authenticateRequest."""
+    api = "https://api.example.com"
+    cases: list[Case] = []
+
+    def add(id_: str, token: str, audience: list[str] | None = None) -> None:
+        cases.append(Case(id=id_, token=token, audience=audience, machine=True))
+
+    for case_id, extra in [
+        ("string_listed", {"aud": api}),
+        ("string_other", {"aud": "https://other.example.com"}),
+        ("list_one_listed", {"aud": ["https://other.example.com", api]}),
+        ("missing", {}),
+        ("empty_string", {"aud": ""}),
+        ("empty_list", {"aud": []}),
+        ("list_with_empty", {"aud": [api, ""]}),
+        ("number", {"aud": 5}),
+    ]:
+        add(f"oauth_aud_{case_id}", issuer.oauth_jwt(scopes=["read"], **extra), [api])
+    add("oauth_aud_other_without_option", issuer.oauth_jwt(aud="https://other.example.com"))
+    add("oauth_aud_missing_without_option", issuer.oauth_jwt())
+    for case_id, claims in [
+        ("string_listed", {"aud": api}),
+        ("string_other", {"aud": "https://other.example.com"}),
+        ("missing", {}),
+        ("number", {"aud": 5}),
+    ]:
+        add(f"m2m_aud_{case_id}", issuer.m2m_jwt(**claims), [api])
     return cases

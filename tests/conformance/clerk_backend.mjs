@@ -3,7 +3,8 @@
 // stdin:  JSON array of cases
 //   {"id", "token", "jwtKey", "authorizedParties": [..]|null, "clockSkewInMs": int,
 //    "has": [{permission?, role?, feature?, plan?, reverification?}, ...],
-//    "treatPendingAsSignedOut": bool (default true)}
+//    "treatPendingAsSignedOut": bool (default true), "audience": [..]|null, "issuer": [..]|null,
+//    "machine": bool (a machine token: only authenticateRequest with acceptsToken 'any' runs)}
 // stdout: JSON array of results, same order
 //   failure: {"id", "ok": false, "reason": <TokenVerificationErrorReason>, "request": {...}}
 //   success: {"id", "ok": true, "payloadSub", "auth": {...}, "has": [bool, ...], "request": {...}}
@@ -72,7 +73,10 @@ async function runCase(c, clerkClient) {
     jwtKey: c.jwtKey,
     authorizedParties: c.authorizedParties ?? undefined,
     clockSkewInMs: c.clockSkewInMs,
+    audience: c.audience ?? undefined,
+    issuer: c.issuer ?? undefined,
   };
+  if (c.machine) return runMachineCase(c, clerkClient, verifyOptions);
   const treatPendingAsSignedOut = c.treatPendingAsSignedOut ?? true;
 
   // 1. The request path (informational + source of the auth object when signed in).
@@ -132,6 +136,18 @@ async function runCase(c, clerkClient) {
     if (a !== b) result.harnessWarning = `authenticateRequest and getAuthObjectFromJwt disagree: ${a} vs ${b}`;
   }
   return result;
+}
+
+// A machine token through authenticateRequest (Clerk's own routing: verifyMachineAuthToken for JWT forms, which
+// is networkless with jwtKey). Reports the request outcome and the machine auth's token type and subject.
+async function runMachineCase(c, clerkClient, verifyOptions) {
+  const requestState = await clerkClient.authenticateRequest(
+    new Request('http://localhost:5000/api/conformance', { headers: { Authorization: `Bearer ${c.token}` } }),
+    { ...verifyOptions, acceptsToken: 'any' },
+  );
+  const request = { status: requestState.status, reason: orNull(requestState.reason), tokenType: orNull(requestState.tokenType) };
+  if (requestState.status === 'signed-in') request.subject = orNull(requestState.toAuth().subject);
+  return { id: c.id, ok: requestState.status === 'signed-in', request };
 }
 
 async function main() {
