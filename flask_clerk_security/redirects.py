@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, quote_plus, urlsplit, urlunsplit
 from flask import Request
 
 from .config import ClerkSettings
-from .cookies import DEV_BROWSER, CookieContext, accounts_base_url
+from .cookies import DEV_BROWSER, CookieContext, accounts_base_url, request_url
 
 
 def _form_encode(pairs: Iterable[tuple[str, str]]) -> str:
@@ -47,8 +47,9 @@ def sign_in_url(settings: ClerkSettings, request: Request) -> str | None:
     if root and not parts.netloc and target.startswith("/") and not (target + "/").startswith(root + "/"):
         parts = parts._replace(path=root + parts.path)
     pairs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "redirect_url"]
-    pairs.append(("redirect_url", request.url))
-    cross_origin = bool(parts.netloc) and _host_and_port(parts.geturl()) != _host_and_port(request.url)
+    url = request_url(request)
+    pairs.append(("redirect_url", url))
+    cross_origin = bool(parts.netloc) and _host_and_port(parts.geturl()) != _host_and_port(url)
     development = bool(settings.publishable_key and settings.publishable_key.startswith("pk_test_"))
     if cross_origin and development:
         dev_browser = request.args.get(DEV_BROWSER) or _dev_browser_cookie(settings, request)
