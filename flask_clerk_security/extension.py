@@ -27,6 +27,7 @@ from .protection import (
     check_view_callable,
     is_markable,
     mark_required,
+    mark_wrapped,
     policy_of,
     request_accepts,
     signed_out_error,
@@ -323,6 +324,7 @@ class ClerkSecurity:
             if requirement.accepts is not None:
                 setattr(wrapper, _ACCEPTS_ATTR, requirement.accepts)
             setattr(wrapper, REQUIREMENTS_ATTR, (*getattr(func, REQUIREMENTS_ATTR, ()), requirement))
+            mark_wrapped(func, wrapper)
             return cast(F, wrapper)
 
         return decorator

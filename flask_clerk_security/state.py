@@ -33,6 +33,8 @@ PUBLIC_ATTR = "_clerk_public"
 ACCEPTS_ATTR = "_clerk_accepts_token"
 #: On a ``require()`` wrapper: the options of each ``require(...)`` it carries, innermost first (for ``clerk routes``).
 REQUIREMENTS_ATTR = "_clerk_requirements"
+#: On a function ``require()`` wrapped (and what it wraps): the wrappers, to spot ``require`` above ``@app.route``.
+WRAPPERS_ATTR = "_clerk_require_wrappers"
 
 
 @dataclass
