@@ -15,7 +15,7 @@ from . import pages
 from .audit import connect_default_handler, log_safe
 from .auth import Auth
 from .authenticate import RequestAuthenticator, token_from_authorization
-from .config import OPTION_NAMES, ClerkSettings, hold_secrets, load_settings
+from .config import OPTION_NAMES, ClerkSettings, clerk_config, hold_secrets, load_settings, warn_if_config_changed
 from .errors import ConfigurationError
 from .headers import install_talisman
 from .jwks import KeySource, PemKeySource, remote_key_source
@@ -182,6 +182,7 @@ class ClerkSecurity:
         app.context_processor(template_context)
         init_limiter(self.limiter, app, settings, owned=self._owns_limiter)
         app.extensions[EXTENSION_KEY] = state
+        state.config_at_init = clerk_config(app.config)
         if settings.security_headers:  # before _protect, so plain-HTTP requests are redirected first
             state.talisman, state.content_security_policy = install_talisman(app, settings)
         app.before_request(self._protect)
@@ -206,6 +207,9 @@ class ClerkSecurity:
         if req.method == "OPTIONS" and view_never_runs(req, view):
             return
         state: ClerkState = app.extensions[EXTENSION_KEY]
+        if state.config_at_init is not None:
+            at_init, state.config_at_init = state.config_at_init, None
+            warn_if_config_changed(app.config, at_init)
         environ = req.environ
         policy = policy_of(app, endpoint, view, req.method)
         accepts = policy.accepts or state.settings.accepts_token

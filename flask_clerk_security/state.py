@@ -54,6 +54,8 @@ class ClerkState:
     users: UserService | None = None
     #: Authenticates a request (for the token types its endpoint accepts) and stores the answer in the request.
     authenticate: Callable[[Request, ClerkState], Auth] | None = None
+    #: The ``CLERK_*`` keys of ``app.config`` as ``init_app`` read them; compared on the first request, then dropped.
+    config_at_init: dict[str, Any] | None = None
 
 
 def get_state(app: Flask | None = None) -> ClerkState:
