@@ -213,6 +213,7 @@ def _levels(app: Flask, endpoint: str, view: Any, method: str | None) -> list[tu
     view_class = getattr(view, "view_class", None)
     if view_class is not None:
         levels.append((view_class, True))
+        levels.append((getattr(view_class, "dispatch_request", None), False))  # a plain View's one handler
         if method is not None:
             handler = getattr(view_class, method.lower(), None)
             if handler is None and method == "HEAD":  # as MethodView.dispatch_request
