@@ -337,7 +337,7 @@ def test_public_or_require_on_a_plain_views_dispatch_request(
     app, clerk = app_factory()
 
     class Open(View):
-        methods = ["GET", "POST"]
+        methods = ("GET", "POST")
 
         @clerk.public
         def dispatch_request(self) -> dict[str, Any]:
