@@ -172,6 +172,12 @@ class ClerkSecurity:
 
     def init_app(self, app: Flask) -> None:
         """Validate configuration (raising :class:`ConfigurationError`) and install protection on ``app``."""
+        if EXTENSION_KEY in app.extensions:
+            # A second init would install every hook twice and silently replace the first one's settings.
+            raise ConfigurationError(
+                "ClerkSecurity is already set up on this app. Fix: call ClerkSecurity(app) or clerk.init_app(app) "
+                "once per app (share one ClerkSecurity instance between modules)."
+            )
         settings = load_settings(app.config, self._options)
         state = _build_state(settings)
         state.authenticate = _authenticate

@@ -433,3 +433,17 @@ def test_unchanged_clerk_keys_do_not_warn(clerk_issuer: ClerkTestIssuer, caplog:
     with caplog.at_level(logging.WARNING, logger="flask_clerk_security"):
         app.test_client().get("/api/me")
     assert "after ClerkSecurity.init_app" not in caplog.text
+
+
+def test_a_second_init_app_on_one_app_raises(clerk_issuer: ClerkTestIssuer) -> None:
+    """A second ClerkSecurity(app) (or init_app twice) installed every hook again and silently replaced the first
+    one's settings (its public routes, its authorized parties)."""
+    app = Flask(__name__)
+    app.config.update(clerk_issuer.config)
+    clerk = ClerkSecurity(app)
+    hooks = list(app.before_request_funcs[None])
+    with pytest.raises(ConfigurationError, match="already set up on this app"):
+        clerk.init_app(app)
+    with pytest.raises(ConfigurationError, match="already set up on this app"):
+        ClerkSecurity(app, public_routes=["/(.*)"])
+    assert app.before_request_funcs[None] == hooks
