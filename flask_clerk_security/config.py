@@ -644,6 +644,28 @@ def _check_satellite(settings: ClerkSettings) -> None:
         )
 
 
+def clerk_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``CLERK_*`` keys of ``config`` (list, dict and set values copied, so later in-place edits show)."""
+    return {
+        key: type(value)(value) if isinstance(value, (list, dict, set)) else value
+        for key, value in config.items()
+        if isinstance(key, str) and key.startswith("CLERK_")
+    }
+
+
+def warn_if_config_changed(config: Mapping[str, Any], at_init: Mapping[str, Any]) -> None:
+    """Warn, naming the keys (never their values), when ``CLERK_*`` keys changed after ``init_app`` read them:
+    the extension reads its settings once, so such a change does nothing."""
+    now = clerk_config(config)
+    changed = sorted(key for key in at_init.keys() | now.keys() if at_init.get(key) != now.get(key))
+    if changed:
+        logger.warning(
+            "%s changed in app.config after ClerkSecurity.init_app read it, so the change has no effect. Fix: set "
+            "CLERK_* keys before ClerkSecurity(app) / clerk.init_app(app) (in the app factory, before init_app)",
+            ", ".join(changed),
+        )
+
+
 def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> ClerkSettings:
     """Resolve and validate every setting; raises :class:`ConfigurationError` naming the key and the fix."""
     warn_unknown_keys(config)

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from flask import Request
 
 from .config import ClerkSettings
+from .errors import BadRequestURL
 from .tokens import try_decode
 
 SESSION = "__session"
@@ -35,6 +36,15 @@ HANDSHAKE_HELP = "__clerk_help"
 
 _LEGACY_DEV_SUFFIXES = (".lcl.dev", ".lclstage.dev", ".lclclerk.com")
 _CURRENT_DEV_SUFFIXES = (".accounts.dev", ".accountsstage.dev", ".accounts.lclclerk.com")
+
+
+def request_url(request: Request) -> str:
+    """``request.url``, or 400 when the untrusted ``Host`` header makes it unbuildable (werkzeug raises
+    ``ValueError`` for a port out of range; Clerk's ``new URL`` throws on it too)."""
+    try:
+        return request.url
+    except ValueError:
+        raise BadRequestURL() from None
 
 
 def cookie_suffix(publishable_key: str) -> str:
@@ -194,7 +204,7 @@ class CookieContext:
         self.sec_fetch_dest = request.headers.get("Sec-Fetch-Dest") or None
         self.accept = request.headers.get("Accept") or None
         self.referrer = request.headers.get("Referer") or None
-        self.clerk_url = request.url
+        self.clerk_url = request_url(request)
         self.instance_type = "development"
         self.frontend_api: str | None = None
         self.original_frontend_api = ""

@@ -120,6 +120,12 @@ class MalformedJSON(_JSONError, BadRequest):
         self.payload = {"error": "malformed_json", "detail": detail}
 
 
+class BadRequestURL(_JSONError, BadRequest):
+    """400: the request's URL cannot be rebuilt (a ``Host`` header whose port is no port, such as ``a:99999``)."""
+
+    payload: Mapping[str, Any] = {"error": "bad_request"}
+
+
 class BodyTooLarge(_JSONError, RequestEntityTooLarge):
     """413: the body is larger than ``CLERK_MAX_BODY_BYTES`` (or Flask's ``MAX_CONTENT_LENGTH``)."""
 

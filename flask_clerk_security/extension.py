@@ -16,7 +16,7 @@ from . import pages
 from .audit import connect_default_handler, log_safe
 from .auth import Auth
 from .authenticate import RequestAuthenticator, token_from_authorization
-from .config import OPTION_NAMES, ClerkSettings, hold_secrets, load_settings
+from .config import OPTION_NAMES, ClerkSettings, clerk_config, hold_secrets, load_settings, warn_if_config_changed
 from .errors import ConfigurationError
 from .headers import install_talisman
 from .jwks import KeySource, PemKeySource, remote_key_source
@@ -29,6 +29,7 @@ from .protection import (
     check_view_callable,
     is_markable,
     mark_required,
+    mark_wrapped,
     policy_of,
     request_accepts,
     signed_out_error,
@@ -193,6 +194,12 @@ class ClerkSecurity:
 
     def init_app(self, app: Flask) -> None:
         """Validate configuration (raising :class:`ConfigurationError`) and install protection on ``app``."""
+        if EXTENSION_KEY in app.extensions:
+            # A second init would install every hook twice and silently replace the first one's settings.
+            raise ConfigurationError(
+                "ClerkSecurity is already set up on this app. Fix: call ClerkSecurity(app) or clerk.init_app(app) "
+                "once per app (share one ClerkSecurity instance between modules)."
+            )
         settings = load_settings(app.config, self._options)
         state = _build_state(settings)
         state.authenticate = _authenticate
@@ -203,6 +210,7 @@ class ClerkSecurity:
         app.context_processor(template_context)
         init_limiter(self.limiter, app, settings, owned=self._owns_limiter)
         app.extensions[EXTENSION_KEY] = state
+        state.config_at_init = clerk_config(app.config)
         if settings.security_headers:  # before _protect, so plain-HTTP requests are redirected first
             state.talisman, state.content_security_policy = install_talisman(app, settings)
         app.before_request(self._protect)
@@ -227,6 +235,9 @@ class ClerkSecurity:
         if req.method == "OPTIONS" and view_never_runs(req, view):
             return
         state: ClerkState = app.extensions[EXTENSION_KEY]
+        if state.config_at_init is not None:
+            at_init, state.config_at_init = state.config_at_init, None
+            warn_if_config_changed(app.config, at_init)
         environ = req.environ
         policy = policy_of(app, endpoint, view, req.method)
         accepts = policy.accepts or state.settings.accepts_token
@@ -364,6 +375,7 @@ class ClerkSecurity:
             if requirement.accepts is not None:
                 setattr(wrapper, _ACCEPTS_ATTR, requirement.accepts)
             setattr(wrapper, REQUIREMENTS_ATTR, (*getattr(func, REQUIREMENTS_ATTR, ()), requirement))
+            mark_wrapped(func, wrapper)
             return cast(F, wrapper)
 
         return decorator

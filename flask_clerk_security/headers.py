@@ -19,6 +19,7 @@ from flask_talisman import Talisman
 from werkzeug.datastructures import Headers
 
 from .config import reveal
+from .cookies import request_url
 from .errors import ConfigurationError
 from .header_options import KEYWORDS as KEYWORDS
 from .header_options import KNOWN_DIRECTIVES as KNOWN_DIRECTIVES
@@ -207,6 +208,7 @@ class ClerkTalisman(Talisman):  # type: ignore[misc]  # flask-talisman ships no 
             return None
         if self.follows_app and (self.app.testing or (self.serves_loopback and _is_loopback(request))):
             return None
+        request_url(request)  # Talisman's redirect reads request.url: a Host it cannot rebuild gets 400, not 500
         redirect: Response | None = super()._force_https()
         return redirect
 

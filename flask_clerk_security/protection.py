@@ -25,12 +25,21 @@ from werkzeug.exceptions import HTTPException
 from . import signals
 from .auth import Auth, reverification_config
 from .authenticate import CSRF_REASON, is_page_request
+from .config import warn_once
 from .errors import AuthenticationRequired, AuthUnavailable, CSRFRejected, PermissionDenied, ReverificationRequired
 from .oauth_resource import protected_resource_metadata_url
 from .reasons import KEY_SOURCE_REASONS, AuthErrorReason
 from .reasons import UNAVAILABLE as UNAVAILABLE_REASONS
 from .redirects import sign_in_url
-from .state import ACCEPTS_ATTR, AUTH_KEY, AUTH_MESSAGE_KEY, PUBLIC_ATTR, REQUIREMENTS_ATTR, get_state
+from .state import (
+    ACCEPTS_ATTR,
+    AUTH_KEY,
+    AUTH_MESSAGE_KEY,
+    PUBLIC_ATTR,
+    REQUIREMENTS_ATTR,
+    WRAPPERS_ATTR,
+    get_state,
+)
 from .token_types import (
     OAUTH_TOKEN,
     SESSION_TOKEN,
@@ -188,6 +197,42 @@ def mark_required(target: Any, requirement: Requirement) -> None:
         setattr(target, ACCEPTS_ATTR, requirement.accepts)
 
 
+def mark_wrapped(func: Any, wrapper: Any) -> None:
+    """Record on ``func`` (and what it wraps) that ``require()`` wrapped it in ``wrapper``."""
+    while func is not None:
+        try:
+            setattr(func, WRAPPERS_ATTR, (*getattr(func, WRAPPERS_ATTR, ()), wrapper))
+        except AttributeError:  # a bound method takes no attributes
+            return
+        func = getattr(func, "__wrapped__", None)
+
+
+#: (app id, endpoint) pairs whose view was already looked at by :func:`_warn_if_require_is_above_route`.
+_looked_at: set[tuple[int, str]] = set()
+
+
+def _warn_if_require_is_above_route(app: Flask, endpoint: str, view: Any) -> None:
+    """Warn when the registered view was wrapped by ``require()`` but no wrapper of it is served by ``app``:
+    ``@clerk.require`` sits above ``@app.route``, which registered the undecorated function, so the
+    requirement is never checked (Flask-Login's ``login_required`` has the same trap)."""
+    if (id(app), endpoint) in _looked_at:
+        return
+    _looked_at.add((id(app), endpoint))
+    wrappers = {id(wrapper) for wrapper in getattr(view, WRAPPERS_ATTR, ())}
+    for function in app.view_functions.values():
+        served: Any = function
+        while served is not None:
+            if id(served) in wrappers:
+                return
+            served = getattr(served, "__wrapped__", None)
+    warn_once(
+        f"require-above-route:{id(app)}:{endpoint}",
+        "view %r: @clerk.require(...) is above the route decorator, so the route serves the function without it "
+        "and its requirements are NOT checked: put @clerk.require(...) below @app.route",
+        endpoint,
+    )
+
+
 class Policy(NamedTuple):
     """How one request to an endpoint is protected."""
 
@@ -212,6 +257,7 @@ def _levels(app: Flask, endpoint: str, view: Any, method: str | None) -> list[tu
     view_class = getattr(view, "view_class", None)
     if view_class is not None:
         levels.append((view_class, True))
+        levels.append((getattr(view_class, "dispatch_request", None), False))  # a plain View's one handler
         if method is not None:
             handler = getattr(view_class, method.lower(), None)
             if handler is None and method == "HEAD":  # as MethodView.dispatch_request
@@ -222,6 +268,8 @@ def _levels(app: Flask, endpoint: str, view: Any, method: str | None) -> list[tu
 
 def policy_of(app: Flask, endpoint: str, view: Any, method: str | None) -> Policy:
     """The protection of ``endpoint`` for a request with ``method`` (None: the endpoint's own levels only)."""
+    if hasattr(view, WRAPPERS_ATTR):
+        _warn_if_require_is_above_route(app, endpoint, view)
     if "." not in endpoint and getattr(view, "view_class", None) is None:  # a plain view function: the hot path
         own = getattr(view, REQUIREMENTS_ATTR, ())
         return Policy(getattr(view, PUBLIC_ATTR, False), (), getattr(view, ACCEPTS_ATTR, None), own)

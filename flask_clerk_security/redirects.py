@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, quote_plus, urlsplit, urlunsplit
 from flask import Request
 
 from .config import ClerkSettings
-from .cookies import DEV_BROWSER, REDIRECT_URL, SYNCED, CookieContext, accounts_base_url
+from .cookies import DEV_BROWSER, REDIRECT_URL, SYNCED, CookieContext, accounts_base_url, request_url
 
 
 def _form_encode(pairs: Iterable[tuple[str, str]]) -> str:
@@ -51,8 +51,9 @@ def sign_in_url(settings: ClerkSettings, request: Request, *, pending: bool = Fa
     if root and not parts.netloc and target.startswith("/") and not (target + "/").startswith(root + "/"):
         parts = parts._replace(path=root + parts.path)
     pairs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "redirect_url"]
-    cross_origin = bool(parts.netloc) and _host_and_port(parts.geturl()) != _host_and_port(request.url)
-    return_url = request.url
+    url = request_url(request)
+    cross_origin = bool(parts.netloc) and _host_and_port(parts.geturl()) != _host_and_port(url)
+    return_url = url
     if cross_origin and settings.is_satellite:  # back from the primary's sign-in, the satellite syncs
         return_url = _with_param(return_url, SYNCED, "false", replace=True)
     pairs.append(("redirect_url", return_url))

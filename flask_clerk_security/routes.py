@@ -546,10 +546,16 @@ def request_pathname(environ: Mapping[str, Any]) -> str:
         relative = _app_relative(target, script_name, path_info)
         if relative is not None:
             return _whatwg_path(relative)
-    requoted = "".join(
-        chr(b) if 0x20 < b < 0x7F and chr(b) not in "%?#" else f"%{b:02X}" for b in _wsgi_bytes(path_info)
+    return _whatwg_path(routed_pathname(environ))
+
+
+def routed_pathname(environ: Mapping[str, Any]) -> str:
+    """``PATH_INFO`` as Flask's router matches it, re-encoded as a client would send it (``%``, ``?``, ``#``,
+    controls and non-ASCII bytes escaped): dot segments kept, ``%2F`` already a slash."""
+    return "".join(
+        chr(b) if 0x20 < b < 0x7F and chr(b) not in "%?#" else f"%{b:02X}"
+        for b in _wsgi_bytes(str(environ.get("PATH_INFO", "")))
     )
-    return _whatwg_path(requoted)
 
 
 class RouteMatcher:
@@ -588,8 +594,14 @@ class RouteMatcher:
         return any(p.search(path) for p in self._compiled) or any(c(path) for c in self._callables)
 
     def matches_request(self, environ: Mapping[str, Any]) -> bool:
-        """Whether the request's app-relative path is public (see ``request_pathname``)."""
-        return self(request_pathname(environ))
+        """Whether the request's app-relative path is public: as Clerk reads it (``request_pathname``), and as
+        Flask routes it (``routed_pathname``). Clerk resolves dot segments and keeps ``%2F``; Flask does neither,
+        so ``/admin/x/../../health`` is ``/health`` to Clerk but reaches ``/admin/<path:rest>``."""
+        pathname = request_pathname(environ)
+        if not self(pathname):
+            return False
+        routed = routed_pathname(environ)
+        return routed == pathname or self(routed)
 
     def __bool__(self) -> bool:
         return self._combined is not None or bool(self._compiled or self._callables)

@@ -35,6 +35,8 @@ PUBLIC_ATTR = "_clerk_public"
 ACCEPTS_ATTR = "_clerk_accepts_token"
 #: On a ``require()`` wrapper: the options of each ``require(...)`` it carries, innermost first (for ``clerk routes``).
 REQUIREMENTS_ATTR = "_clerk_requirements"
+#: On a function ``require()`` wrapped (and what it wraps): the wrappers, to spot ``require`` above ``@app.route``.
+WRAPPERS_ATTR = "_clerk_require_wrappers"
 
 
 @dataclass
@@ -54,6 +56,8 @@ class ClerkState:
     users: UserService | None = None
     #: Authenticates a request (for the token types its endpoint accepts) and stores the answer in the request.
     authenticate: Callable[[Request, ClerkState], Auth] | None = None
+    #: The ``CLERK_*`` keys of ``app.config`` as ``init_app`` read them; compared on the first request, then dropped.
+    config_at_init: dict[str, Any] | None = None
 
 
 def get_state(app: Flask | None = None) -> ClerkState:

@@ -14,6 +14,7 @@ import hashlib
 import inspect
 import json
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -318,6 +319,10 @@ def get_current_user() -> Any:
 current_user: Any = LocalProxy(get_current_user)
 
 
+#: What cannot be in a JWT template name that goes into a URL path segment.
+_UNSAFE_TEMPLATE = re.compile(r"[/?#%\\\x00-\x1f\x7f]")
+
+
 def get_token(template: str) -> str:
     """A JWT from the JWT template named ``template`` for the current session (Clerk's
     ``POST /v1/sessions/{session_id}/tokens/{template_name}`` through the SDK), cached until shortly before it
@@ -325,6 +330,9 @@ def get_token(template: str) -> str:
     :class:`AuthUnavailable` (503) when the Backend API cannot answer."""
     if not isinstance(template, str) or not template:
         raise TypeError(f"get_token(template=...) takes a JWT template name, got {template!r}")
+    if _UNSAFE_TEMPLATE.search(template) or not template.strip("."):
+        # The SDK puts the name in the URL path unescaped: "../../../users/u/ban" would be another Backend API call.
+        raise ValueError(f"get_token(template=...): {log_safe(template)!r} is no JWT template name (/?#%\\, dots)")
     auth = get_auth()
     if not auth.is_authenticated or auth.token_type != SESSION_TOKEN or not auth.session_id:
         raise SessionRequired()

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from flask_clerk_security import ClerkSecurity, TokenVerificationError, verify_token
 from flask_clerk_security.testing import ClerkTestIssuer
@@ -270,3 +271,28 @@ def test_a_header_category_of_any_json_type_gets_an_answer(where: str, category:
     query = {"__clerk_handshake": token} if where == "handshake" else None
     response = client.get("/", query_string=query, headers=headers)
     assert response.status_code < 500
+
+
+@pytest.mark.parametrize("testing", [False, True])
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/api/me", {"Accept": "text/html", "Sec-Fetch-Dest": "document"}),
+        ("/api/me", {"Cookie": "__session=x; __client_uat=1"}),
+        ("/api/me", {"Authorization": "Bearer x", "Accept": "text/html", "Sec-Fetch-Dest": "document"}),
+    ],
+)
+def test_a_host_whose_port_is_no_port_gets_400(
+    clerk_issuer: ClerkTestIssuer, testing: bool, path: str, headers: dict[str, str]
+) -> None:
+    """Werkzeug cannot rebuild request.url for ``Host: a:99999999999``: the HTTPS redirect, the cookie path and
+    the sign-in redirect read it, so the untrusted header raised ValueError (a 500)."""
+    app = Flask(__name__)
+    app.config.update(clerk_issuer.config, TESTING=testing, CLERK_SIGN_IN_URL="/sign-in")
+    ClerkSecurity(app)
+    app.add_url_rule("/api/me", "me", lambda: {"ok": True})
+    environ = EnvironBuilder(path, headers=headers).get_environ()
+    environ["HTTP_HOST"] = "example.com:99999999999999999999"  # the test client itself cannot build this URL
+    body, status, _ = run_wsgi_app(app, environ, buffered=True)
+    assert status == "400 BAD REQUEST"
+    assert json.loads(b"".join(body)) == {"error": "bad_request"}

@@ -398,3 +398,52 @@ def test_bad_redis_uri_names_the_key(key: str, uri: str, problem: str) -> None:
     message = error_for({**config, key: uri})
     assert message.startswith(f"{key} is not a valid Redis URI: {problem}") and "Fix:" in message
     assert "hunter2" not in message
+
+
+def test_clerk_keys_changed_after_init_app_warn_on_the_first_request(
+    clerk_issuer: ClerkTestIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The settings are read once, by init_app: a later ``app.config["CLERK_AUTHORIZED_PARTIES"] = [...]`` did
+    nothing, silently (any azp stayed accepted). The first request now names the changed keys, never values."""
+    app = Flask(__name__)
+    app.config.update(clerk_issuer.config, TESTING=True, CLERK_PUBLIC_ROUTES=["/health"])
+    ClerkSecurity(app)
+    app.add_url_rule("/api/me", "me", lambda: {"user": current_auth.user_id})
+    app.config["CLERK_AUTHORIZED_PARTIES"] = ["https://app.example.com"]
+    app.config["CLERK_PUBLIC_ROUTES"].append("/docs")
+    client = app.test_client()
+    with caplog.at_level(logging.WARNING, logger="flask_clerk_security"):
+        assert client.get("/api/me", headers=clerk_issuer.auth_header()).status_code == 200
+        assert client.get("/api/me", headers=clerk_issuer.auth_header()).status_code == 200
+    warnings = [r.getMessage() for r in caplog.records if "after ClerkSecurity.init_app" in r.getMessage()]
+    assert warnings == [
+        "CLERK_AUTHORIZED_PARTIES, CLERK_PUBLIC_ROUTES changed in app.config after ClerkSecurity.init_app read it, so "
+        "the change has no effect. Fix: set CLERK_* keys before ClerkSecurity(app) / clerk.init_app(app) (in the app "
+        "factory, before init_app)"
+    ]
+    assert clerk_issuer.secret_key not in caplog.text
+
+
+def test_unchanged_clerk_keys_do_not_warn(clerk_issuer: ClerkTestIssuer, caplog: pytest.LogCaptureFixture) -> None:
+    app = Flask(__name__)
+    app.config.update(clerk_issuer.config, TESTING=True)
+    ClerkSecurity(app)
+    app.add_url_rule("/api/me", "me", lambda: {"user": current_auth.user_id})
+    app.config["OTHER"] = 1
+    with caplog.at_level(logging.WARNING, logger="flask_clerk_security"):
+        app.test_client().get("/api/me")
+    assert "after ClerkSecurity.init_app" not in caplog.text
+
+
+def test_a_second_init_app_on_one_app_raises(clerk_issuer: ClerkTestIssuer) -> None:
+    """A second ClerkSecurity(app) (or init_app twice) installed every hook again and silently replaced the first
+    one's settings (its public routes, its authorized parties)."""
+    app = Flask(__name__)
+    app.config.update(clerk_issuer.config)
+    clerk = ClerkSecurity(app)
+    hooks = list(app.before_request_funcs[None])
+    with pytest.raises(ConfigurationError, match="already set up on this app"):
+        clerk.init_app(app)
+    with pytest.raises(ConfigurationError, match="already set up on this app"):
+        ClerkSecurity(app, public_routes=["/(.*)"])
+    assert app.before_request_funcs[None] == hooks

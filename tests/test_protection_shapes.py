@@ -327,3 +327,30 @@ def test_unknown_option_without_a_close_name(clerk_issuer: ClerkTestIssuer) -> N
     with pytest.raises(TypeError, match=re.escape("unknown option 'zzz'. Options are the CLERK_")):
         ClerkSecurity(app, zzz=1)
     assert "clerk_security" not in app.extensions
+
+
+def test_public_or_require_on_a_plain_views_dispatch_request(
+    app_factory: AppFactory, clerk_issuer: ClerkTestIssuer
+) -> None:
+    """A plain View handles every method in dispatch_request: ``@clerk.public`` there did nothing (the request
+    was still 401), unlike on a MethodView's ``get``."""
+    app, clerk = app_factory()
+
+    class Open(View):
+        methods = ("GET", "POST")
+
+        @clerk.public
+        def dispatch_request(self) -> dict[str, Any]:
+            return {"user": current_auth.user_id}
+
+    class Closed(View):
+        @clerk.require(role="admin")
+        def dispatch_request(self) -> dict[str, Any]:
+            return {"user": current_auth.user_id}
+
+    app.add_url_rule("/open", view_func=Open.as_view("open"))
+    app.add_url_rule("/closed", view_func=Closed.as_view("closed"))
+    client = app.test_client()
+    assert statuses(client, "/open", clerk_issuer) == (200, 200, 200)
+    assert statuses(client, "/open", clerk_issuer, method="POST") == (200, 200, 200)
+    assert statuses(client, "/closed", clerk_issuer) == (401, 403, 200)

@@ -112,10 +112,11 @@ def test_stalled_replay_store_fails_fast_and_a_late_claim_never_blocks_the_deliv
     body, headers = clerk_issuer.sign_webhook(clerk_event("user.created"), msg_id="msg_stalled")
     stall = server.stall(2.5)
     first, first_time = timed(lambda: client.post(URL, data=body, headers=headers))
-    assert first.status_code == 503 and 0.9 < first_time < 1.6, "the first call waits for its 1 s timeout"
+    # Bounds in units of the 1 s timeout, not of speed: a loaded machine is slower, never a timeout faster.
+    assert first.status_code == 503 and 0.9 < first_time < 2.0, "the first call waits for one 1 s timeout"
     later = [timed(lambda: client.post(URL, data=body, headers=headers)) for _ in range(5)]
     assert [response.status_code for response, _ in later] == [503] * 5
-    assert max(elapsed for _, elapsed in later) < 0.1, "after a timeout the store answers at once"
+    assert max(elapsed for _, elapsed in later) < 0.5, "after a timeout the store answers without waiting for one"
     stall.join()
     # Redis has now run the claim the first delivery gave up on; it must not hold the delivery back.
     time.sleep(2.1)  # the breaker's cooldown: the next call probes Redis
@@ -150,8 +151,8 @@ def test_stalled_machine_token_cache_is_skipped_at_once(
     with caplog.at_level(logging.WARNING, logger="flask_clerk_security"):
         answers = [timed(lambda: client.get("/api/me", headers=headers)) for _ in range(6)]
     assert all(response.get_json() == {"subject": "user_cached"} for response, _ in answers)
-    assert answers[0][1] < 1.6, "one timeout, not one per cache call"
-    assert max(elapsed for _, elapsed in answers[1:]) < 0.2, "later requests skip the stalled cache"
+    assert answers[0][1] < 2.0, "one 1 s timeout, not one per cache call"
+    assert max(elapsed for _, elapsed in answers[1:]) < 0.5, "later requests skip the stalled cache (no timeout)"
     assert caplog.text.count("Redis unavailable") == 1, "the outage is logged once"
     stall.join()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Blueprint, Flask
 
 from flask_clerk_security import ClerkSecurity, current_auth
 from flask_clerk_security.testing import ClerkTestIssuer
@@ -226,3 +226,30 @@ def test_wrong_typed_has_arguments_are_refused_not_granted(clerk_issuer: ClerkTe
     ]
     for arguments in wrong:
         assert auth.has(**arguments) is False, arguments
+
+
+def test_require_above_the_route_decorator_warns(
+    app_factory: AppFactory, clerk_issuer: ClerkTestIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``@clerk.require`` above ``@app.get`` wraps a function the route already holds, so the route serves the
+    view without the requirement (a signed-in user without the permission gets 200): the first request warns.
+    A function served bare on one route and wrapped on another does not."""
+    app, clerk = app_factory()
+    bp = Blueprint("bp", __name__, url_prefix="/bp")
+
+    @clerk.require(permission="org:reports:read")
+    @bp.get("/above")
+    def above() -> dict[str, bool]:
+        return {"ok": True}
+
+    def shared() -> dict[str, bool]:
+        return {"ok": True}
+
+    app.add_url_rule("/bare", "bare", shared)
+    app.add_url_rule("/wrapped", "wrapped", clerk.require(role="admin")(shared))
+    app.register_blueprint(bp)
+    client = app.test_client()
+    assert client.get("/bare", headers=clerk_issuer.auth_header()).status_code == 200
+    assert "above the route decorator" not in caplog.text
+    assert client.get("/bp/above", headers=clerk_issuer.auth_header()).status_code == 200
+    assert "view 'bp.above': @clerk.require(...) is above the route decorator" in caplog.text

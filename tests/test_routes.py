@@ -177,7 +177,22 @@ def test_paths_clerk_keeps_closed_are_protected_over_real_http(app_factory: AppF
     with serve_app(app) as base_url:
         assert [_raw_get(base_url, path) for _, path in CLOSED_IN_CLERK] == [401] * len(CLOSED_IN_CLERK)
         assert [_raw_get(base_url, p) for p in ("/", "/status", "/sign-in/x", "//status", "/st%61tus")] == [200] * 5
-        assert [_raw_get(base_url, p) for p in ("/status%zz", "/x/../status/", "/status/..")] == [401, 200, 200]
+        # Clerk reads /x/../status/ as /status/, but Flask routes it to the catch-all view as x/../status/
+        assert [_raw_get(base_url, p) for p in ("/status%zz", "/x/../status/", "/status/..")] == [401, 401, 401]
+
+
+def test_a_path_public_to_clerk_but_routed_elsewhere_by_flask_is_protected(app_factory: AppFactory) -> None:
+    """Clerk resolves dot segments and keeps %2F; Flask's router does neither. /admin/x/../../health was /health
+    (public) to the matcher while Flask served it to /admin/<path:rest> anonymously."""
+    app, _ = app_factory(public_routes=["/health", "/files/:name", "/pub(.*)"])
+    app.add_url_rule("/admin/<path:rest>", "admin", lambda rest: "admin")
+    app.add_url_rule("/files/<path:name>", "files", lambda name: "file")
+    app.add_url_rule("/pub/<path:rest>", "pub", lambda rest: "pub")
+    app.add_url_rule("/health", "healthz", lambda: "ok")
+    closed = ["/admin/x/../../health", "/admin/x/%2e%2E/.%2e/pub/y", "/admin/x/..\\..\\health", "/files/a%2Fb"]
+    with serve_app(app) as base_url:
+        assert [_raw_get(base_url, path) for path in closed] == [401] * len(closed)
+        assert [_raw_get(base_url, p) for p in ("/health", "/files/a", "/pub/a/b", "/pub/../pub/x")] == [200] * 4
 
 
 def test_under_a_url_prefix_patterns_are_relative_to_the_app(app_factory: AppFactory) -> None:

@@ -394,3 +394,15 @@ def test_get_token_outage_is_503(
     clerk_backend_api.fail_status = 502
     response = app.test_client().get("/token/supabase", headers=bearer(clerk_issuer))
     assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+
+
+@pytest.mark.parametrize("template", ["../../../users/user_1/ban", "x?y=1", "x#y", "a%2F..", "a\\b", "..", ".", "a\nb"])
+def test_get_token_refuses_a_template_name_that_is_no_path_segment(
+    make_app: UserApp, clerk_issuer: ClerkTestIssuer, clerk_backend_api: BackendAPIStandIn, template: str
+) -> None:
+    """The SDK put the name into the URL path unescaped: "../../../users/user_1/ban" made the app POST
+    /v1/users/user_1/ban with its secret key. Such a name now raises before any Backend API call."""
+    app, _ = make_app()
+    with app.test_request_context(headers=bearer(clerk_issuer)), pytest.raises(ValueError, match="JWT template"):
+        get_token(template)
+    assert [call for call in clerk_backend_api.calls if call.method == "POST"] == []
