@@ -46,7 +46,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import redis
 import requests
@@ -95,10 +94,27 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
-             "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-             "--enable-debug-command", "local", "--logfile", str(self.dir / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.dir),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--enable-debug-command",
+                "local",
+                "--logfile",
+                str(self.dir / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for(lambda: bool(self.admin().ping()), 15, "redis-server")
 
@@ -184,18 +200,39 @@ class Gunicorn:
         self.log = log
         threads = ["--threads", "4"] if worker_class == "gthread" else []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
-             "--worker-class", worker_class, *threads, "--timeout", "30", "--graceful-timeout", "5",
-             "--error-logfile", str(log), "benchmarks.soak_app:app"],
-            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("ab"),
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(workers),
+                "--worker-class",
+                worker_class,
+                *threads,
+                "--timeout",
+                "30",
+                "--graceful-timeout",
+                "5",
+                "--error-logfile",
+                str(log),
+                "benchmarks.soak_app:app",
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("ab"),
         )
 
     def wait_ready(self) -> None:
         def ready() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn {self.name} exited:\n{self.log.read_text()[-3000:]}")
-            return requests.get(f"{self.url}/public", timeout=5,
-                                headers={"X-Forwarded-Proto": "https"}).status_code == 200
+            return (
+                requests.get(f"{self.url}/public", timeout=5, headers={"X-Forwarded-Proto": "https"}).status_code == 200
+            )
+
         wait_for(ready, 60, f"gunicorn {self.name}")
 
     def workers(self) -> dict[int, int]:
@@ -322,8 +359,15 @@ class Traffic:
         self.api_key = fixture.api.mint_api_key(subject="user_machine")
         self.unknown_key = "ak_" + secrets.token_urlsafe(32)
         self.kinds: list[tuple[str, int]] = [
-            ("public", 3), ("anonymous", 1), ("valid", 6), ("expired", 1), ("forged", 1), ("unknown_kid", 1),
-            ("limited", 2), ("api_key", 2), ("unknown_api_key", 1),
+            ("public", 3),
+            ("anonymous", 1),
+            ("valid", 6),
+            ("expired", 1),
+            ("forged", 1),
+            ("unknown_kid", 1),
+            ("limited", 2),
+            ("api_key", 2),
+            ("unknown_api_key", 1),
         ]
 
     def request(self, kind: str) -> tuple[str, dict[str, str], str | None]:
@@ -373,8 +417,7 @@ def load_thread(fixture: Fixture, traffic: Traffic, shared: Shared, deadline: fl
         start = time.monotonic()
         status, error, pid, ok_body = 0, "", 0, False
         try:
-            response = session.get(server.url + path, headers={**client_headers(), **headers},
-                                   timeout=REQUEST_TIMEOUT)
+            response = session.get(server.url + path, headers={**client_headers(), **headers}, timeout=REQUEST_TIMEOUT)
             status = response.status_code
             pid = int(response.headers.get("X-Soak-Pid", "0"))
             body = response.json() if response.headers.get("Content-Type", "").startswith("application/json") else {}
@@ -424,8 +467,12 @@ def webhook_thread(fixture: Fixture, shared: Shared, deadline: float, drain_dead
         status, error, pid = 0, "", 0
         delivery.attempts += 1
         try:
-            response = session.post(f"{server.url}/api/webhooks/clerk", data=body,
-                                    headers={**svix_address, **headers}, timeout=REQUEST_TIMEOUT)
+            response = session.post(
+                f"{server.url}/api/webhooks/clerk",
+                data=body,
+                headers={**svix_address, **headers},
+                timeout=REQUEST_TIMEOUT,
+            )
             status = response.status_code
             pid = int(response.headers.get("X-Soak-Pid", "0"))
             with suppress(ValueError):
@@ -504,8 +551,10 @@ def schedule(fixture: Fixture, shared: Shared, start: float, duration: float) ->
         (0.33, lambda: redis_pause(1.5)),
         (0.45, lambda: api_fault("500 on every call", fail_on, fail_off, 0.10 * cycle)),
         (0.50, lambda: redis_restart(1.5)),
-        (0.60, lambda: api_fault("restarted (connections refused)", fixture.switch.down, fixture.switch.up,
-                                 0.12 * cycle)),
+        (
+            0.60,
+            lambda: api_fault("restarted (connections refused)", fixture.switch.down, fixture.switch.up, 0.12 * cycle),
+        ),
     ]
     threads: list[threading.Thread] = []
     cycle_start = start
@@ -548,8 +597,11 @@ def allowed(result: Result, warm_since: dict[int, float], windows: list[Window])
     if kind == "webhook_forged":
         return status in (400, 429), False
     # New deliveries, retries and replays: 2xx, or the documented answers Svix retries.
-    documented = (status, error) in {(503, "webhook_store_unavailable"), (409, "webhook_in_progress"),
-                                     (429, "rate_limited")}
+    documented = (status, error) in {
+        (503, "webhook_store_unavailable"),
+        (409, "webhook_in_progress"),
+        (429, "rate_limited"),
+    }
     return 200 <= status < 300 or documented, documented and status == 503
 
 
@@ -595,10 +647,14 @@ def main() -> int:
         start = time.monotonic()
         deadline = start + args.duration
         budget = iter(range(args.max_requests))
-        threads = [threading.Thread(target=load_thread, args=(fixture, traffic, shared, deadline, budget))
-                   for _ in range(args.threads)]
-        threads += [threading.Thread(target=webhook_thread, args=(fixture, shared, deadline, deadline + DRAIN_LIMIT))
-                    for _ in range(2)]
+        threads = [
+            threading.Thread(target=load_thread, args=(fixture, traffic, shared, deadline, budget))
+            for _ in range(args.threads)
+        ]
+        threads += [
+            threading.Thread(target=webhook_thread, args=(fixture, shared, deadline, deadline + DRAIN_LIMIT))
+            for _ in range(2)
+        ]
         for thread in threads:
             thread.start()
         try:
@@ -614,9 +670,16 @@ def main() -> int:
     return report(args, shared, runs, logs, rss_before, rss_after, api_calls, time.monotonic() - began)
 
 
-def report(args: argparse.Namespace, shared: Shared, runs: Counter[str], logs: str,
-           rss_before: dict[str, dict[int, int]], rss_after: dict[str, dict[int, int]], api_calls: int,
-           wall: float) -> int:
+def report(
+    args: argparse.Namespace,
+    shared: Shared,
+    runs: Counter[str],
+    logs: str,
+    rss_before: dict[str, dict[int, int]],
+    rss_after: dict[str, dict[int, int]],
+    api_calls: int,
+    wall: float,
+) -> int:
     results = sorted(shared.results, key=lambda r: r.end)
     warm_since: dict[int, float] = {}
     for r in results:
@@ -647,31 +710,48 @@ def report(args: argparse.Namespace, shared: Shared, runs: Counter[str], logs: s
     statuses = Counter(r.status for r in results)
     levels = Counter(m.group(1) for m in re.finditer(r" (ERROR|WARNING|CRITICAL) flask_clerk_security", logs))
 
-    print(f"soak: {args.duration:.0f} s of load, gunicorn sync {args.workers} workers + gthread {args.workers}x4, "
-          f"{args.threads} load threads + 2 webhook threads; {os.cpu_count()} CPUs, load average "
-          f"{os.getloadavg()[0]:.1f}; wall time {wall:.1f} s")
-    print("faults: " + "; ".join(f"{w.target} {w.name} at {w.start - results[0].start:.1f} s for "
-                                 f"{w.end - w.start:.1f} s" for w in shared.windows[:7]) +
-          (f" (x{len(shared.windows) // 7} cycles)" if len(shared.windows) > 7 else ""))
+    print(
+        f"soak: {args.duration:.0f} s of load, gunicorn sync {args.workers} workers + gthread {args.workers}x4, "
+        f"{args.threads} load threads + 2 webhook threads; {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f}; wall time {wall:.1f} s"
+    )
+    print(
+        "faults: "
+        + "; ".join(
+            f"{w.target} {w.name} at {w.start - results[0].start:.1f} s for {w.end - w.start:.1f} s"
+            for w in shared.windows[:7]
+        )
+        + (f" (x{len(shared.windows) // 7} cycles)" if len(shared.windows) > 7 else "")
+    )
     print(f"requests: {len(results)} ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
     answers = ", ".join(f"{status or 'transport error'}: {n}" for status, n in sorted(statuses.items()))
     print(f"answers: {answers}")
-    print(f"latency: p50 {percentile(latencies, 0.5):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms, "
-          f"max {max(latencies, default=0):.0f} ms")
-    print(f"5xx outside the documented 503s: {undocumented_5xx} (documented 503s: {documented_503}); "
-          f"transport errors: {transport}")
+    print(
+        f"latency: p50 {percentile(latencies, 0.5):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms, "
+        f"max {max(latencies, default=0):.0f} ms"
+    )
+    print(
+        f"5xx outside the documented 503s: {undocumented_5xx} (documented 503s: {documented_503}); "
+        f"transport errors: {transport}"
+    )
     print(f"wrong decisions: {len(wrong)}")
     for r in wrong[:10]:
         print(f"  {r.kind} on {r.server} (pid {r.pid}) at {r.start - results[0].start:.2f} s: {r.status} {r.error!r}")
-    print(f"webhook ids delivered: {len(delivered)}; run 0 times: {run_counts[0]}, once: {run_counts[1]}, "
-          f"2+ times: {run_counts[2]} ({len(twice) - len(twice_unexcused)} logged as not remembered); "
-          f"never acknowledged: {len(unacked)}")
+    print(
+        f"webhook ids delivered: {len(delivered)}; run 0 times: {run_counts[0]}, once: {run_counts[1]}, "
+        f"2+ times: {run_counts[2]} ({len(twice) - len(twice_unexcused)} logged as not remembered); "
+        f"never acknowledged: {len(unacked)}"
+    )
     for name in rss_before:
         before, after = rss_before[name], rss_after[name]
-        print(f"worker RSS {name}: before {sum(before.values()) / 1024:.1f} MiB, after "
-              f"{sum(after.values()) / 1024:.1f} MiB ({len(after)} workers); restarted: {len(restarts[name])}")
-    print(f"Backend API calls: {api_calls}; extension log lines: "
-          + ", ".join(f"{k} {v}" for k, v in sorted(levels.items())))
+        print(
+            f"worker RSS {name}: before {sum(before.values()) / 1024:.1f} MiB, after "
+            f"{sum(after.values()) / 1024:.1f} MiB ({len(after)} workers); restarted: {len(restarts[name])}"
+        )
+    print(
+        f"Backend API calls: {api_calls}; extension log lines: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(levels.items()))
+    )
     if args.log_lines:
         for line, n in log_templates(logs).most_common(args.log_lines):
             print(f"  {n:5d} x {line}")
@@ -687,9 +767,19 @@ def report(args: argparse.Namespace, shared: Shared, runs: Counter[str], logs: s
     ]
     failures = [f for f in failures if f]
     if args.json:
-        print(json.dumps({"requests": len(results), "p50_ms": percentile(latencies, 0.5),
-                          "p99_ms": percentile(latencies, 0.99), "undocumented_5xx": undocumented_5xx,
-                          "wrong": len(wrong), "webhook_runs": dict(run_counts), "wall_s": wall}))
+        print(
+            json.dumps(
+                {
+                    "requests": len(results),
+                    "p50_ms": percentile(latencies, 0.5),
+                    "p99_ms": percentile(latencies, 0.99),
+                    "undocumented_5xx": undocumented_5xx,
+                    "wrong": len(wrong),
+                    "webhook_runs": dict(run_counts),
+                    "wall_s": wall,
+                }
+            )
+        )
     print("FAIL: " + "; ".join(failures) if failures else "PASS")
     return 1 if failures else 0
 

@@ -26,8 +26,8 @@ from . import signals
 from .auth import Auth, reverification_config
 from .authenticate import CSRF_REASON, is_page_request
 from .errors import AuthenticationRequired, AuthUnavailable, CSRFRejected, PermissionDenied, ReverificationRequired
-from .reasons import KEY_SOURCE_REASONS, AuthErrorReason
 from .reasons import UNAVAILABLE as UNAVAILABLE_REASONS
+from .reasons import AuthErrorReason
 from .redirects import sign_in_url
 from .state import ACCEPTS_ATTR, PUBLIC_ATTR, REQUIREMENTS_ATTR, get_state
 from .token_types import SESSION_TOKEN, AcceptsToken, accepts_machine_tokens, is_accepted, parse_accepts_token
@@ -225,8 +225,8 @@ def signed_out_error(auth: Auth) -> HTTPException:
         return CSRFRejected()
     signals.authentication_failed.send(app, reason=auth.reason)
     if auth.reason in UNAVAILABLE_REASONS:
-        if auth.reason not in KEY_SOURCE_REASONS:  # the key source logs its outages once, not per request
-            logger.error("authentication unavailable: %s", auth.reason)
+        # Where it comes from (the key source, the machine-token verifier) logs each outage once, not per request.
+        logger.debug("authentication unavailable: %s", auth.reason)
         return AuthUnavailable()
     if is_page_request(req) and is_accepted(SESSION_TOKEN, request_accepts(app, req)):
         target = sign_in_url(get_state(app).settings, req)
