@@ -335,7 +335,6 @@ class Fixture:
             "CLERK_WEBHOOK_PROCESSING_TTL": "10",
             "CLERK_WEBHOOK_RATE_LIMIT": "6000 per minute",
             "CLERK_STORE_KEY_PREFIX": prefix,
-            "SOAK_PREFIX": prefix,
             "SOAK_RUNS_FILE": str(self.runs_file),
         }
         self.servers = [

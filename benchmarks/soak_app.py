@@ -2,8 +2,8 @@
 
 Configured from the environment as in production (``CLERK_SECRET_KEY``, ``CLERK_API_URL``,
 ``CLERK_RATELIMIT_STORAGE_URI``, ...), behind ProxyFix, with logging configured so the extension's log lines
-reach gunicorn's stderr. ``SOAK_RUNS_FILE`` is where the webhook handler appends one line per run;
-``SOAK_PREFIX`` namespaces the limiter's keys. Every answer carries ``X-Soak-Pid`` (the worker that made it).
+reach gunicorn's stderr. ``SOAK_RUNS_FILE`` is where the webhook handler appends one line per run.
+Every answer carries ``X-Soak-Pid`` (the worker that made it).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ logging.getLogger("flask_clerk_security").setLevel(logging.WARNING)
 
 def create_app() -> Flask:
     app = Flask("soak")
-    app.config["RATELIMIT_KEY_PREFIX"] = os.environ["SOAK_PREFIX"]
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
     clerk = ClerkSecurity(app)
     runs_file = os.environ["SOAK_RUNS_FILE"]
