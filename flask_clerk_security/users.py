@@ -183,7 +183,7 @@ class UserService:
             self.cache = MemoryUserCache(settings.user_cache_size, lifetime)
         else:
             try:
-                store = store_from_uri(settings.user_cache_uri, prefix=settings.store_key_prefix)
+                store = store_from_uri(settings.user_cache_uri, prefix=settings.store_key_prefix, purpose="user cache")
             except ConfigurationError as exc:
                 raise ConfigurationError(f"CLERK_USER_CACHE_URI: {exc}") from None
             # Two Clerk instances (staging, production) sharing one Redis never see each other's users.
@@ -224,7 +224,8 @@ class UserService:
         try:
             cached = self.cache.get(user_id)
         except StoreError as exc:
-            logger.warning("user cache unavailable (%s): fetching from the Backend API", exc)
+            # The store's circuit breaker logs the outage once ("user cache: Redis unavailable"), not per request.
+            logger.debug("user cache unavailable (%s): fetching from the Backend API", exc)
             cached = None
         fetched_at = time.time()
         if cached is not None and fetched_at - cached[1] < self.ttl:
@@ -248,7 +249,7 @@ class UserService:
         try:
             self.cache.set(user_id, user, fetched_at)
         except StoreError as exc:
-            logger.warning("user cache unavailable (%s): user not cached", exc)
+            logger.debug("user cache unavailable (%s): user not cached", exc)
         return user
 
     def invalidate(self, user_id: str) -> None:
