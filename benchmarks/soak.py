@@ -17,7 +17,9 @@ promise for that request at that moment:
   Backend API outage (``CLERK_JWKS_MAX_STALE``);
 - the rate-limited route: 200 or 429 (the limiter falls back to memory while Redis is out, never 5xx);
 - API keys (verified by the Backend API, cached in Redis): 200 / 401, and 503 ``auth_unavailable`` only for
-  a request overlapping a Backend API fault (plus 1 s);
+  a request overlapping a Backend API fault (plus 1 s) or one that spent the verification deadline;
+- ``current_user`` (cached in Redis, fetched from the Backend API): 200 naming the user, 503 ``auth_unavailable``
+  as for API keys;
 - webhooks (real svix signatures): 2xx, or 503 ``webhook_store_unavailable`` / 409 ``webhook_in_progress`` /
   429, which the generator retries as Svix does until 2xx; replays of acknowledged ids; forged signatures: 400.
 
@@ -358,6 +360,8 @@ class Traffic:
     def __init__(self, fixture: Fixture) -> None:
         issuer = fixture.issuer
         self.users = [f"user_soak{i}" for i in range(20)]
+        for user in self.users:
+            fixture.api.add_user(user_id=user, first_name=user)
         self.valid = {u: issuer.session_token(user_id=u, azp=AZP, lifetime=3600) for u in self.users}
         self.expired = issuer.session_token(azp=AZP, issued_at=time.time() - 7200, lifetime=60)
         self.forged = ClerkTestIssuer(kid=issuer.kid).session_token(azp=AZP, lifetime=3600)
@@ -372,6 +376,7 @@ class Traffic:
             ("forged", 1),
             ("unknown_kid", 1),
             ("limited", 2),
+            ("profile", 2),
             ("api_key", 2),
             ("unknown_api_key", 1),
         ]
@@ -387,6 +392,8 @@ class Traffic:
             return "/api/me", bearer(self.valid[user]), user
         if kind == "limited":
             return "/api/limited", bearer(self.valid[user]), user
+        if kind == "profile":
+            return "/api/profile", bearer(self.valid[user]), user
         if kind == "expired":
             return "/api/me", bearer(self.expired), None
         if kind == "forged":
@@ -594,6 +601,10 @@ def allowed(result: Result, warm_since: dict[int, float], windows: list[Window])
             return True, True
         ok = (status == 200 and result.ok_body) or (kind == "limited" and status == 429)
         return ok, False
+    if kind == "profile":  # the user cache serves stale users through an outage, but not users never fetched
+        if unavailable and (cold or api_fault or result.end - result.start >= DEADLINE_SPENT):
+            return True, True
+        return status == 200 and result.ok_body, False
     if kind in ("api_key", "unknown_api_key"):
         if unavailable and (api_fault or result.end - result.start >= DEADLINE_SPENT):
             return True, True
@@ -720,7 +731,7 @@ def report(
 ) -> int:
     results = sorted(shared.results, key=lambda r: r.end)
     for r in results:
-        if r.kind in ("valid", "limited") and r.status == 200:
+        if r.kind in ("valid", "limited", "profile") and r.status == 200:
             warm_since.setdefault(r.pid, r.end)
     wrong: list[Result] = []
     undocumented_5xx = documented_503 = transport = 0

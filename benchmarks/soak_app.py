@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask, Response
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from flask_clerk_security import ClerkSecurity, current_auth
+from flask_clerk_security import ClerkSecurity, current_auth, current_user
 from flask_clerk_security.webhooks import WebhookEvent
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
@@ -36,6 +36,11 @@ def create_app() -> Flask:
     @app.get("/api/me")
     def me() -> dict[str, Any]:
         return {"user_id": current_auth.user_id}
+
+    @app.get("/api/profile")
+    def profile() -> dict[str, Any]:
+        user = current_user._get_current_object()  # cached across requests (Redis), fetched from the Backend API
+        return {"user_id": user.id if user else None}
 
     @app.get("/api/limited")
     @clerk.limiter.limit("3 per minute")

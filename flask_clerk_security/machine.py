@@ -12,7 +12,6 @@ import json
 import logging
 import random
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -64,8 +63,6 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
 }
 _ATTEMPTS = 3
 _BACKOFF = 0.05
-#: While verification keeps failing, one log line this often (the failures in between are counted).
-_STILL_DOWN_EVERY = 300.0
 
 
 # -- detection (tokens/machine.ts) -------------------------------------------------------------------------------
@@ -215,46 +212,6 @@ def _jwt_scopes(token_type: str, payload: Mapping[str, Any]) -> list[str]:
     return []
 
 
-class _OutageLog:
-    """One log line per Backend API outage for machine tokens (down, still down every few minutes, back), not one
-    per request: during an outage every machine-token request fails the same way."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._down_since: float | None = None
-        self._refused = 0
-        self._last_line = 0.0
-
-    def failed(self, message: str) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self._refused += 1
-            if self._down_since is None:
-                self._down_since = self._last_line = now
-                logger.error("%s; machine-token requests get 503 until the Backend API answers", message)
-            elif now - self._last_line >= _STILL_DOWN_EVERY:
-                self._last_line = now
-                logger.error(
-                    "machine-token verification still failing after %.0f s (%s); %d requests refused so far",
-                    now - self._down_since,
-                    message,
-                    self._refused,
-                )
-
-    def answered(self) -> None:
-        if self._down_since is None:
-            return
-        with self._lock:
-            if self._down_since is not None:
-                logger.warning(
-                    "Backend API verifies machine tokens again after %.0f s (%d requests refused)",
-                    time.monotonic() - self._down_since,
-                    self._refused,
-                )
-            self._down_since = None
-            self._refused = 0
-
-
 class MachineVerifier:
     """Verifies machine tokens for one app: Backend API for opaque tokens (optionally cached), local keys for
     JWT forms."""
@@ -264,7 +221,9 @@ class MachineVerifier:
         self.key_source = key_source
         self.cache = cache if settings.machine_token_cache_ttl > 0 else None
         self._skew = settings.clock_skew
-        self._outage = _OutageLog()
+        self._outage = backend_api.OutageLog(
+            "machine-token verification", "machine-token requests get 503 until the Backend API answers"
+        )
 
     def verify(self, token: str) -> Auth:
         """The ``Auth`` of a machine token; a signed-out ``Auth`` carrying Clerk's reason when refused."""
@@ -355,7 +314,7 @@ class MachineVerifier:
                 self._refuse_unless_retryable(exc, token_type, bearer)
                 pause = _BACKOFF * (2**attempt) * (1 + random.random())  # noqa: S311 (jitter, not a secret)
                 if attempt == _ATTEMPTS - 1 or time.monotonic() + pause >= deadline - 0.05:
-                    self._outage.failed(f"Backend API could not verify a {token_type}: {exc}")
+                    self._outage.failed(f"Backend API could not verify a {token_type} ({exc})")
                     raise TokenVerificationError(Reason.UNEXPECTED_ERROR, str(exc)) from None
                 logger.debug("Backend API %s failed (%s); retrying", path, exc)
                 time.sleep(pause)
@@ -371,8 +330,8 @@ class MachineVerifier:
         if status == 401:
             which = "CLERK_MACHINE_SECRET_KEY" if bearer.reveal().startswith(API_KEY_PREFIX) else "CLERK_SECRET_KEY"
             self._outage.failed(
-                f"Clerk Backend API refused {which} ({bearer.masked()}) while verifying a {token_type}: every "
-                "machine token is refused until the key is fixed. Fix: copy the key from the Clerk Dashboard"
+                f"Clerk Backend API refused {which} ({bearer.masked()}) while verifying a {token_type}. Fix: copy "
+                "the key from the Clerk Dashboard"
             )
             raise TokenVerificationError(Reason.SECRET_KEY_INVALID, "The Backend API refused the secret key.")
         if status in (400, 404, 422):
