@@ -652,13 +652,13 @@ def running(workers: int) -> Iterator[Fixture]:
 
 def warm_up(fixture: Fixture, traffic: Traffic) -> dict[int, float]:
     """A few requests of each kind per server, so "RSS before" counts what the workers import lazily (svix on the
-    first webhook, the Redis clients) and the change shows what the load added. Returns the workers that answered
-    a session token (they hold keys from then on) and when."""
+    first webhook, the Backend API SDK on the first ``current_user``) and the change shows what the load added.
+    Returns the workers that answered a session token (they hold keys from then on) and when."""
     session = requests.Session()
     warm: dict[int, float] = {}
     for server in fixture.servers:
         for _ in range(4):
-            for kind in ("public", "valid", "api_key"):
+            for kind in ("public", "valid", "api_key", "profile"):
                 path, headers, _ = traffic.request(kind)
                 response = session.get(
                     server.url + path, headers={**client_headers(), **headers}, timeout=REQUEST_TIMEOUT
