@@ -122,6 +122,58 @@ def _forget_session_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_session_in_child)
 
 
+#: While the Backend API stays down for one caller, one log line this often (the requests in between are counted).
+STILL_DOWN_EVERY = 300.0
+
+
+class OutageLog:
+    """One log line per Backend API outage as one caller sees it (down, still down every few minutes, back), not
+    one per request: during an outage every request that needs the API fails the same way.
+
+    ``failed(detail)`` per refused request, ``answered()`` when the API answers again; ``name`` and
+    ``consequence`` say who is affected and how (``"machine-token requests get 503 ..."``).
+    """
+
+    def __init__(self, name: str, consequence: str) -> None:
+        self.name = name
+        self.consequence = consequence
+        self._lock = threading.Lock()
+        self._down_since: float | None = None
+        self._affected = 0
+        self._last_line = 0.0
+
+    def failed(self, detail: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._affected += 1
+            if self._down_since is None:
+                self._down_since = self._last_line = now
+                logger.error("%s: %s; %s", self.name, detail, self.consequence)
+            elif now - self._last_line >= STILL_DOWN_EVERY:
+                self._last_line = now
+                logger.error(
+                    "%s still failing after %.0f s (%s); %d requests affected so far",
+                    self.name,
+                    now - self._down_since,
+                    detail,
+                    self._affected,
+                )
+
+    def answered(self) -> None:
+        if self._down_since is None:
+            return
+        with self._lock:
+            if self._down_since is not None:
+                logger.warning(
+                    "%s: Backend API answers again after %.0f s (%d requests affected)",
+                    self.name,
+                    time.monotonic() - self._down_since,
+                    self._affected,
+                )
+            self._down_since = None
+            self._affected = 0
+
+
 class BackendAPIError(Exception):
     """The Backend API could not be reached, timed out, or answered with an error status."""
 

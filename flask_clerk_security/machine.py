@@ -222,6 +222,9 @@ class MachineVerifier:
         self.key_source = key_source
         self.cache = cache if settings.machine_token_cache_ttl > 0 else None
         self._skew = settings.clock_skew
+        self._outage = backend_api.OutageLog(
+            "machine-token verification", "machine-token requests get 503 until the Backend API answers"
+        )
 
     def verify(self, token: str) -> Auth:
         """The ``Auth`` of a machine token; a signed-out ``Auth`` carrying Clerk's reason when refused."""
@@ -309,7 +312,7 @@ class MachineVerifier:
         deadline = time.monotonic() + settings.http_timeout
         for attempt in range(_ATTEMPTS):
             try:
-                return backend_api.call(
+                answer = backend_api.call(
                     "POST",
                     settings.api_url + path,
                     bearer=bearer,
@@ -320,30 +323,30 @@ class MachineVerifier:
                 self._refuse_unless_retryable(exc, token_type, bearer)
                 pause = _BACKOFF * (2**attempt) * (1 + random.random())  # noqa: S311 (jitter, not a secret)
                 if attempt == _ATTEMPTS - 1 or time.monotonic() + pause >= deadline - 0.05:
-                    logger.error("Backend API could not verify a %s: %s", token_type, exc)
+                    self._outage.failed(f"Backend API could not verify a {token_type} ({exc})")
                     raise TokenVerificationError(Reason.UNEXPECTED_ERROR, str(exc)) from None
-                logger.warning("Backend API %s failed (%s); retrying", path, exc)
+                logger.debug("Backend API %s failed (%s); retrying", path, exc)
                 time.sleep(pause)
+            else:
+                self._outage.answered()
+                return answer
         raise AssertionError("unreachable")  # pragma: no cover
 
-    @staticmethod
-    def _refuse_unless_retryable(exc: backend_api.BackendAPIError, token_type: str, bearer: Secret) -> None:
+    def _refuse_unless_retryable(self, exc: backend_api.BackendAPIError, token_type: str, bearer: Secret) -> None:
         status = exc.status
         if status is None or status >= 500:
             return
         if status == 401:
             which = "CLERK_MACHINE_SECRET_KEY" if bearer.reveal().startswith(API_KEY_PREFIX) else "CLERK_SECRET_KEY"
-            logger.error(
-                "Clerk Backend API refused %s (%s) while verifying a %s: every machine token is refused until "
-                "the key is fixed. Fix: copy the key from the Clerk Dashboard.",
-                which,
-                bearer.masked(),
-                token_type,
+            self._outage.failed(
+                f"Clerk Backend API refused {which} ({bearer.masked()}) while verifying a {token_type}. Fix: copy "
+                "the key from the Clerk Dashboard"
             )
             raise TokenVerificationError(Reason.SECRET_KEY_INVALID, "The Backend API refused the secret key.")
         if status in (400, 404, 422):
+            self._outage.answered()
             raise TokenVerificationError(Reason.TOKEN_INVALID, f"{token_type} not found or malformed ({status}).")
-        logger.error("Backend API answered %s while verifying a %s", status, token_type)
+        self._outage.failed(f"Backend API answered {status} while verifying a {token_type}")
         raise TokenVerificationError(Reason.UNEXPECTED_ERROR, f"Backend API answered {status}.")
 
     # Cache of successful verifications ---------------------------------------------------------------------------

@@ -28,8 +28,8 @@ from .authenticate import CSRF_REASON, is_page_request
 from .config import warn_once
 from .errors import AuthenticationRequired, AuthUnavailable, CSRFRejected, PermissionDenied, ReverificationRequired
 from .oauth_resource import protected_resource_metadata_url
-from .reasons import KEY_SOURCE_REASONS, AuthErrorReason
 from .reasons import UNAVAILABLE as UNAVAILABLE_REASONS
+from .reasons import AuthErrorReason
 from .redirects import sign_in_url
 from .state import (
     ACCEPTS_ATTR,
@@ -310,8 +310,8 @@ def signed_out_error(auth: Auth, unauthenticated_url: str | None = None) -> HTTP
         return CSRFRejected()
     signals.authentication_failed.send(app, reason=auth.reason)
     if auth.reason in UNAVAILABLE_REASONS:
-        if auth.reason not in KEY_SOURCE_REASONS:  # the key source logs its outages once, not per request
-            logger.error("authentication unavailable: %s", auth.reason)
+        # Where it comes from (the key source, the machine-token verifier) logs each outage once, not per request.
+        logger.debug("authentication unavailable: %s", auth.reason)
         return AuthUnavailable()
     accepts = request_accepts(app, req)
     if is_page_request(req) and is_accepted(SESSION_TOKEN, accepts):

@@ -93,10 +93,6 @@ KEY_UNAVAILABLE = frozenset(
 )
 #: Every refusal answered 503: the key source, or an unexpected failure of the machine-token path.
 UNAVAILABLE = KEY_UNAVAILABLE | {AuthErrorReason.UNEXPECTED_ERROR}
-#: The reasons the key source (:mod:`.jwks`) logs itself, once per outage rather than once per request.
-KEY_SOURCE_REASONS = frozenset(
-    {TokenVerificationErrorReason.JWK_REMOTE_FAILED_TO_LOAD, TokenVerificationErrorReason.SECRET_KEY_INVALID}
-)
 
 #: The token refusals Clerk answers with a handshake on a page, as the ``AuthErrorReason`` they become.
 HANDSHAKE_REASONS = {

@@ -177,6 +177,13 @@ class UserService:
         self._lock = threading.Lock()
         self.ttl = settings.user_cache_ttl
         self.max_stale = settings.user_cache_max_stale
+        self._outage = backend_api.OutageLog(
+            "current_user",
+            "users cached within CLERK_USER_CACHE_MAX_STALE are served, others get 503 until the Backend API answers",
+        )
+        self._token_outage = backend_api.OutageLog(
+            "get_token", "template tokens cannot be made (503) until the Backend API answers"
+        )
         lifetime = max(settings.user_cache_ttl + settings.user_cache_max_stale, 0.001)
         uri = reveal(settings.user_cache_uri) or "memory://"
         self.cache: UserCache
@@ -184,7 +191,7 @@ class UserService:
             self.cache = MemoryUserCache(settings.user_cache_size, lifetime)
         else:
             try:
-                store = store_from_uri(settings.user_cache_uri, prefix=settings.store_key_prefix)
+                store = store_from_uri(settings.user_cache_uri, prefix=settings.store_key_prefix, purpose="user cache")
             except ConfigurationError as exc:
                 raise ConfigurationError(f"CLERK_USER_CACHE_URI: {exc}") from None
             # Two Clerk instances (staging, production) sharing one Redis never see each other's users.
@@ -225,7 +232,8 @@ class UserService:
         try:
             cached = self.cache.get(user_id)
         except StoreError as exc:
-            logger.warning("user cache unavailable (%s): fetching from the Backend API", exc)
+            # The store's circuit breaker logs the outage once ("user cache: Redis unavailable"), not per request.
+            logger.debug("user cache unavailable (%s): fetching from the Backend API", exc)
             cached = None
         fetched_at = time.time()
         if cached is not None and fetched_at - cached[1] < self.ttl:
@@ -234,6 +242,7 @@ class UserService:
             user = self.backend.users.get(user_id=user_id)
         except Exception as exc:
             if _not_found(exc):  # deleted in Clerk: signed in a moment longer, but no user to show
+                self._outage.answered()
                 try:
                     self.invalidate(user_id)
                 except StoreError as store_exc:
@@ -241,15 +250,15 @@ class UserService:
                 return None
             if not _is_outage(exc):
                 raise
+            self._outage.failed(f"Backend API unavailable ({type(exc).__name__})")
             if cached is not None and fetched_at - cached[1] < self.ttl + self.max_stale:
-                logger.warning("Backend API unavailable (%s): serving a cached user", type(exc).__name__)
                 return cached[0]
-            logger.error("Backend API unavailable (%s) and no cached user: 503", type(exc).__name__)
             raise AuthUnavailable() from None
+        self._outage.answered()
         try:
             self.cache.set(user_id, user, fetched_at)
         except StoreError as exc:
-            logger.warning("user cache unavailable (%s): user not cached", exc)
+            logger.debug("user cache unavailable (%s): user not cached", exc)
         return user
 
     def invalidate(self, user_id: str) -> None:
@@ -273,9 +282,10 @@ class UserService:
             answer = self.backend.sessions.create_token_from_template(session_id=session_id, template_name=template)
         except Exception as exc:
             if _is_outage(exc):
-                logger.error("Backend API unavailable (%s): no template token", type(exc).__name__)
+                self._token_outage.failed(f"Backend API unavailable ({type(exc).__name__})")
                 raise AuthUnavailable() from None
             raise
+        self._token_outage.answered()
         token = answer.jwt
         if not isinstance(token, str) or not token:
             raise AuthUnavailable()

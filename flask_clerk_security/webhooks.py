@@ -320,8 +320,8 @@ class WebhookBlueprint(Blueprint):
         for before in state.before_handlers.get(event.type, ()):
             try:
                 before(event)
-            except StoreError as exc:
-                logger.error("webhook %s not processed: cache store unavailable (%s)", log_safe(event.id), exc)
+            except StoreError as exc:  # the store's circuit breaker logs the outage once, not per delivery
+                logger.debug("webhook %s not processed: cache store unavailable (%s)", log_safe(event.id), exc)
                 raise WebhookStoreUnavailable() from None
         handlers = self.handlers_for(event.type)
         if not handlers:
@@ -338,8 +338,8 @@ def _dispatch(state: WebhookState, event: WebhookEvent, handlers: list[WebhookHa
     try:
         claimed = state.store.add(key, claim, state.processing_ttl)
         status = None if claimed else state.store.get(key)
-    except StoreError as exc:
-        logger.error("webhook %s not processed: replay store unavailable (%s)", log_safe(event.id), exc)
+    except StoreError as exc:  # the store's circuit breaker logs the outage once, not per delivery
+        logger.debug("webhook %s not processed: replay store unavailable (%s)", log_safe(event.id), exc)
         raise WebhookStoreUnavailable() from None
     if not claimed:
         if status == _DONE:

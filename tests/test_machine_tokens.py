@@ -486,8 +486,35 @@ def test_5xx_is_retried_then_503(
         response = client.get("/api/keys", headers=bearer(key))
     assert response.status_code == 503
     assert response.get_json() == {"error": "auth_unavailable"}
-    assert "authentication unavailable: unexpected-error" in caplog.text
+    assert "Backend API could not verify a api_key (Backend API answered 500)" in caplog.text
     assert len(verify_calls(clerk_backend_api)) == 3
+
+
+def test_a_backend_api_outage_logs_once_not_per_request(
+    make_app: MachineApp, clerk_backend_api: BackendAPIStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by benchmarks/soak.py: every machine-token request of an outage logged two ERROR lines and a
+    WARNING per retry. Now: one ERROR when it starts, one WARNING when it ends, the requests in between counted."""
+    client = make_app().test_client()
+    key = clerk_backend_api.mint_api_key()
+    clerk_backend_api.fail_status = 500
+    with caplog.at_level(logging.DEBUG, logger="flask_clerk_security"):
+        caplog.clear()  # only what the requests log, not the app's start-up warnings
+        assert [client.get("/api/keys", headers=bearer(key)).status_code for _ in range(4)] == [503] * 4
+        clerk_backend_api.fail_status = None
+        assert client.get("/api/keys", headers=bearer(key)).status_code == 200
+        assert client.get("/api/keys", headers=bearer("ak_unknown")).status_code == 401
+    loud = [(r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+    assert loud == [
+        (
+            "ERROR",
+            "machine-token verification: Backend API could not verify a api_key (Backend API answered 500); "
+            "machine-token requests get 503 until the Backend API answers",
+        ),
+        ("WARNING", loud[1][1]),
+    ]
+    assert loud[1][1].startswith("machine-token verification: Backend API answers again after")
+    assert loud[1][1].endswith("(4 requests affected)")
 
 
 def test_a_transient_5xx_recovers_on_retry(make_app: MachineApp, clerk_backend_api: BackendAPIStandIn) -> None:

@@ -126,6 +126,24 @@ def test_stalled_replay_store_fails_fast_and_a_late_claim_never_blocks_the_deliv
     assert client.post(URL, data=body, headers=headers).get_json() == {"status": "duplicate"}
 
 
+def test_replay_store_outage_logs_once_not_per_delivery(
+    clerk_issuer: ClerkTestIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by benchmarks/soak.py: 575 ERROR lines in one 15 s outage, one per delivery Svix retried. The store's
+    breaker logs the outage; a delivery it refuses is a DEBUG line."""
+    app, clerk = hook_app(clerk_issuer, f"redis://127.0.0.1:{closed_port()}/0")
+    clerk.webhooks.on("user.created")(lambda event: None)
+    client = app.test_client()
+    with caplog.at_level(logging.DEBUG, logger="flask_clerk_security"):
+        caplog.clear()  # only what the requests log, not the app's start-up warnings
+        for index in range(5):
+            body, headers = clerk_issuer.sign_webhook(clerk_event("user.created"), msg_id=f"msg_down_{index}")
+            assert client.post(URL, data=body, headers=headers).status_code == 503
+    errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].startswith("webhook replay store: Redis unavailable"), errors
+    assert caplog.text.count("not processed: replay store unavailable") == 5, "each refusal is still at DEBUG"
+
+
 def test_stalled_machine_token_cache_is_skipped_at_once(
     own_redis: Callable[..., OwnRedis],
     clerk_issuer: ClerkTestIssuer,

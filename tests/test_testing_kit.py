@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import time
 from typing import Any, get_type_hints
 
 import pytest
+import requests
 from flask import Flask
 
 import flask_clerk_security.testing as kit
@@ -80,3 +82,15 @@ def test_all_lists_every_public_name() -> None:
     }
     assert sorted(kit.__all__) == sorted(public)
     assert "SessionOptions" in kit.__all__ and "ClerkTestIssuer" in kit.__all__
+
+
+def test_a_client_hanging_up_on_the_stand_in_prints_no_traceback(
+    clerk_backend_api: kit.BackendAPIStandIn, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """An app that gives up at its deadline is normal in outage tests (the soak did it thousands of times): the
+    stand-in must not print a BrokenPipeError traceback for each."""
+    clerk_backend_api.delay = 0.3
+    with pytest.raises(requests.Timeout):
+        requests.get(clerk_backend_api.url + "/v1/jwks", timeout=0.05)
+    time.sleep(0.6)  # the stand-in answers into the closed connection
+    assert "Traceback" not in capfd.readouterr().err

@@ -3,6 +3,7 @@ against the test kit's Backend API stand-in (outages with its fail_status/hang k
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -319,6 +320,53 @@ def test_redis_down_still_serves_the_user_and_a_webhook_answers_503(
     assert app.test_client().get("/me", headers=bearer(clerk_issuer)).json["first_name"] == "Ada"
     response = _deliver(app, clerk_issuer, "user.updated", {"id": USER})
     assert response.status_code == 503 and "Retry-After" in response.headers  # Svix retries: invalidation is not lost
+
+
+def test_redis_down_logs_the_user_cache_outage_once_not_per_request(
+    make_app: UserApp,
+    clerk_issuer: ClerkTestIssuer,
+    clerk_backend_api: BackendAPIStandIn,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As the other stores: the breaker logs the outage once, named; each request that skips the cache does not."""
+    from tests.conftest import closed_port
+
+    app, _ = make_app(CLERK_USER_CACHE_URI=f"redis://127.0.0.1:{closed_port()}/0")
+    clerk_backend_api.add_user(user_id=USER, first_name="Ada")
+    client = app.test_client()
+    with caplog.at_level(logging.DEBUG, logger="flask_clerk_security"):
+        caplog.clear()  # only what the requests log, not the app's start-up warnings
+        for _ in range(4):
+            assert client.get("/me", headers=bearer(clerk_issuer)).json["first_name"] == "Ada"
+    loud = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+    assert len(loud) == 1 and loud[0].startswith("user cache: Redis unavailable"), loud
+
+
+def test_backend_api_outage_is_logged_once_not_per_request(
+    make_app: UserApp,
+    clerk_issuer: ClerkTestIssuer,
+    clerk_backend_api: BackendAPIStandIn,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by benchmarks/soak.py: each current_user request of an outage logged an ERROR (no cached user) or a
+    WARNING (stale user served). Now one ERROR when it starts, one WARNING when the API answers again."""
+    app, _ = make_app(CLERK_USER_CACHE_TTL=0)
+    clerk_backend_api.add_user(user_id=USER, first_name="Ada")
+    client = app.test_client()
+    assert client.get("/me", headers=bearer(clerk_issuer)).json["first_name"] == "Ada"
+    clerk_backend_api.fail_status = 503
+    with caplog.at_level(logging.DEBUG, logger="flask_clerk_security"):
+        caplog.clear()  # only what the requests log, not the app's start-up warnings
+        stale = [client.get("/me", headers=bearer(clerk_issuer)).json["first_name"] for _ in range(3)]
+        other = clerk_issuer.auth_header(user_id="user_other")
+        others = [client.get("/me", headers=other).status_code for _ in range(2)]
+        clerk_backend_api.fail_status = None
+        assert client.get("/me", headers=bearer(clerk_issuer)).json["first_name"] == "Ada"
+    assert stale == ["Ada"] * 3 and others == [503, 503]
+    loud = [(r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [level for level, _ in loud] == ["ERROR", "WARNING"], loud
+    assert loud[0][1].startswith("current_user: Backend API unavailable")
+    assert loud[1][1].startswith("current_user: Backend API answers again") and "(5 requests affected)" in loud[1][1]
 
 
 def test_user_loader_maps_the_clerk_id_and_claims_to_the_apps_object(

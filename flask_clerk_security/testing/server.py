@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -50,11 +51,19 @@ class _QuietRequestHandler(WSGIRequestHandler):
 _Server = TypeVar("_Server", bound="_LoopbackServer")
 
 
+class _LoopbackHTTPServer(ThreadingHTTPServer):
+    """Quiet about clients that hang up mid-answer (an app that gave up at its deadline): not a stand-in error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class _LoopbackServer:
     """A stand-in's HTTP server on a free port of 127.0.0.1, served from a daemon thread."""
 
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _LoopbackHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
