@@ -35,14 +35,19 @@ TESTS: dict[str, list[str]] = {
         "tests/test_conformance_pages.py",
     ],
     "auth": ["tests/test_auth.py", "tests/test_require.py", "tests/test_conformance.py"],
-    "routes": ["tests/test_routes.py", "tests/test_protection.py"],
+    "routes": ["tests/test_routes.py", "tests/test_protection.py", "tests/test_conformance_routes.py"],
+    "protection": [
+        "tests/test_protection.py", "tests/test_protection_shapes.py", "tests/test_protect.py", "tests/test_options.py",
+        "tests/test_require.py", "tests/test_machine_tokens.py", "tests/test_responses.py",
+    ],
     "authenticate": [
         "tests/test_protection.py", "tests/test_handshake.py", "tests/test_conformance.py",
         "tests/test_leakguard_audit.py",
     ],
     "extension": [
         "tests/test_protection.py", "tests/test_require.py", "tests/test_machine_tokens.py", "tests/test_jwks.py",
-        "tests/test_leakguard_audit.py", "tests/test_webhooks.py",
+        "tests/test_leakguard_audit.py", "tests/test_webhooks.py", "tests/test_protection_shapes.py",
+        "tests/test_options.py", "tests/test_protect.py",
     ],
 }
 _COMPARE_SWAPS: dict[type[ast.cmpop], type[ast.cmpop]] = {

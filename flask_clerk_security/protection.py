@@ -336,7 +336,12 @@ def view_never_runs(req: Request, view: Any) -> bool:
 
     options = inspect.getclosurevars(view).nonlocals.get("_options")
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    return isinstance(options, dict) and bool(get_cors_options(app, options).get("automatic_options"))
+    if not isinstance(options, dict):
+        return False
+    # A dict up to flask-cors 6.0.2, an object with attributes from 6.0.5; anything unreadable: protected.
+    computed: Any = get_cors_options(app, options)
+    automatic = computed.get("automatic_options") if isinstance(computed, Mapping) else None
+    return bool(automatic if automatic is not None else getattr(computed, "automatic_options", False))
 
 
 @functools.cache

@@ -18,6 +18,7 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from flask_clerk_security import ClerkSecurity, current_auth
 from flask_clerk_security.cookies import cookie_suffix
@@ -276,11 +277,13 @@ def test_no_request_breaks_the_app_or_signs_in_without_a_signature(
     app, hostile = hostile_setup
     spec, signed = data.draw(hostile_requests(hostile))
     caplog.clear()
+    environ = EnvironBuilder(
+        spec["path"], method=spec["method"], headers=spec["headers"], query_string=spec["query"], data=spec["body"]
+    ).get_environ()
     with caplog.at_level(logging.WARNING):
-        response = app.test_client(use_cookies=False).open(
-            spec["path"], method=spec["method"], headers=spec["headers"], query_string=spec["query"],
-            data=spec["body"],
-        )  # fmt: skip
+        # Straight to the app, as a server hands it the request: werkzeug's test client itself (3.1.0) cannot
+        # build its own URL from some of these Host headers.
+        response = app.response_class(*run_wsgi_app(app, environ, buffered=True))
     assert response.status_code < 500, response.data[:300]
     broken = [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
     assert not broken, broken[0].getMessage()
