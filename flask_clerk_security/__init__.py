@@ -21,6 +21,7 @@ from .errors import (
     ValidationFailed,
 )
 from .extension import ClerkSecurity, current_auth, get_auth
+from .redirects import redirect_to_sign_in, redirect_to_sign_up
 from .tokens import verify_token
 from .users import current_user, get_token
 from .webhook_payloads import WebhookPayload
@@ -68,6 +69,8 @@ __all__ = [
     "get_token",
     "get_validated_body",
     "get_validated_query",
+    "redirect_to_sign_in",
+    "redirect_to_sign_up",
     "verify_token",
     "verify_webhook",
 ]

@@ -188,6 +188,8 @@ class ClerkSettings:
     clock_skew: float = 5.0
     public_routes: tuple[Any, ...] = ()
     sign_in_url: str | None = None
+    #: Clerk's ``signUpUrl``: where ``redirect_to_sign_up()`` goes (else the Account Portal's ``/sign-up``).
+    sign_up_url: str | None = None
     #: The webhook endpoint's signing secret: ``CLERK_WEBHOOK_SIGNING_SECRET`` (Clerk's name) or its alias
     #: ``CLERK_WEBHOOK_SECRET``; both fields hold the one resolved value.
     webhook_secret: Secret | None = None
@@ -440,6 +442,14 @@ def _check_webhook_secret(value: str, key: str = "CLERK_WEBHOOK_SIGNING_SECRET")
             "(whsec_...) of your endpoint from the Webhooks page of the Clerk Dashboard."
         )
     return value
+
+
+def _page_url(read: _Reader, key: str, example: str) -> str | None:
+    """A sign-in or sign-up page setting: a path (the app's own page) or an absolute http(s) URL."""
+    url = read.get(key)
+    if url is not None and not (isinstance(url, str) and (url.startswith("/") or url.startswith("http"))):
+        raise ConfigurationError(f"{key} must be a path ('{example}') or an absolute http(s) URL.")
+    return url
 
 
 def _webhook_signing_secret(read: _Reader) -> str | None:
@@ -703,11 +713,8 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
 
     webhook_secret = _webhook_signing_secret(read)
 
-    sign_in_url = read.get("CLERK_SIGN_IN_URL")
-    if sign_in_url is not None and not (
-        isinstance(sign_in_url, str) and (sign_in_url.startswith("/") or sign_in_url.startswith("http"))
-    ):
-        raise ConfigurationError("CLERK_SIGN_IN_URL must be a path ('/sign-in') or an absolute http(s) URL.")
+    sign_in_url = _page_url(read, "CLERK_SIGN_IN_URL", "/sign-in")
+    sign_up_url = _page_url(read, "CLERK_SIGN_UP_URL", "/sign-up")
 
     public_routes = read.get("CLERK_PUBLIC_ROUTES", ())
     if isinstance(public_routes, str):
@@ -741,6 +748,7 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         clock_skew=read.parse("CLERK_CLOCK_SKEW", _non_negative_float, 5.0, "use seconds, e.g. 5"),
         public_routes=tuple(public_routes),
         sign_in_url=sign_in_url,
+        sign_up_url=sign_up_url,
         webhook_secret=Secret(webhook_secret) if webhook_secret else None,
         webhook_signing_secret=Secret(webhook_secret) if webhook_secret else None,
         machine_secret_key=Secret(machine_secret_key) if machine_secret_key else None,

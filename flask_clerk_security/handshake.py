@@ -155,13 +155,8 @@ class HandshakeService:
             if not (ctx.is_development and exc.reason in HANDSHAKE_REASONS):
                 raise HandshakeFailed(f"session token from the handshake refused ({exc.reason})") from None
             logger.error("Clerk: clock skew detected; retrying the handshake session token with a 24 h skew")
-            lenient = TokenVerifier(
-                self.verifier.key_source,
-                authorized_parties=self.verifier.authorized_parties,
-                clock_skew=DEV_HANDSHAKE_SKEW,
-            )
             try:
-                claims = lenient.verify(session_token)
+                claims = self.verifier.with_clock_skew(DEV_HANDSHAKE_SKEW).verify(session_token)
             except TokenVerificationError as retry:
                 raise HandshakeFailed(f"handshake retry failed ({retry.reason})") from None
         try:

@@ -4,7 +4,8 @@ A mark sits on a Blueprint, a View class, a view function or a View class's meth
 read from all of them, outermost first (every blueprint the request went through, nested ones too, then the
 view), so a mark covers endpoints added after it and blueprints registered under several names. The nearest
 ``public`` opts out of the default deny and of the requirements of the levels around it; requirements at its
-own level and inside it still apply. Requirements of functions and methods are checked by their ``require()``
+own level and inside it still apply. A View class's ``public`` mark covers that class only, not its subclasses;
+its requirements are inherited. Requirements of functions and methods are checked by their ``require()``
 wrapper; those of blueprints and View classes before the view runs.
 """
 
@@ -266,6 +267,14 @@ def _levels(app: Flask, endpoint: str, view: Any, method: str | None) -> list[tu
     return levels
 
 
+def _marked_public(target: Any) -> bool:
+    """Whether ``target`` carries a ``public`` mark. A class's own mark only: a subclass that inherited it could add
+    methods its base never had (``delete``), and they would be public unseen. Requirements are inherited."""
+    if inspect.isclass(target):
+        return bool(vars(target).get(PUBLIC_ATTR, False))
+    return bool(getattr(target, PUBLIC_ATTR, False))
+
+
 def policy_of(app: Flask, endpoint: str, view: Any, method: str | None) -> Policy:
     """The protection of ``endpoint`` for a request with ``method`` (None: the endpoint's own levels only)."""
     if hasattr(view, WRAPPERS_ATTR):
@@ -280,7 +289,7 @@ def policy_of(app: Flask, endpoint: str, view: Any, method: str | None) -> Polic
     for target, before_view in _levels(app, endpoint, view, method):
         if target is None:
             continue
-        if getattr(target, PUBLIC_ATTR, False):
+        if _marked_public(target):
             public, checks, requirements = True, (), ()
         own = getattr(target, REQUIREMENTS_ATTR, ())
         requirements += own

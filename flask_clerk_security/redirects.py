@@ -1,17 +1,22 @@
-"""Follows ``@clerk/backend`` ``src/createRedirect.ts``: where a page that stays signed out goes.
+"""Follows ``@clerk/backend`` ``src/createRedirect.ts``: where a page that stays signed out goes, and
+``redirect_to_sign_in()`` / ``redirect_to_sign_up()``.
 
 Also the WHATWG ``URLSearchParams`` serialisation the redirect and handshake URLs are built with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from urllib.parse import parse_qsl, quote_plus, urlsplit, urlunsplit
+from collections.abc import Callable, Iterable
+from urllib.parse import parse_qsl, quote_plus, urljoin, urlsplit, urlunsplit
 
-from flask import Request
+from flask import Request, redirect
+from flask import request as flask_request
+from werkzeug.wrappers import Response
 
 from .config import ClerkSettings
 from .cookies import DEV_BROWSER, REDIRECT_URL, SYNCED, CookieContext, accounts_base_url, request_url
+from .errors import ConfigurationError
+from .state import get_state
 
 
 def _form_encode(pairs: Iterable[tuple[str, str]]) -> str:
@@ -29,15 +34,17 @@ def _without_params(url: str, names: Iterable[str]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, _form_encode(pairs), parts.fragment))
 
 
-def sign_in_url(settings: ClerkSettings, request: Request, *, pending: bool = False) -> str | None:
+def sign_in_url(
+    settings: ClerkSettings, request: Request, *, pending: bool = False, return_back_url: str | None = None
+) -> str | None:
     """Where a page that stays signed out goes: ``CLERK_SIGN_IN_URL``, else this instance's Account Portal;
     for a ``pending`` session, its ``/tasks`` page (``redirectToTasks``: ``/sign-in/tasks``).
 
-    As Clerk's ``createRedirect``: ``redirect_url`` is the current URL (a satellite's with ``__clerk_synced=false``
-    when the sign-in page is on another origin); a development instance passes its
-    dev-browser token along when the sign-in page is on another origin. None when neither is known. A path
-    (``/sign-in``) is the app's own page, as ``url_for`` makes it: under a URL prefix (``SCRIPT_NAME``) it
-    gets the prefix, unless it already starts with it.
+    As Clerk's ``createRedirect``: ``redirect_url`` is the current URL (or ``return_back_url``, resolved against
+    it; a satellite's with ``__clerk_synced=false`` when the sign-in page is on another origin); a development
+    instance passes its dev-browser token along when the sign-in page is on another origin. None when neither is
+    known. A path (``/sign-in``) is the app's own page, as ``url_for`` makes it: under a URL prefix
+    (``SCRIPT_NAME``) it gets the prefix, unless it already starts with it.
     """
     target = settings.sign_in_url
     if not target:
@@ -46,6 +53,42 @@ def sign_in_url(settings: ClerkSettings, request: Request, *, pending: bool = Fa
         target = f"{accounts_base_url(settings.frontend_api)}/sign-in"
     if pending:
         target = f"{target}/tasks"
+    return _page_url(settings, request, target, return_back_url)
+
+
+def sign_up_url(settings: ClerkSettings, request: Request, *, return_back_url: str | None = None) -> str | None:
+    """``redirectToSignUp``'s URL: ``CLERK_SIGN_UP_URL``, else the Account Portal's ``/sign-up``, built as
+    :func:`sign_in_url` builds the sign-in one. None when neither is known."""
+    target = settings.sign_up_url
+    if not target:
+        if not settings.frontend_api:
+            return None
+        target = f"{accounts_base_url(settings.frontend_api)}/sign-up"
+    return _page_url(settings, request, target, return_back_url)
+
+
+def redirect_to_sign_in(return_back_url: str | None = None) -> Response:
+    """A 307 to the sign-in page, as Clerk's ``auth().redirectToSignIn()``: see :func:`sign_in_url`."""
+    return _redirect(sign_in_url, return_back_url, "CLERK_SIGN_IN_URL")
+
+
+def redirect_to_sign_up(return_back_url: str | None = None) -> Response:
+    """A 307 to the sign-up page, as Clerk's ``redirectToSignUp()``: see :func:`sign_up_url`."""
+    return _redirect(sign_up_url, return_back_url, "CLERK_SIGN_UP_URL")
+
+
+def _redirect(build: Callable[..., str | None], return_back_url: str | None, key: str) -> Response:
+    req = flask_request._get_current_object()  # type: ignore[attr-defined]
+    target = build(get_state().settings, req, return_back_url=return_back_url)
+    if target is None:
+        raise ConfigurationError(
+            f"No page to redirect to: set {key}, or CLERK_PUBLISHABLE_KEY for the Account Portal's page."
+        )
+    return redirect(target, code=307)
+
+
+def _page_url(settings: ClerkSettings, request: Request, target: str, return_back_url: str | None) -> str:
+    """``target`` with ``redirect_url`` (and the dev-browser token across origins), as ``buildUrl`` does."""
     parts = urlsplit(target)
     root = request.script_root
     if root and not parts.netloc and target.startswith("/") and not (target + "/").startswith(root + "/"):
@@ -53,7 +96,7 @@ def sign_in_url(settings: ClerkSettings, request: Request, *, pending: bool = Fa
     pairs = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "redirect_url"]
     url = request_url(request)
     cross_origin = bool(parts.netloc) and _host_and_port(parts.geturl()) != _host_and_port(url)
-    return_url = url
+    return_url = url if return_back_url is None else urljoin(url, return_back_url)
     if cross_origin and settings.is_satellite:  # back from the primary's sign-in, the satellite syncs
         return_url = _with_param(return_url, SYNCED, "false", replace=True)
     pairs.append(("redirect_url", return_url))

@@ -1,5 +1,6 @@
 """Jinja globals, as Flask-Login injects ``current_user``: ``current_auth``, the publishable key, the Frontend API
-URL and ``clerk_script()``, a ``<script>`` tag loading ClerkJS as Clerk's ``loadClerkJsScript`` does."""
+URL, the sign-in and sign-up URLs and ``clerk_script()``, a ``<script>`` tag loading ClerkJS as Clerk's
+``loadClerkJsScript`` does."""
 
 from __future__ import annotations
 
@@ -52,8 +53,9 @@ def clerk_script(*, version: str = CLERK_JS_MAJOR) -> Markup:
 
 
 def install_template_globals(app: Flask, settings: ClerkSettings) -> None:
-    """Give every template of ``app`` ``current_auth``, ``clerk_publishable_key``, ``clerk_frontend_api_url``
-    and ``clerk_script()``."""
+    """Give every template of ``app`` ``current_auth``, ``clerk_publishable_key``, ``clerk_frontend_api_url``,
+    ``clerk_sign_in_url``, ``clerk_sign_up_url`` (the settings, for ClerkJS's ``signInUrl``/``signUpUrl``) and
+    ``clerk_script()``."""
 
     def clerk_context() -> dict[str, Any]:
         host = script_host(settings)
@@ -61,6 +63,8 @@ def install_template_globals(app: Flask, settings: ClerkSettings) -> None:
             "current_auth": current_auth,
             "clerk_publishable_key": settings.publishable_key,
             "clerk_frontend_api_url": f"https://{host}" if host else None,
+            "clerk_sign_in_url": settings.sign_in_url,
+            "clerk_sign_up_url": settings.sign_up_url,
             "clerk_script": clerk_script,
         }
 

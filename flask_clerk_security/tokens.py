@@ -325,6 +325,17 @@ class TokenVerifier:
         self._cache: OrderedDict[str, _Verified] = OrderedDict()
         self._lock = threading.Lock()
 
+    def with_clock_skew(self, clock_skew: float) -> TokenVerifier:
+        """A verifier (uncached) with every setting of this one but the clock skew: a lenient retry that still
+        checks the key, authorized parties, audience and issuer."""
+        return TokenVerifier(
+            self.key_source,
+            authorized_parties=self.authorized_parties,
+            clock_skew=clock_skew,
+            audience=self.audience,
+            issuer=self.issuer,
+        )
+
     def verify(self, token: str) -> dict[str, Any]:
         """The verified claims, or :class:`TokenVerificationError` with Clerk's reason.
 

@@ -140,14 +140,26 @@ class StoreUserCache:
         self._store.set(self._namespace + user_id, f"{_TOMBSTONE}{at!r}", self._lifetime)
 
 
-def _is_outage(exc: Exception) -> bool:
-    """Whether ``exc`` from the SDK means Clerk could not answer now (transport, timeout, 429, 5xx)."""
+def _unavailable(exc: Exception) -> str | None:
+    """Why the SDK's call gave no usable answer, for the outage log; ``None`` for a 404 or an error of ours.
+
+    Transport errors, timeouts, 429 and 5xx mean Clerk could not answer now; 401/403 mean Clerk refused our secret
+    key (rotated or revoked); any other error status is no answer the request can use either. All of them are a 503
+    for the request: Clerk's error body is never passed on.
+    """
     import httpx
     from clerk_backend_api.models import ClerkBaseError, NoResponseError
 
     if isinstance(exc, (httpx.HTTPError, NoResponseError)):
-        return True
-    return isinstance(exc, ClerkBaseError) and (exc.status_code == 429 or exc.status_code >= 500)
+        return f"Backend API unavailable ({type(exc).__name__})"
+    if not isinstance(exc, ClerkBaseError) or exc.status_code == 404:
+        return None
+    status = exc.status_code
+    if status == 429 or status >= 500:
+        return f"Backend API unavailable ({type(exc).__name__} {status})"
+    if status in (401, 403):
+        return f"Backend API refused CLERK_SECRET_KEY ({status}: rotated or revoked? Fix: set the current key)"
+    return f"Backend API answered {status} ({type(exc).__name__})"
 
 
 def _not_found(exc: Exception) -> bool:
@@ -248,9 +260,10 @@ class UserService:
                 except StoreError as store_exc:
                     logger.warning("user cache unavailable (%s): deleted user not dropped", store_exc)
                 return None
-            if not _is_outage(exc):
+            detail = _unavailable(exc)
+            if detail is None:
                 raise
-            self._outage.failed(f"Backend API unavailable ({type(exc).__name__})")
+            self._outage.failed(detail)
             if cached is not None and fetched_at - cached[1] < self.ttl + self.max_stale:
                 return cached[0]
             raise AuthUnavailable() from None
@@ -281,10 +294,10 @@ class UserService:
         try:
             answer = self.backend.sessions.create_token_from_template(session_id=session_id, template_name=template)
         except Exception as exc:
-            if _is_outage(exc):
-                self._token_outage.failed(f"Backend API unavailable ({type(exc).__name__})")
-                raise AuthUnavailable() from None
-            raise
+            failure = self._token_not_found(session_id, template) if _not_found(exc) else self._token_unavailable(exc)
+            if failure is None:
+                raise
+            raise failure from None
         self._token_outage.answered()
         token = answer.jwt
         if not isinstance(token, str) or not token:
@@ -293,6 +306,32 @@ class UserService:
         if expires_at is not None and expires_at - time.time() > TOKEN_REFRESH_MARGIN:
             self._tokens.set(key, token, expires_at - time.time() - TOKEN_REFRESH_MARGIN)
         return token
+
+    def _token_not_found(self, session_id: str, template: str) -> Exception | None:
+        """What a 404 for a template token means: the session ended in Clerk (revoked or signed out while its
+        token is still valid) or the instance has no template of that name. The session's status tells which."""
+        try:
+            session = self.backend.sessions.get(session_id=session_id)
+        except Exception as exc:
+            failure = SessionRequired() if _not_found(exc) else self._token_unavailable(exc)
+            if failure is None:
+                raise
+            return failure
+        self._token_outage.answered()
+        if session.status.value != "active":
+            return SessionRequired()
+        return ConfigurationError(
+            f"get_token(template={log_safe(template)!r}): this Clerk instance has no JWT template of that name. "
+            "Fix: create it under JWT templates in the Clerk Dashboard, or correct the name."
+        )
+
+    def _token_unavailable(self, exc: Exception) -> AuthUnavailable | None:
+        """:class:`AuthUnavailable` (logged once per outage) for an SDK error; ``None`` for an error of ours."""
+        detail = _unavailable(exc)
+        if detail is None:
+            return None
+        self._token_outage.failed(detail)
+        return AuthUnavailable()
 
 
 def loader_entry(func: UserLoader) -> tuple[UserLoader, bool]:
@@ -336,8 +375,9 @@ _UNSAFE_TEMPLATE = re.compile(r"[/?#%\\\x00-\x1f\x7f]")
 def get_token(template: str) -> str:
     """A JWT from the JWT template named ``template`` for the current session (Clerk's
     ``POST /v1/sessions/{session_id}/tokens/{template_name}`` through the SDK), cached until shortly before it
-    expires. Raises :class:`SessionRequired` (401) when signed out or authenticated by a machine token, and
-    :class:`AuthUnavailable` (503) when the Backend API cannot answer."""
+    expires. Raises :class:`SessionRequired` (401) when signed out, authenticated by a machine token, or the
+    session ended in Clerk; :class:`AuthUnavailable` (503) when the Backend API cannot answer or refuses the secret
+    key; :class:`ConfigurationError` when the instance has no template of that name."""
     if not isinstance(template, str) or not template:
         raise TypeError(f"get_token(template=...) takes a JWT template name, got {template!r}")
     if _UNSAFE_TEMPLATE.search(template) or not template.strip("."):

@@ -110,6 +110,7 @@ def test_webhook_secret_format(clerk_issuer: ClerkTestIssuer) -> None:
         ("CLERK_AUTHORIZED_PARTIES", "[1, 2]"),
         ("CLERK_TOKEN_CACHE_SIZE", "-5"),
         ("CLERK_SIGN_IN_URL", "sign-in"),
+        ("CLERK_SIGN_UP_URL", "sign-up"),
     ],
 )
 def test_bad_values_name_the_key(clerk_issuer: ClerkTestIssuer, key: str, value: str) -> None:

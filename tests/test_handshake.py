@@ -17,7 +17,7 @@ from flask import Flask
 
 from flask_clerk_security import ClerkSecurity, current_auth, get_auth
 from flask_clerk_security.cookies import cookie_suffix
-from flask_clerk_security.errors import ConfigurationError
+from flask_clerk_security.errors import ConfigurationError, TokenVerificationError
 from flask_clerk_security.handshake import _same_origin_target, safe_directives
 from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer, FrontendAPIStandIn
 
@@ -653,3 +653,44 @@ def test_organization_sync_reads_json_and_camel_case(live: Env) -> None:
     query = _query(response.headers["Location"])
     assert (query["__clerk_hs_reason"], query["organization_id"]) == ("active-organization-mismatch", "globex")
     assert _query(client.get("/me", headers=DOC).headers["Location"])["organization_id"] == ""
+
+
+@pytest.mark.parametrize("audience", ["https://api.example.com", "https://wrong.example"], ids=["right", "wrong"])
+def test_development_clock_skew_retry_still_checks_audience(dev: Env, audience: str) -> None:
+    """A development handshake's session token both expired and for another audience does not sign in (the first
+    verification refuses its audience before its times; the 24 h skew retry checks it too, see below)."""
+    now = int(time.time())
+    claims = {**dev.issuer.session_claims(user_id="user_late"), "aud": audience}
+    claims.update(iat=now - 7200, nbf=now - 7210, exp=now - 7140)
+    directives = [f"__session={dev.issuer.sign(claims)}; Path=/", "__clerk_db_jwt=dvb_1; Path=/"]
+    app = dev.app(CLERK_AUDIENCE="https://api.example.com")
+    response = _handshake_return(dev, app, dev.issuer.sign({"handshake": directives}))
+    signed_in = "__session" in _set_cookies(response)
+    assert signed_in == (audience == "https://api.example.com")
+
+
+@pytest.mark.parametrize(
+    ("claim", "value", "reason"),
+    [
+        ("aud", "https://wrong.example", "token-verification-failed"),
+        ("iss", "https://wrong.example", "token-invalid-issuer"),
+    ],
+)
+def test_development_clock_skew_retry_verifier_checks_everything_but_the_clock(
+    dev: Env, claim: str, value: str, reason: str
+) -> None:
+    """The retry built its own TokenVerifier from the key source and authorized parties only: CLERK_AUDIENCE and
+    CLERK_ISSUER were not checked by it. Its verifier now has every setting of the app's but the clock skew."""
+    from flask_clerk_security.handshake import DEV_HANDSHAKE_SKEW
+    from flask_clerk_security.state import get_state
+
+    app = dev.app(CLERK_AUDIENCE="https://api.example.com", CLERK_ISSUER=dev.issuer.issuer)
+    handshake = get_state(app).authenticator.pages.handshake
+    lenient = handshake.verifier.with_clock_skew(DEV_HANDSHAKE_SKEW)
+    now = int(time.time())
+    claims = {**dev.issuer.session_claims(), "aud": "https://api.example.com", "iat": now - 7200}
+    claims.update(nbf=now - 7210, exp=now - 7140)
+    assert lenient.verify(dev.issuer.sign(claims))["sub"] == claims["sub"]  # only the clock is lenient
+    with pytest.raises(TokenVerificationError) as refused:
+        lenient.verify(dev.issuer.sign({**claims, claim: value}))
+    assert refused.value.reason == reason

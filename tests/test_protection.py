@@ -12,7 +12,7 @@ from flask import Flask
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flask_clerk_security import ClerkSecurity, current_auth
+from flask_clerk_security import ClerkSecurity, ConfigurationError, current_auth
 from flask_clerk_security.authenticate import cookie_suffix
 from flask_clerk_security.testing import ClerkTestIssuer
 
@@ -369,3 +369,46 @@ def test_extension_wiring_pins(
 def test_require_scopes_must_be_a_non_empty_list_of_names(scopes: Any) -> None:
     with pytest.raises(TypeError, match="scopes"):
         ClerkSecurity().require(accepts_token="api_key", scopes=scopes)
+
+
+def test_redirect_to_sign_up_and_sign_in_build_urls_as_clerks_create_redirect(app_factory: AppFactory) -> None:
+    """CLERK_SIGN_UP_URL (Clerk's signUpUrl) and redirect_to_sign_up()/redirect_to_sign_in(), as createRedirect:
+    redirect_url back, the Account Portal by default, the dev-browser token only to another origin."""
+    from flask_clerk_security import redirect_to_sign_in, redirect_to_sign_up
+
+    def build(**config: str) -> Any:
+        app, clerk = app_factory(config)
+
+        @app.get("/join")
+        @clerk.public
+        def join() -> Any:
+            return redirect_to_sign_up()
+
+        @app.get("/login")
+        @clerk.public
+        def login() -> Any:
+            return redirect_to_sign_in(return_back_url="/after?x=1")
+
+        client = app.test_client()
+        client.set_cookie("__clerk_db_jwt", "dvb_1")
+        return client
+
+    back = "redirect_url=http%3A%2F%2Flocalhost%2Fjoin"
+    response = build(CLERK_SIGN_UP_URL="https://www.example.com/sign-up?ref=a").get("/join")
+    assert response.status_code == 307
+    assert response.headers["Location"] == f"https://www.example.com/sign-up?ref=a&{back}&__clerk_db_jwt=dvb_1"
+    portal = build().get("/join").headers["Location"]
+    assert portal == f"https://accounts.example.test/sign-up?{back}&__clerk_db_jwt=dvb_1"
+    assert build(CLERK_SIGN_UP_URL="/sign-up").get("/join").headers["Location"] == f"/sign-up?{back}"
+    login = build(CLERK_SIGN_IN_URL="/sign-in", CLERK_SIGN_UP_URL="/sign-up").get("/login").headers["Location"]
+    assert login == "/sign-in?redirect_url=http%3A%2F%2Flocalhost%2Fafter%3Fx%3D1"
+
+
+def test_redirect_to_sign_up_without_any_target_is_a_configuration_error(clerk_issuer: ClerkTestIssuer) -> None:
+    from flask_clerk_security import redirect_to_sign_up
+
+    app = Flask("no_pk")
+    app.config.update(TESTING=True, CLERK_JWT_KEY=clerk_issuer.public_pem)
+    ClerkSecurity(app)
+    with app.test_request_context("/join"), pytest.raises(ConfigurationError, match="CLERK_SIGN_UP_URL"):
+        redirect_to_sign_up()

@@ -201,6 +201,40 @@ def test_public_method_view_class_and_method(app_factory: AppFactory, clerk_issu
     assert client.post("/half").status_code == 401
 
 
+def test_public_mark_on_a_view_class_is_not_inherited(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer) -> None:
+    """``@clerk.public class V`` then ``class W(V)`` adding ``delete``: W inherited the mark (Python attribute
+    lookup), so an anonymous DELETE /w ran. The class-level public mark covers the class it was put on only."""
+    app, clerk = app_factory()
+
+    @clerk.public
+    class Catalogue(MethodView):
+        def get(self) -> str:
+            return "open"
+
+    class Managed(Catalogue):
+        def delete(self) -> str:
+            return "deleted"
+
+    app.add_url_rule("/catalogue", view_func=Catalogue.as_view("catalogue"))
+    app.add_url_rule("/managed", view_func=Managed.as_view("managed"))
+    client = app.test_client()
+    assert client.get("/catalogue").status_code == 200
+    assert client.delete("/managed").status_code == 401
+    assert client.get("/managed").status_code == 401  # the subclass is protected as a whole: mark it to open it
+    assert client.delete("/managed", headers=clerk_issuer.auth_header()).status_code == 200
+
+
+def test_require_on_a_view_class_is_inherited(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer) -> None:
+    """A base class's requirement keeps applying to its subclasses (fail closed), new methods included."""
+    app, clerk = app_factory()
+    admin_only = clerk.require(role="admin")(type("AdminOnly", (Reports,), {}))
+    extended = type("Extended", (admin_only,), {"delete": lambda self: "deleted"})
+    app.add_url_rule("/extended", view_func=extended.as_view("extended"))
+    client = app.test_client()
+    assert statuses(client, "/extended", clerk_issuer) == (401, 403, 200)
+    assert statuses(client, "/extended", clerk_issuer, "DELETE") == (401, 403, 200)
+
+
 def test_method_view_method_requirement(app_factory: AppFactory, clerk_issuer: ClerkTestIssuer) -> None:
     app, clerk = app_factory()
 

@@ -61,3 +61,14 @@ def test_proxy_and_satellite_domain_follow_clerks_script_url(app_factory: AppFac
     satellite, _ = render(app_factory, CLERK_DOMAIN="satellite.example")
     assert "|https://clerk.satellite.example|" in satellite
     assert 'data-clerk-domain="satellite.example"' in satellite
+
+
+def test_sign_in_and_sign_up_urls_in_templates(app_factory: AppFactory) -> None:
+    app, clerk = app_factory({"CLERK_SIGN_IN_URL": "/sign-in", "CLERK_SIGN_UP_URL": "/sign-up"})
+
+    @app.get("/page")
+    @clerk.public
+    def page() -> str:
+        return render_template_string("{{ clerk_sign_in_url }}|{{ clerk_sign_up_url }}")
+
+    assert app.test_client().get("/page").get_data(as_text=True) == "/sign-in|/sign-up"

@@ -454,3 +454,53 @@ def test_get_token_refuses_a_template_name_that_is_no_path_segment(
     with app.test_request_context(headers=bearer(clerk_issuer)), pytest.raises(ValueError, match="JWT template"):
         get_token(template)
     assert [call for call in clerk_backend_api.calls if call.method == "POST"] == []
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_secret_key_is_503_logged_once_never_a_500_or_clerks_body(
+    make_app: UserApp,
+    clerk_issuer: ClerkTestIssuer,
+    clerk_backend_api: BackendAPIStandIn,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+) -> None:
+    """A rotated secret key: current_user and get_token() raised the SDK's ClerkErrors/SDKError (a 500 with Clerk's
+    message in the trace). Now 503 with Retry-After, one ERROR naming CLERK_SECRET_KEY, and no Clerk body."""
+    app, _ = make_app()
+    clerk_backend_api.add_user(user_id=USER)
+    clerk_backend_api.add_jwt_template("supabase")
+    clerk_backend_api.fail_status = status
+    client = app.test_client()
+    with caplog.at_level(logging.DEBUG, logger="flask_clerk_security"):
+        caplog.clear()
+        answers = [client.get(path, headers=bearer(clerk_issuer)) for path in ("/me", "/me", "/token/supabase")]
+    for response in answers:
+        assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+        assert response.json == {"error": "auth_unavailable"}
+    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(loud) == 2, loud  # one per caller (current_user, get_token), not one per request
+    assert all(f"refused CLERK_SECRET_KEY ({status}" in line and "stand-in failure" not in line for line in loud)
+
+
+def test_get_token_for_a_session_ended_in_clerk_is_a_401(
+    make_app: UserApp, clerk_issuer: ClerkTestIssuer, clerk_backend_api: BackendAPIStandIn
+) -> None:
+    """Revoked within its session token's 60 s: Clerk answers 404, which the SDK raised as ClerkErrors (a 500)."""
+    app, _ = make_app()
+    clerk_backend_api.add_jwt_template("supabase")
+    clerk_backend_api.add_session("sess_9", USER)
+    clerk_backend_api.end_session("sess_9")
+    response = app.test_client().get("/token/supabase", headers=bearer(clerk_issuer, session_id="sess_9"))
+    assert response.status_code == 401 and response.json == {"error": "unauthorized"}
+    assert response.headers["x-clerk-auth-reason"] == "session-token-required"
+
+
+def test_get_token_for_an_unknown_template_is_a_configuration_error_without_clerks_message(
+    make_app: UserApp, clerk_issuer: ClerkTestIssuer, clerk_backend_api: BackendAPIStandIn
+) -> None:
+    app, _ = make_app()
+    clerk_backend_api.add_session("sess_9", USER)
+    with app.test_request_context(headers=bearer(clerk_issuer, session_id="sess_9")):
+        with pytest.raises(ConfigurationError, match="no JWT template of that name") as raised:
+            get_token("nope")
+    assert "resource_not_found" not in str(raised.value) and raised.value.__cause__ is None

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 from ..cookies import cookie_suffix
 from ..jwks import forget_key_sources
 from .issuer import ClerkTestIssuer
-from .records import membership_record, organization_record, user_record
+from .records import membership_record, organization_record, session_record, user_record
 from .server import Handler, StandInRequest, _LoopbackServer
 
 #: A handler of a route with path parameters: gets the request and the path's named groups.
@@ -67,7 +67,8 @@ class BackendAPIStandIn(_LoopbackServer):
     ``GET /v1/users/{id}``, ``GET /v1/users``, ``GET /v1/organizations/{id or slug}``,
     ``GET /v1/organizations/{id}/memberships`` and ``GET /v1/users/{id}/organization_memberships``.
     ``add_jwt_template(name, claims)`` makes ``POST /v1/sessions/{sid}/tokens/{name}`` answer a JWT signed by
-    the issuer. ``count(method, path)`` counts calls.
+    the issuer; ``end_session(sid)`` revokes a session (its template tokens then get 404, and
+    ``GET /v1/sessions/{sid}`` says ``revoked``). ``count(method, path)`` counts calls.
 
     Session refreshes: ``add_refresh_token(refresh_token, session_id)`` makes ``POST /v1/sessions/{sid}/refresh``
     (the ``__refresh`` cookie exchange) answer that session's new ``__session``/``__client_uat`` cookies, suffixed
@@ -97,6 +98,8 @@ class BackendAPIStandIn(_LoopbackServer):
         self.jwt_templates: dict[str, tuple[dict[str, Any], int]] = {}
         #: Session id -> user id, for the ``sub`` of template tokens (filled by :meth:`add_session`).
         self.sessions: dict[str, str] = {}
+        #: Sessions ended by :meth:`end_session` (revoked, signed out): no template tokens, status ``revoked``.
+        self.ended_sessions: set[str] = set()
         #: Refresh token -> (session id, the cookies to answer or None), filled by :meth:`add_refresh_token`.
         self.refresh_tokens: dict[str, tuple[str, list[str] | None]] = {}
         self.pattern_routes: list[tuple[str, re.Pattern[str], PatternHandler]] = [
@@ -105,6 +108,7 @@ class BackendAPIStandIn(_LoopbackServer):
             ("GET", re.compile(r"/v1/organizations/(?P<org>[^/]+)"), self._get_organization),
             ("GET", re.compile(r"/v1/organizations/(?P<org>[^/]+)/memberships"), self._org_memberships),
             ("POST", re.compile(r"/v1/sessions/(?P<sid>[^/]+)/tokens/(?P<template>[^/]+)"), self._template_token),
+            ("GET", re.compile(r"/v1/sessions/(?P<sid>[^/]+)"), self._get_session),
             ("POST", re.compile(r"/v1/sessions/(?P<sid>[^/]+)/refresh"), self._refresh_session),
         ]
         self.routes[("GET", "/v1/users")] = self._list_users
@@ -203,6 +207,16 @@ class BackendAPIStandIn(_LoopbackServer):
         """Tell the stand-in whose session ``session_id`` is (the ``sub`` of its template tokens)."""
         self.sessions[session_id] = user_id
 
+    def end_session(self, session_id: str) -> None:
+        """Revoke ``session_id`` in Clerk: its template tokens get 404 and ``GET /v1/sessions/{id}`` says
+        ``revoked``, while the session tokens already issued stay valid until they expire (up to 60 s)."""
+        self.ended_sessions.add(session_id)
+
+    def _get_session(self, _: StandInRequest, params: dict[str, str]) -> tuple[int, Any]:
+        sid = params["sid"]
+        status = "revoked" if sid in self.ended_sessions else "active"
+        return 200, session_record(sid, self.sessions.get(sid, "user_123"), status)
+
     def add_refresh_token(self, refresh_token: str, session_id: str, *, cookies: Iterable[str] | None = None) -> None:
         """Accept ``refresh_token`` for ``session_id`` at the refresh endpoint (reusable, as a ``__refresh`` cookie
         is); it answers ``cookies`` when given, else a new session token for the session's user."""
@@ -252,7 +266,7 @@ class BackendAPIStandIn(_LoopbackServer):
 
     def _template_token(self, _: StandInRequest, params: dict[str, str]) -> tuple[int, Any]:
         template = self.jwt_templates.get(params["template"])
-        if template is None:
+        if template is None or params["sid"] in self.ended_sessions:
             return _NOT_FOUND
         claims, lifetime = template
         now = int(time.time())

@@ -141,3 +141,20 @@ def membership_record(
         "created_at": now,
         "updated_at": now,
     }
+
+
+def session_record(session_id: str, user_id: str, status: str) -> dict[str, Any]:
+    """A session as ``GET /v1/sessions/{id}`` answers it (``status``: ``active``, ``revoked``, ``ended``, ...)."""
+    now = _now_ms()
+    return {
+        "object": "session",
+        "id": session_id,
+        "user_id": user_id,
+        "client_id": "client_standin",
+        "status": status,
+        "last_active_at": now,
+        "expire_at": now + 7 * 86_400_000,
+        "abandon_at": now + 30 * 86_400_000,
+        "updated_at": now,
+        "created_at": now,
+    }
