@@ -40,7 +40,7 @@ from .routes import RouteMatcher
 from .state import ACCEPTS_ATTR as _ACCEPTS_ATTR
 from .state import AUTH_KEY, EXTENSION_KEY, REQUIREMENTS_ATTR, ClerkState, current_auth, get_auth, get_state
 from .state import PUBLIC_ATTR as _PUBLIC_ATTR
-from .stores import instance_namespace, store_from_uri
+from .stores import instance_namespace, namespace, store_from_uri
 from .templates import install_template_globals
 from .token_types import API_KEY, OAUTH_TOKEN, SESSION_TOKEN, AcceptsToken, accepts_machine_tokens, is_accepted
 from .tokens import TokenVerifier
@@ -142,7 +142,12 @@ def _build_state(settings: ClerkSettings) -> ClerkState:
         try:
             cache = store_from_uri(
                 settings.machine_token_cache_uri,
-                prefix=f"{settings.store_key_prefix}machine-token:{instance_namespace(settings)}:",
+                # CLERK_AUDIENCE decides what an OAuth token verifies to as much as the instance does: two
+                # resource servers sharing a Redis never answer from each other's verifications.
+                prefix=(
+                    f"{settings.store_key_prefix}machine-token:{instance_namespace(settings)}:"
+                    f"{namespace(*sorted(settings.audience))}:"
+                ),
                 purpose="machine-token cache",
             )
         except ConfigurationError as exc:

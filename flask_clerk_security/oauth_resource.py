@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint, Request, Response, jsonify, request
 
@@ -17,6 +18,9 @@ from .state import EXTENSION_KEY, get_state, mark_public
 
 #: Where RFC 9728 protected resource metadata lives (``@clerk/mcp-tools`` serves it there too).
 PROTECTED_RESOURCE_PATH = "/.well-known/oauth-protected-resource"
+
+#: RFC 3986 ``pchar`` and ``/``: what a path may carry unescaped (never ``"``, ``\\``, controls or non-ASCII).
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 #: ``corsHeaders`` of ``@clerk/mcp-tools``: any origin may read the metadata (it is public by design).
 CORS_HEADERS = {
@@ -30,7 +34,13 @@ CORS_HEADERS = {
 def protected_resource_metadata_url(req: Request) -> str:
     """The metadata URL of the resource ``req`` asked for: the well-known path inserted before the resource's
     path (RFC 9728 section 3.1), as ``@clerk/mcp-tools``'s ``getPRMUrl`` builds it."""
-    return f"{req.host_url.rstrip('/')}{PROTECTED_RESOURCE_PATH}{req.script_root}{req.path}"
+    return f"{req.host_url.rstrip('/')}{PROTECTED_RESOURCE_PATH}{_encoded_path(req.script_root + req.path)}"
+
+
+def _encoded_path(path: str) -> str:
+    """``path`` percent-encoded as a URL carries it: the decoded path could put a ``"`` into the
+    ``WWW-Authenticate`` challenge (a forged parameter) or a non-latin-1 character into a header."""
+    return quote(path, safe=_PATH_SAFE)
 
 
 def protected_resource_metadata(
@@ -58,7 +68,7 @@ def protected_resource_metadata(
 def _resource_url() -> str:
     """The resource the metadata describes: the request's URL with the well-known segment taken out."""
     path = request.path[len(PROTECTED_RESOURCE_PATH) :] or "/"
-    return f"{request.host_url.rstrip('/')}{path}"
+    return f"{request.host_url.rstrip('/')}{_encoded_path(path)}"
 
 
 def metadata_blueprint(

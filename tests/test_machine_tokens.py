@@ -768,6 +768,28 @@ def test_redis_cache_is_namespaced_per_clerk_instance(redis_client: Any, redis_p
         assert len(names) == 1 and names[0].startswith(f"{redis_prefix}machine-token:")
 
 
+@pytest.mark.redis
+def test_redis_cache_is_namespaced_per_audience(
+    make_app: MachineApp, clerk_backend_api: BackendAPIStandIn, redis_prefix: str
+) -> None:
+    """Two resource servers of one Clerk instance share a cache Redis: B (CLERK_AUDIENCE b) never accepts an
+    OAuth token for A because A verified and cached it."""
+    from .conftest import REDIS_URL
+
+    cache = {
+        "CLERK_MACHINE_TOKEN_CACHE_TTL": 30,
+        "CLERK_MACHINE_TOKEN_CACHE_URI": REDIS_URL,
+        "CLERK_STORE_KEY_PREFIX": redis_prefix,
+    }
+    a = make_app({**cache, "CLERK_AUDIENCE": "https://a.example.com"}).test_client()
+    b = make_app({**cache, "CLERK_AUDIENCE": "https://b.example.com"}).test_client()
+    token = clerk_backend_api.mint_oauth_token(aud="https://a.example.com")
+    assert a.get("/api/oauth", headers=bearer(token)).status_code == 200
+    response = b.get("/api/oauth", headers=bearer(token))
+    assert response.status_code == 401, "B must not accept a token for A from A's cache entry"
+    assert response.headers["x-clerk-auth-reason"] == "token-verification-failed"
+
+
 def test_cache_store_down_falls_back_to_the_backend_api(
     make_app: MachineApp, clerk_backend_api: BackendAPIStandIn
 ) -> None:

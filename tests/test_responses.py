@@ -54,6 +54,28 @@ def test_oauth_routes_name_their_resource_metadata(
     assert client.get("/api/me").headers["WWW-Authenticate"] == "Bearer"  # sessions only: no OAuth metadata
 
 
+def test_resource_metadata_url_keeps_the_path_encoded(clerk_issuer: ClerkTestIssuer) -> None:
+    """A ``%22`` in the path stays encoded: decoded, it closed the quoted ``resource_metadata`` and let the URL
+    add its own parameters to the challenge (and a non-latin-1 character reached a header)."""
+    app, clerk = _app(clerk_issuer)
+    app.register_blueprint(clerk.oauth_protected_resource())
+
+    @app.get("/mcp/<path:rest>")
+    @clerk.require(accepts_token="oauth_token")
+    def mcp(rest: str) -> dict[str, str]:
+        return {}
+
+    client = app.test_client()
+    response = client.get("/mcp/a%22,%20error=%22forged/%E2%80%A8", base_url="http://app.test")
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge == (
+        'Bearer resource_metadata="http://app.test/.well-known/oauth-protected-resource/mcp/a%22,%20error=%22forged/%E2%80%A8"'
+    )
+    assert challenge.count('"') == 2 and challenge.isascii()
+    document = client.get(challenge.split('"')[1].removeprefix("http://app.test")).get_json()
+    assert document["resource"] == "http://localhost/mcp/a%22,%20error=%22forged/%E2%80%A8"
+
+
 def test_protected_resource_metadata_document(clerk_issuer: ClerkTestIssuer) -> None:
     """What ``@clerk/mcp-tools``'s ``generateClerkProtectedResourceMetadata`` serves, for the resource asked."""
     app, clerk = _app(clerk_issuer)
