@@ -125,6 +125,27 @@ LISTED: list[tuple[str, str]] = [
     ("/a", "/a/"),
     ("/a", "/a#"),
     ("", "/"),  # Clerk drops empty patterns (filter(Boolean)); "" would otherwise compile to "/"
+    # issue 19, mutation testing of routes.py: each pair tells a survivor from Clerk
+    ("/aX:id?", "/a"),  # "X" is no prefix: it stays required text
+    ("/:a_b", "/x"),  # "_" is part of a parameter name
+    ("/aX", "/aX"),  # "X" is no modifier
+    ("/(a(", "/a"),  # an unclosed group at the very end is refused, never an IndexError
+    ("/:x(\\x41)", "/A"),
+    ("/:x(\\x41b)", "/Ab"),
+    ("/:x(\\xzz)", "/xzz"),
+    ("/:x(\\x4g)", "/x4g"),
+    ("/:x(\\u0041b)", "/Ab"),
+    ("/:x(\\uzz)", "/uzz"),
+    ("/:x(\\u004g)", "/u004g"),
+    ("/:x(\\Wa)", "/-a"),
+    ("/:x(\\Sa)", "/ba"),
+    ("/:x(\\ta)", "/%09a"),
+    ("/:x(\\ba)", "/a"),
+    ("/:x([\\b])", "/%08"),
+    ("/:x([\\w])", "/a"),
+    ("/:x([\\x01-\\s])", "/%05"),  # JavaScript reads \s as a range end as literals; Python's range is wider
+    ("/:x([\\s-\\uffff])", "/%EF%BF%B0"),
+    ("/(.*)", "/%80"),  # a lone continuation byte is malformed
 ]
 
 # Each pattern piece with path fragments that could fit it, so a third of the generated paths follow their pattern.
