@@ -146,6 +146,8 @@ LISTED: list[tuple[str, str]] = [
     ("/:x([\\x01-\\s])", "/%05"),  # JavaScript reads \s as a range end as literals; Python's range is wider
     ("/:x([\\s-\\uffff])", "/%EF%BF%B0"),
     ("/(.*)", "/%80"),  # a lone continuation byte is malformed
+    ("/:x(\\d+)-:y", "/1-a-b"),  # text without a delimiter before a parameter keeps it out of the parameter
+    ("/:x(\\ud83d\\ude00)", "/%F0%9F%98%80"),  # an astral character is its UTF-16 surrogates
 ]
 
 # Each pattern piece with path fragments that could fit it, so a third of the generated paths follow their pattern.

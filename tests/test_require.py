@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Any
 
 import pytest
 from flask import Blueprint, Flask
+from flask.views import MethodView
 
 from flask_clerk_security import ClerkSecurity, current_auth
+from flask_clerk_security.protection import Requirement
 from flask_clerk_security.testing import ClerkTestIssuer
 
 from .conftest import AppFactory
@@ -253,3 +257,90 @@ def test_require_above_the_route_decorator_warns(
     assert "above the route decorator" not in caplog.text
     assert client.get("/bp/above", headers=clerk_issuer.auth_header()).status_code == 200
     assert "view 'bp.above': @clerk.require(...) is above the route decorator" in caplog.text
+    assert any(r.getMessage().startswith("view 'bp.above': @clerk.require(...)") for r in caplog.records)
+
+
+def test_requirement_options_are_kept_as_given() -> None:
+    """``flask clerk routes`` shows each requirement's options under the names they were given with."""
+    given: dict[str, Any] = {
+        "permission": "org:a:b",
+        "reverification": "strict",
+        "accepts_token": ["session_token", "m2m_token"],
+        "scopes": ["read"],
+        "treat_pending_as_signed_out": False,
+        "unauthenticated_url": "https://accounts.example.test/sign-in",
+        "unauthorized_url": "http://example.test/denied",
+    }
+    requirement = Requirement.build("require", **given)
+    assert dict(requirement.options) == given
+    assert requirement.treat_pending_as_signed_out is False
+    assert Requirement.build("require", unauthorized_url="/denied").options == {"unauthorized_url": "/denied"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        requirement.scopes = None  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"treat_pending_as_signed_out": "no"}, "require(treat_pending_as_signed_out=...) takes True or False"),
+        ({"unauthenticated_url": "ftp://x"}, "require(unauthenticated_url=...) takes a path"),
+        ({"unauthorized_url": "denied"}, "require(unauthorized_url=...) takes a path"),
+    ],
+)
+def test_requirement_option_errors_name_the_option(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(TypeError) as caught:
+        Requirement.build("require", **kwargs)
+    assert str(caught.value).startswith(message)
+
+
+def test_require_above_the_route_decorator_warns_through_other_decorators(
+    app_factory: AppFactory, clerk_issuer: ClerkTestIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warning sees through ``functools.wraps`` decorators on either side of ``require``: a served wrapper of
+    the require wrapper is no warning, a require over a decorated, already routed function is."""
+    app, clerk = app_factory()
+
+    def logged(func: Any) -> Any:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    @app.get("/outer")
+    @logged
+    @clerk.require(role="admin")
+    def outer() -> dict[str, bool]:
+        return {"ok": True}
+
+    @clerk.require(role="admin")
+    @logged
+    @app.get("/inner")
+    def inner() -> dict[str, bool]:
+        return {"ok": True}
+
+    client = app.test_client()
+    assert client.get("/outer", headers=clerk_issuer.auth_header()).status_code == 403
+    assert "above the route decorator" not in caplog.text
+    assert client.get("/inner", headers=clerk_issuer.auth_header()).status_code == 200
+    warnings = [r.getMessage() for r in caplog.records if "above the route decorator" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("view 'inner': @clerk.require(...) is above the route decorator")
+
+
+def test_head_uses_the_get_handlers_marks(app_factory: AppFactory) -> None:
+    """A MethodView without ``head`` answers HEAD with ``get`` (as Flask does), so ``get``'s public mark holds."""
+    app, clerk = app_factory()
+
+    class Page(MethodView):
+        @clerk.public
+        def get(self) -> dict[str, bool]:
+            return {"ok": True}
+
+        def post(self) -> dict[str, bool]:
+            return {"ok": True}
+
+    app.add_url_rule("/page", view_func=Page.as_view("page"))
+    client = app.test_client()
+    assert client.head("/page").status_code == 200
+    assert client.post("/page").status_code == 401
