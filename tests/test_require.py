@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 from flask import Blueprint, Flask
-from flask.views import MethodView
+from flask.views import MethodView, View
 
 from flask_clerk_security import ClerkSecurity, current_auth
+from flask_clerk_security import protection
 from flask_clerk_security.protection import Requirement
 from flask_clerk_security.testing import ClerkTestIssuer
 
@@ -344,3 +345,45 @@ def test_head_uses_the_get_handlers_marks(app_factory: AppFactory) -> None:
     client = app.test_client()
     assert client.head("/page").status_code == 200
     assert client.post("/page").status_code == 401
+
+
+def test_a_views_own_require_is_checked_when_the_view_runs(
+    app_factory: AppFactory, clerk_issuer: ClerkTestIssuer
+) -> None:
+    """``require`` on a view function, a View's ``dispatch_request`` or a MethodView handler is the wrapper's to
+    check when the view runs (after the app's own ``before_request``); only Blueprint and View-class marks are
+    checked before."""
+    app, clerk = app_factory()
+    bp = Blueprint("bp", __name__)
+
+    @bp.get("/function")
+    @clerk.require(role="admin")
+    def function() -> dict[str, bool]:
+        return {"ok": True}
+
+    class Dispatch(View):
+        @clerk.require(role="admin")
+        def dispatch_request(self) -> dict[str, bool]:
+            return {"ok": True}
+
+    class Handler(MethodView):
+        @clerk.require(role="admin")
+        def get(self) -> dict[str, bool]:
+            return {"ok": True}
+
+    app.register_blueprint(bp)
+    app.add_url_rule("/dispatch", view_func=Dispatch.as_view("dispatch"))
+    app.add_url_rule("/handler", view_func=Handler.as_view("handler"))
+
+    @app.before_request
+    def maintenance() -> tuple[str, int]:
+        return "maintenance", 503
+
+    client = app.test_client()
+    for path in ("/function", "/dispatch", "/handler"):
+        assert client.get(path, headers=clerk_issuer.auth_header()).status_code == 503, path
+
+
+def test_protection_logs_under_the_package_logger() -> None:
+    """Apps configure ``logging.getLogger("flask_clerk_security")``; protection's debug lines must go there."""
+    assert protection.logger.name == "flask_clerk_security"
