@@ -10,8 +10,7 @@ import pytest
 from flask import Blueprint, Flask
 from flask.views import MethodView, View
 
-from flask_clerk_security import ClerkSecurity, current_auth
-from flask_clerk_security import protection
+from flask_clerk_security import ClerkSecurity, current_auth, protection
 from flask_clerk_security.protection import Requirement
 from flask_clerk_security.testing import ClerkTestIssuer
 
