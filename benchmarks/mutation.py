@@ -39,6 +39,7 @@ TESTS: dict[str, list[str]] = {
     "protection": [
         "tests/test_protection.py", "tests/test_protection_shapes.py", "tests/test_protect.py", "tests/test_options.py",
         "tests/test_require.py", "tests/test_machine_tokens.py", "tests/test_responses.py", "tests/test_handshake.py",
+        "tests/test_leakguard_audit.py",
     ],
     "authenticate": [
         "tests/test_protection.py", "tests/test_handshake.py", "tests/test_conformance.py",

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from flask import Blueprint, Flask
 from flask.views import MethodView, View
+from werkzeug.routing import Rule
 
 from flask_clerk_security import ClerkSecurity, current_auth, protection
 from flask_clerk_security.protection import Requirement
@@ -386,3 +387,31 @@ def test_a_views_own_require_is_checked_when_the_view_runs(
 def test_protection_logs_under_the_package_logger() -> None:
     """Apps configure ``logging.getLogger("flask_clerk_security")``; protection's debug lines must go there."""
     assert protection.logger.name == "flask_clerk_security"
+
+
+def test_a_dotted_endpoint_without_a_blueprint_keeps_its_views_marks(app_factory: AppFactory) -> None:
+    """An endpoint named like ``a.b`` with no blueprint ``a`` still reads the view's own ``public`` mark."""
+    app, clerk = app_factory()
+
+    @clerk.public
+    def status() -> dict[str, bool]:
+        return {"ok": True}
+
+    app.add_url_rule("/status", "not_a.blueprint", status)
+    assert app.test_client().get("/status").status_code == 200
+
+
+def test_options_the_view_answers_itself_is_protected(app_factory: AppFactory) -> None:
+    """OPTIONS skips authentication only where the view never runs (Flask's automatic answer): a rule added to the
+    URL map directly, or one listing OPTIONS itself, runs the view, so it is protected (a partial view too)."""
+    app, _ = app_factory()
+
+    def answer(word: str = "ok") -> dict[str, str]:
+        return {"answer": word}
+
+    app.url_map.add(Rule("/raw", endpoint="raw"))
+    app.view_functions["raw"] = answer
+    app.add_url_rule("/partial", "partial", functools.partial(answer, "partial"), methods=["GET", "OPTIONS"])
+    client = app.test_client()
+    assert client.options("/raw").status_code == 401
+    assert client.options("/partial").status_code == 401
