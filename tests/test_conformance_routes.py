@@ -148,6 +148,8 @@ LISTED: list[tuple[str, str]] = [
     ("/(.*)", "/%80"),  # a lone continuation byte is malformed
     ("/:x(\\d+)-:y", "/1-a-b"),  # text without a delimiter before a parameter keeps it out of the parameter
     ("/:x(\\ud83d\\ude00)", "/%F0%9F%98%80"),  # an astral character is its UTF-16 surrogates
+    ("/:x(\\0)", "/%00"),
+    ("/:x(\\01)", "/%01"),  # an octal escape: refused here, never read as \0 then "1"
 ]
 
 # Each pattern piece with path fragments that could fit it, so a third of the generated paths follow their pattern.
