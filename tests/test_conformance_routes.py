@@ -150,6 +150,8 @@ LISTED: list[tuple[str, str]] = [
     ("/:x(\\ud83d\\ude00)", "/%F0%9F%98%80"),  # an astral character is its UTF-16 surrogates
     ("/:x(\\0)", "/%00"),
     ("/:x(\\01)", "/%01"),  # an octal escape: refused here, never read as \0 then "1"
+    ("/:x([\\t-\\S\\r])", "/%0A"),  # "-" before \S is a literal for JavaScript, never a range
+    ("/:x(a{2})", "/aa"),
 ]
 
 # Each pattern piece with path fragments that could fit it, so a third of the generated paths follow their pattern.
@@ -173,7 +175,7 @@ PATH_PIECES = [
 ]
 URL_TARGETS = [
     "/a", "/a/../b", "/a/./b", "/a/%2e%2E/b", "/a/.%2e", "/%2e/a", "/a/b/..", "/a\\b", "//a//b", "/caf\u00e9",
-    "/a b", '/a"<>`{}^|', "/a%zz", "/\x7f", "/a/..?x", "/a?b#c", "/%2e%2e/x", "/x/%2E", "/a;b", "/\x01",
+    "/a b", '/a"<>`{}^|', "/a%zz", "/\x7f", "/a/..?x", "/a?b#c", "/%2e%2e/x", "/x/%2E", "/a;b", "/\x01", "/X",
 ]
 
 

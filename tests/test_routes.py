@@ -256,6 +256,8 @@ def test_routed_pathname(path_info: str, expected: str) -> None:
         ("health", "can never match (a request path always starts with '/')"),
         ("health\\.txt", "Fix: write '/health\\\\.txt'"),
         ("/a/*/b", "Fix: write '/a/(.*)/b'"),
+        ("health/(x)/y", "Fix: write '/health/(x)/y'"),
+        ("/(", "CLERK_PUBLIC_ROUTES pattern '/(' is not a valid Clerk route pattern (Unbalanced pattern at 1)"),
         # Unnamed groups are numbered 0, 1, ... as Clerk's path-to-regexp names them.
         ("/{(a)}{(b)}:c", 'missing text after "1"'),
     ],
@@ -280,3 +282,7 @@ def test_organization_matcher_targets() -> None:
 def test_organization_pattern_errors_name_the_setting(organization: list[str], personal: list[str], kind: str) -> None:
     with pytest.raises(ConfigurationError, match=f"^CLERK_ORGANIZATION_SYNC {kind} pattern '/\\(' is not a valid"):
         OrganizationMatcher(organization, personal)
+
+
+def test_an_empty_pattern_is_dropped_and_the_rest_kept() -> None:
+    assert RouteMatcher(["", "/a"])("/a")
