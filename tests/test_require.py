@@ -320,8 +320,14 @@ def test_require_above_the_route_decorator_warns_through_other_decorators(
     def inner() -> dict[str, bool]:
         return {"ok": True}
 
+    def shared() -> dict[str, bool]:
+        return {"ok": True}
+
+    app.add_url_rule("/bare", "bare", shared)
+    app.add_url_rule("/wrapped", "wrapped", logged(clerk.require(role="admin")(shared)))
     client = app.test_client()
     assert client.get("/outer", headers=clerk_issuer.auth_header()).status_code == 403
+    assert client.get("/bare", headers=clerk_issuer.auth_header()).status_code == 200
     assert "above the route decorator" not in caplog.text
     assert client.get("/inner", headers=clerk_issuer.auth_header()).status_code == 200
     warnings = [r.getMessage() for r in caplog.records if "above the route decorator" in r.getMessage()]
