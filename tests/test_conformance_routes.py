@@ -152,6 +152,7 @@ LISTED: list[tuple[str, str]] = [
     ("/:x(\\01)", "/%01"),  # an octal escape: refused here, never read as \0 then "1"
     ("/:x([\\t-\\S\\r])", "/%0A"),  # "-" before \S is a literal for JavaScript, never a range
     ("/:x(a{2})", "/aa"),
+    ("/:x([\\t\\S])", "/%09"),
 ]
 
 # Each pattern piece with path fragments that could fit it, so a third of the generated paths follow their pattern.
