@@ -347,9 +347,19 @@ def test_head_uses_the_get_handlers_marks(app_factory: AppFactory) -> None:
         def post(self) -> dict[str, bool]:
             return {"ok": True}
 
+    class OwnHead(MethodView):
+        @clerk.public
+        def get(self) -> dict[str, bool]:
+            return {"ok": True}
+
+        def head(self) -> dict[str, bool]:
+            return {"ok": True}
+
     app.add_url_rule("/page", view_func=Page.as_view("page"))
+    app.add_url_rule("/own-head", view_func=OwnHead.as_view("own_head"))
     client = app.test_client()
     assert client.head("/page").status_code == 200
+    assert client.head("/own-head").status_code == 401  # its own head handler is not public
     assert client.post("/page").status_code == 401
 
 
