@@ -257,6 +257,7 @@ def test_routed_pathname(path_info: str, expected: str) -> None:
         ("health\\.txt", "Fix: write '/health\\\\.txt'"),
         ("/a/*/b", "Fix: write '/a/(.*)/b'"),
         ("health/(x)/y", "Fix: write '/health/(x)/y'"),
+        ("{/a}/*", "Fix: write '{/a}/(.*)'"),
         ("/(", "CLERK_PUBLIC_ROUTES pattern '/(' is not a valid Clerk route pattern (Unbalanced pattern at 1)"),
         # Unnamed groups are numbered 0, 1, ... as Clerk's path-to-regexp names them.
         ("/{(a)}{(b)}:c", 'missing text after "1"'),
