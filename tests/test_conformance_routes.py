@@ -153,6 +153,7 @@ LISTED: list[tuple[str, str]] = [
     ("/:x([\\t-\\S\\r])", "/%0A"),  # "-" before \S is a literal for JavaScript, never a range
     ("/:x(a{2})", "/aa"),
     ("/:x([\\t\\S])", "/%09"),
+    ("/a%2Fb", "/a%2Fb"),  # a reserved character's escape stays as it was
 ]
 
 # Each pattern piece with path fragments that could fit it, so a third of the generated paths follow their pattern.
@@ -176,7 +177,7 @@ PATH_PIECES = [
 ]
 URL_TARGETS = [
     "/a", "/a/../b", "/a/./b", "/a/%2e%2E/b", "/a/.%2e", "/%2e/a", "/a/b/..", "/a\\b", "//a//b", "/caf\u00e9",
-    "/a b", '/a"<>`{}^|', "/a%zz", "/\x7f", "/a/..?x", "/a?b#c", "/%2e%2e/x", "/x/%2E", "/a;b", "/\x01", "/X",
+    "/a b", '/a"<>`{}^|', "/a%zz", "/\x7f", "/a/..?x", "/a?b#c", "/%2e%2e/x", "/x/%2E", "/a;b", "/\x01", "/X", "/a\tb",
 ]
 
 

@@ -243,6 +243,7 @@ def test_request_pathname(environ: dict[str, str], expected: str) -> None:
     ("path_info", "expected"),
     [
         ("/!~", "/!~"),  # printable ASCII is kept as the client sent it
+        ("/\x7f", "/%7F"),
         ("/\ud800", "/%ED%A0%80"),  # a lone surrogate from a non-conforming server is escaped, never an error
     ],
 )
@@ -271,6 +272,8 @@ def test_configuration_error_text(pattern: str, text: str) -> None:
 
 def test_organization_matcher_targets() -> None:
     matcher = OrganizationMatcher(["/orgs/:id", "/o/:slug"], ["/me"])
+    assert OrganizationMatcher(["/orgs/:id"], []) and OrganizationMatcher([], ["/me"])
+    assert not OrganizationMatcher([], [])
     assert matcher.find_target("/orgs/org_1") == ("organization", "org_1")
     assert matcher.find_target("/o/acme") == ("organization_slug", "acme")
     assert matcher.find_target("/me") == ("personal_account", None)
@@ -287,3 +290,8 @@ def test_organization_pattern_errors_name_the_setting(organization: list[str], p
 
 def test_an_empty_pattern_is_dropped_and_the_rest_kept() -> None:
     assert RouteMatcher(["", "/a"])("/a")
+
+
+def test_a_raw_path_that_is_not_a_string_is_ignored() -> None:
+    """A non-conforming server's bytes REQUEST_URI is not read (never an error): PATH_INFO is used."""
+    assert request_pathname({"REQUEST_URI": b"/other", "PATH_INFO": "/x", "SCRIPT_NAME": ""}) == "/x"
