@@ -38,7 +38,8 @@ TESTS: dict[str, list[str]] = {
     "routes": ["tests/test_routes.py", "tests/test_protection.py", "tests/test_conformance_routes.py"],
     "protection": [
         "tests/test_protection.py", "tests/test_protection_shapes.py", "tests/test_protect.py", "tests/test_options.py",
-        "tests/test_require.py", "tests/test_machine_tokens.py", "tests/test_responses.py",
+        "tests/test_require.py", "tests/test_machine_tokens.py", "tests/test_responses.py", "tests/test_handshake.py",
+        "tests/test_leakguard_audit.py",
     ],
     "authenticate": [
         "tests/test_protection.py", "tests/test_handshake.py", "tests/test_conformance.py",

@@ -125,6 +125,35 @@ LISTED: list[tuple[str, str]] = [
     ("/a", "/a/"),
     ("/a", "/a#"),
     ("", "/"),  # Clerk drops empty patterns (filter(Boolean)); "" would otherwise compile to "/"
+    # issue 19, mutation testing of routes.py: each pair tells a survivor from Clerk
+    ("/aX:id?", "/a"),  # "X" is no prefix: it stays required text
+    ("/:a_b", "/x"),  # "_" is part of a parameter name
+    ("/aX", "/aX"),  # "X" is no modifier
+    ("/(a(", "/a"),  # an unclosed group at the very end is refused, never an IndexError
+    ("/:x(\\x41)", "/A"),
+    ("/:x(\\x41b)", "/Ab"),
+    ("/:x(\\xzz)", "/xzz"),
+    ("/:x(\\x4g)", "/x4g"),
+    ("/:x(\\u0041b)", "/Ab"),
+    ("/:x(\\uzz)", "/uzz"),
+    ("/:x(\\u004g)", "/u004g"),
+    ("/:x(\\Wa)", "/-a"),
+    ("/:x(\\Sa)", "/ba"),
+    ("/:x(\\ta)", "/%09a"),
+    ("/:x(\\ba)", "/a"),
+    ("/:x([\\b])", "/%08"),
+    ("/:x([\\w])", "/a"),
+    ("/:x([\\x01-\\s])", "/%05"),  # JavaScript reads \s as a range end as literals; Python's range is wider
+    ("/:x([\\s-\\uffff])", "/%EF%BF%B0"),
+    ("/(.*)", "/%80"),  # a lone continuation byte is malformed
+    ("/:x(\\d+)-:y", "/1-a-b"),  # text without a delimiter before a parameter keeps it out of the parameter
+    ("/:x(\\ud83d\\ude00)", "/%F0%9F%98%80"),  # an astral character is its UTF-16 surrogates
+    ("/:x(\\0)", "/%00"),
+    ("/:x(\\01)", "/%01"),  # an octal escape: refused here, never read as \0 then "1"
+    ("/:x([\\t-\\S\\r])", "/%0A"),  # "-" before \S is a literal for JavaScript, never a range
+    ("/:x(a{2})", "/aa"),
+    ("/:x([\\t\\S])", "/%09"),
+    ("/a%2Fb", "/a%2Fb"),  # a reserved character's escape stays as it was
 ]
 
 # Each pattern piece with path fragments that could fit it, so a third of the generated paths follow their pattern.
@@ -148,7 +177,7 @@ PATH_PIECES = [
 ]
 URL_TARGETS = [
     "/a", "/a/../b", "/a/./b", "/a/%2e%2E/b", "/a/.%2e", "/%2e/a", "/a/b/..", "/a\\b", "//a//b", "/caf\u00e9",
-    "/a b", '/a"<>`{}^|', "/a%zz", "/\x7f", "/a/..?x", "/a?b#c", "/%2e%2e/x", "/x/%2E", "/a;b", "/\x01",
+    "/a b", '/a"<>`{}^|', "/a%zz", "/\x7f", "/a/..?x", "/a?b#c", "/%2e%2e/x", "/x/%2E", "/a;b", "/\x01", "/X", "/a\tb",
 ]
 
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Any
 
 import pytest
 from flask import Blueprint, Flask
+from flask.views import MethodView, View
+from werkzeug.routing import Rule
 
-from flask_clerk_security import ClerkSecurity, current_auth
+from flask_clerk_security import ClerkSecurity, current_auth, protection
+from flask_clerk_security.protection import Requirement
 from flask_clerk_security.testing import ClerkTestIssuer
 
 from .conftest import AppFactory
@@ -253,3 +258,176 @@ def test_require_above_the_route_decorator_warns(
     assert "above the route decorator" not in caplog.text
     assert client.get("/bp/above", headers=clerk_issuer.auth_header()).status_code == 200
     assert "view 'bp.above': @clerk.require(...) is above the route decorator" in caplog.text
+    assert any(r.getMessage().startswith("view 'bp.above': @clerk.require(...)") for r in caplog.records)
+
+
+def test_requirement_options_are_kept_as_given() -> None:
+    """``flask clerk routes`` shows each requirement's options under the names they were given with."""
+    given: dict[str, Any] = {
+        "permission": "org:a:b",
+        "reverification": "strict",
+        "accepts_token": ["session_token", "m2m_token"],
+        "scopes": ["read"],
+        "treat_pending_as_signed_out": False,
+        "unauthenticated_url": "https://accounts.example.test/sign-in",
+        "unauthorized_url": "http://example.test/denied",
+    }
+    requirement = Requirement.build("require", **given)
+    assert dict(requirement.options) == given
+    assert requirement.treat_pending_as_signed_out is False
+    assert Requirement.build("require", unauthorized_url="/denied").options == {"unauthorized_url": "/denied"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        requirement.scopes = None  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"treat_pending_as_signed_out": "no"}, "require(treat_pending_as_signed_out=...) takes True or False"),
+        ({"unauthenticated_url": "ftp://x"}, "require(unauthenticated_url=...) takes a path"),
+        ({"unauthorized_url": "denied"}, "require(unauthorized_url=...) takes a path"),
+    ],
+)
+def test_requirement_option_errors_name_the_option(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(TypeError) as caught:
+        Requirement.build("require", **kwargs)
+    assert str(caught.value).startswith(message)
+
+
+def test_require_above_the_route_decorator_warns_through_other_decorators(
+    app_factory: AppFactory, clerk_issuer: ClerkTestIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warning sees through ``functools.wraps`` decorators on either side of ``require``: a served wrapper of
+    the require wrapper is no warning, a require over a decorated, already routed function is."""
+    app, clerk = app_factory()
+
+    def logged(func: Any) -> Any:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    @app.get("/outer")
+    @logged
+    @clerk.require(role="admin")
+    def outer() -> dict[str, bool]:
+        return {"ok": True}
+
+    @clerk.require(role="admin")
+    @logged
+    @app.get("/inner")
+    def inner() -> dict[str, bool]:
+        return {"ok": True}
+
+    def shared() -> dict[str, bool]:
+        return {"ok": True}
+
+    app.add_url_rule("/bare", "bare", shared)
+    app.add_url_rule("/wrapped", "wrapped", logged(clerk.require(role="admin")(shared)))
+    client = app.test_client()
+    assert client.get("/outer", headers=clerk_issuer.auth_header()).status_code == 403
+    assert client.get("/bare", headers=clerk_issuer.auth_header()).status_code == 200
+    assert "above the route decorator" not in caplog.text
+    assert client.get("/inner", headers=clerk_issuer.auth_header()).status_code == 200
+    warnings = [r.getMessage() for r in caplog.records if "above the route decorator" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("view 'inner': @clerk.require(...) is above the route decorator")
+
+
+def test_head_uses_the_get_handlers_marks(app_factory: AppFactory) -> None:
+    """A MethodView without ``head`` answers HEAD with ``get`` (as Flask does), so ``get``'s public mark holds."""
+    app, clerk = app_factory()
+
+    class Page(MethodView):
+        @clerk.public
+        def get(self) -> dict[str, bool]:
+            return {"ok": True}
+
+        def post(self) -> dict[str, bool]:
+            return {"ok": True}
+
+    class OwnHead(MethodView):
+        @clerk.public
+        def get(self) -> dict[str, bool]:
+            return {"ok": True}
+
+        def head(self) -> dict[str, bool]:
+            return {"ok": True}
+
+    app.add_url_rule("/page", view_func=Page.as_view("page"))
+    app.add_url_rule("/own-head", view_func=OwnHead.as_view("own_head"))
+    client = app.test_client()
+    assert client.head("/page").status_code == 200
+    assert client.head("/own-head").status_code == 401  # its own head handler is not public
+    assert client.post("/page").status_code == 401
+
+
+def test_a_views_own_require_is_checked_when_the_view_runs(
+    app_factory: AppFactory, clerk_issuer: ClerkTestIssuer
+) -> None:
+    """``require`` on a view function, a View's ``dispatch_request`` or a MethodView handler is the wrapper's to
+    check when the view runs (after the app's own ``before_request``); only Blueprint and View-class marks are
+    checked before."""
+    app, clerk = app_factory()
+    bp = Blueprint("bp", __name__)
+
+    @bp.get("/function")
+    @clerk.require(role="admin")
+    def function() -> dict[str, bool]:
+        return {"ok": True}
+
+    class Dispatch(View):
+        @clerk.require(role="admin")
+        def dispatch_request(self) -> dict[str, bool]:
+            return {"ok": True}
+
+    class Handler(MethodView):
+        @clerk.require(role="admin")
+        def get(self) -> dict[str, bool]:
+            return {"ok": True}
+
+    app.register_blueprint(bp)
+    app.add_url_rule("/dispatch", view_func=Dispatch.as_view("dispatch"))
+    app.add_url_rule("/handler", view_func=Handler.as_view("handler"))
+
+    @app.before_request
+    def maintenance() -> tuple[str, int]:
+        return "maintenance", 503
+
+    client = app.test_client()
+    for path in ("/function", "/dispatch", "/handler"):
+        assert client.get(path, headers=clerk_issuer.auth_header()).status_code == 503, path
+
+
+def test_protection_logs_under_the_package_logger() -> None:
+    """Apps configure ``logging.getLogger("flask_clerk_security")``; protection's debug lines must go there."""
+    assert protection.logger.name == "flask_clerk_security"
+
+
+def test_a_dotted_endpoint_without_a_blueprint_keeps_its_views_marks(app_factory: AppFactory) -> None:
+    """An endpoint named like ``a.b`` with no blueprint ``a`` still reads the view's own ``public`` mark."""
+    app, clerk = app_factory()
+
+    @clerk.public
+    def status() -> dict[str, bool]:
+        return {"ok": True}
+
+    app.add_url_rule("/status", "not_a.blueprint", status)
+    assert app.test_client().get("/status").status_code == 200
+
+
+def test_options_the_view_answers_itself_is_protected(app_factory: AppFactory) -> None:
+    """OPTIONS skips authentication only where the view never runs (Flask's automatic answer): a rule added to the
+    URL map directly, or one listing OPTIONS itself, runs the view, so it is protected (a partial view too)."""
+    app, _ = app_factory()
+
+    def answer(word: str = "ok") -> dict[str, str]:
+        return {"answer": word}
+
+    app.url_map.add(Rule("/raw", endpoint="raw"))
+    app.view_functions["raw"] = answer
+    app.add_url_rule("/partial", "partial", functools.partial(answer, "partial"), methods=["GET", "OPTIONS"])
+    client = app.test_client()
+    assert client.options("/raw").status_code == 401
+    assert client.options("/partial").status_code == 401

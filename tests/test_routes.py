@@ -13,7 +13,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.routing import PathConverter
 
 from flask_clerk_security import ConfigurationError
-from flask_clerk_security.routes import RouteMatcher, request_pathname
+from flask_clerk_security.routes import OrganizationMatcher, RouteMatcher, request_pathname, routed_pathname
 from flask_clerk_security.testing import serve_app
 from tests.conftest import AppFactory
 
@@ -231,7 +231,67 @@ def test_regexes_and_callables_through_an_app(app_factory: AppFactory) -> None:
         ({"REQUEST_URI": "/other", "PATH_INFO": "/status\n", "SCRIPT_NAME": ""}, "/status%0A"),
         ({"REQUEST_URI": "/m/a%2Fb?q", "PATH_INFO": "/a/b", "SCRIPT_NAME": "/m"}, "/a%2Fb"),
         ({"RAW_URI": "http://h/m%20n/x", "PATH_INFO": "/x", "SCRIPT_NAME": "/m n"}, "/x"),
+        # Exactly SCRIPT_NAME is dropped from the raw path, not one character more.
+        ({"REQUEST_URI": "/m//x", "PATH_INFO": "//x", "SCRIPT_NAME": "/m"}, "//x"),
     ],
 )
 def test_request_pathname(environ: dict[str, str], expected: str) -> None:
     assert request_pathname(environ) == expected
+
+
+@pytest.mark.parametrize(
+    ("path_info", "expected"),
+    [
+        ("/!~", "/!~"),  # printable ASCII is kept as the client sent it
+        ("/\x7f", "/%7F"),
+        ("/\ud800", "/%ED%A0%80"),  # a lone surrogate from a non-conforming server is escaped, never an error
+    ],
+)
+def test_routed_pathname(path_info: str, expected: str) -> None:
+    assert routed_pathname({"PATH_INFO": path_info}) == expected
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text"),
+    [
+        ("health", "can never match (a request path always starts with '/')"),
+        ("health\\.txt", "Fix: write '/health\\\\.txt'"),
+        ("/a/*/b", "Fix: write '/a/(.*)/b'"),
+        ("health/(x)/y", "Fix: write '/health/(x)/y'"),
+        ("{/a}/*", "Fix: write '{/a}/(.*)'"),
+        ("/(", "CLERK_PUBLIC_ROUTES pattern '/(' is not a valid Clerk route pattern (Unbalanced pattern at 1)"),
+        # Unnamed groups are numbered 0, 1, ... as Clerk's path-to-regexp names them.
+        ("/{(a)}{(b)}:c", 'missing text after "1"'),
+    ],
+)
+def test_configuration_error_text(pattern: str, text: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        RouteMatcher([pattern])
+    assert text in str(caught.value)
+
+
+def test_organization_matcher_targets() -> None:
+    matcher = OrganizationMatcher(["/orgs/:id", "/o/:slug"], ["/me"])
+    assert OrganizationMatcher(["/orgs/:id"], []) and OrganizationMatcher([], ["/me"])
+    assert not OrganizationMatcher([], [])
+    assert matcher.find_target("/orgs/org_1") == ("organization", "org_1")
+    assert matcher.find_target("/o/acme") == ("organization_slug", "acme")
+    assert matcher.find_target("/me") == ("personal_account", None)
+    assert matcher.find_target("/other") is None
+
+
+@pytest.mark.parametrize(
+    ("organization", "personal", "kind"), [(["/("], [], "organization"), ([], ["/("], "personal account")]
+)
+def test_organization_pattern_errors_name_the_setting(organization: list[str], personal: list[str], kind: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"^CLERK_ORGANIZATION_SYNC {kind} pattern '/\\(' is not a valid"):
+        OrganizationMatcher(organization, personal)
+
+
+def test_an_empty_pattern_is_dropped_and_the_rest_kept() -> None:
+    assert RouteMatcher(["", "/a"])("/a")
+
+
+def test_a_raw_path_that_is_not_a_string_is_ignored() -> None:
+    """A non-conforming server's bytes REQUEST_URI is not read (never an error): PATH_INFO is used."""
+    assert request_pathname({"REQUEST_URI": b"/other", "PATH_INFO": "/x", "SCRIPT_NAME": ""}) == "/x"
