@@ -150,6 +150,28 @@ def conformance_node() -> str:
     return node
 
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium through Playwright (no browser download); skips (fails under CI) without it."""
+    if not (os.path.exists(CHROMIUM) and shutil.which("chromium")):
+        skip_or_fail(f"{CHROMIUM} is not installed (apt-get install chromium); the browser tests need it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, then released): a server that is down."""
     with socket.socket() as sock:

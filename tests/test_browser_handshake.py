@@ -5,10 +5,7 @@ The app, the Frontend API stand-in and the Backend API stand-in all listen on 12
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,38 +16,9 @@ from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer, Fro
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
-def _need(condition: bool, reason: str) -> None:
-    if condition:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so the browser test must run)", pytrace=False)
-    pytest.skip(reason)
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    _need(os.path.exists(CHROMIUM) or shutil.which("chromium") is not None, "chromium is not installed")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _need(False, "playwright (python) is not installed")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.mark.parametrize(("instance", "use_nonce"), [("live", True), ("test", False)], ids=["prod-nonce", "dev-token"])

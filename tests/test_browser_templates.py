@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,8 +9,6 @@ from flask import Flask, render_template_string
 
 from flask_clerk_security import ClerkSecurity
 from flask_clerk_security.testing import ClerkTestIssuer, serve_app
-
-from .test_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 
@@ -26,24 +21,10 @@ PAGE = """<!doctype html><html><head>
 </head><body>page</body></html>"""
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    if not (os.path.exists(CHROMIUM) and shutil.which("chromium")):
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing in CI: .ci/run installs Debian's chromium package")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); the browser test needs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield instance
-        finally:
-            instance.close()
 
 
 @pytest.mark.parametrize("strict", [True, False])
-def test_clerk_script_is_allowed_by_the_csp(chromium: Any, strict: bool) -> None:
+def test_clerk_script_is_allowed_by_the_csp(browser: Any, strict: bool) -> None:
     issuer = ClerkTestIssuer(instance="live")  # no handshake for a signed-out page visit
     app = Flask("template_browser_app")
     app.config.update(**issuer.config, CLERK_FORCE_HTTPS=False, CLERK_CSP_STRICT=strict, CLERK_PUBLIC_ROUTES=["/"])
@@ -51,7 +32,7 @@ def test_clerk_script_is_allowed_by_the_csp(chromium: Any, strict: bool) -> None
     app.add_url_rule("/", "page", lambda: render_template_string(PAGE))
     script_urls: list[str] = []
     console: list[str] = []
-    page = chromium.new_page()
+    page = browser.new_page()
     page.on("console", lambda message: console.append(message.text))
 
     def serve_clerk_js(route: Any) -> None:  # ClerkJS from the Frontend API, answered here (no network)
