@@ -157,9 +157,12 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's headless Chromium through Playwright (no browser download); skips (fails under CI) without it."""
+    """Debian's headless Chromium through Playwright (no browser download); skips (fails under CI) without it.
+
+    Module-scoped: Playwright's sync API keeps an event loop running in this thread while it is open, and
+    asgiref (async views) refuses to run there, so it must be closed before later test modules run."""
     if not (os.path.exists(CHROMIUM) and shutil.which("chromium")):
         skip_or_fail(f"{CHROMIUM} is not installed (apt-get install chromium); the browser tests need it")
     from playwright.sync_api import sync_playwright
