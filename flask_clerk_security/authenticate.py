@@ -8,11 +8,12 @@ from urllib.parse import urlsplit
 from flask import Request
 
 from .auth import Auth
+from .auth_status import SIGNED_OUT
 from .config import ClerkSettings
 from .cookies import cookie_suffix
 from .errors import TokenVerificationError
 from .pages import PageAuthenticator, is_page_request, remember
-from .reasons import CSRF_ORIGIN_MISMATCH, AuthErrorReason, request_reason
+from .reasons import CSRF_ORIGIN_MISMATCH, AuthErrorReason
 from .state import AUTH_MESSAGE_KEY
 from .token_types import is_session_jwt
 from .tokens import TokenVerifier, decode_token
@@ -70,7 +71,10 @@ class RequestAuthenticator:
         except TokenVerificationError as exc:
             # Clerk's getFullMessage() format; the message itself is ours (never the token).
             request.environ[AUTH_MESSAGE_KEY] = f"{exc.message} (reason={exc.reason}, token-carrier=header)"
-            return Auth.signed_out(request_reason(exc.reason, request.method))
+            state = self.pages.header_token_error(request, header_token, exc)
+            if state.status != SIGNED_OUT:  # refreshed (its cookies) or a handshake (its redirect)
+                remember(request, state)
+            return state.auth
 
     def _authenticate_cookie(self, request: Request) -> Auth:
         """Clerk's cookie path (suffixed cookies, client_uat rules, handshake); then the CSRF origin check."""

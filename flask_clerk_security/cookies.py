@@ -195,9 +195,10 @@ def js_or_zero(value: Any) -> Any:
 
 
 class CookieContext:
-    """Clerk's ``AuthenticateContext`` for a request without an ``Authorization`` token."""
+    """Clerk's ``AuthenticateContext`` for the cookie path, or for a refused ``Authorization`` token
+    (``header_token``) that gets the cookie path's refresh and handshake."""
 
-    def __init__(self, request: Request, settings: ClerkSettings) -> None:
+    def __init__(self, request: Request, settings: ClerkSettings, header_token: str | None = None) -> None:
         self.request = request
         self.settings = settings
         self.method = request.method
@@ -227,6 +228,8 @@ class CookieContext:
         self.is_satellite = settings.is_satellite
         #: Clerk reads only the suffixed ``__refresh_<suffix>`` (``getSuffixedCookie``), never a plain one.
         self.refresh_token = self._suffixed(REFRESH)
+        #: Clerk's ``sessionToken``: the one a refresh exchanges and a handshake carries (cookie, else header).
+        self.any_session_token = self.session_token or header_token
 
     @property
     def handshake_enabled(self) -> bool:

@@ -224,8 +224,8 @@ def handshake_url(ctx: CookieContext, reason: str, organization: tuple[str, str 
         ("__clerk_hs_reason", reason),
         ("format", "nonce"),
     ]
-    if ctx.session_token:
-        params.append((SESSION, ctx.session_token))
+    if ctx.any_session_token:
+        params.append((SESSION, ctx.any_session_token))
     if ctx.is_development and ctx.dev_browser_token:
         params.append((DEV_BROWSER, ctx.dev_browser_token))
     if organization is not None:

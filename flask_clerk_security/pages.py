@@ -170,6 +170,12 @@ class PageAuthenticator:
                 return self._maybe_handshake(ctx, AuthErrorReason.PRIMARY_RESPONDS_TO_SYNCING, location)
         return None
 
+    def header_token_error(self, request: Request, token: str, exc: TokenVerificationError) -> PageState:
+        """``handleSessionTokenError(err, 'header')``: a refused ``Authorization`` token gets the cookie path's
+        answer, so an expired one on a GET with ``__refresh_<suffix>`` is refreshed too (Clerk's
+        ``authenticateContext.sessionToken`` is the session cookie, else the header's token)."""
+        return self._token_error(CookieContext(request, self.settings, header_token=token), exc)
+
     def _token_error(self, ctx: CookieContext, exc: TokenVerificationError) -> PageState:
         """``handleSessionTokenError``: an expired token on a GET with ``__refresh_<suffix>`` is refreshed
         through the Backend API (signed in, with its cookies); else expired / not yet valid tokens hand shake
@@ -193,8 +199,9 @@ class PageAuthenticator:
         """
         if not self.settings.secret_key:
             return None, RefreshTokenErrorReason.MISSING_API_CLIENT
-        assert ctx.session_token is not None and ctx.refresh_token is not None  # the caller's conditions
-        decoded = try_decode(ctx.session_token)
+        expired, refresh_token = ctx.any_session_token, ctx.refresh_token
+        assert expired is not None and refresh_token is not None  # the caller's conditions
+        decoded = try_decode(expired)
         if decoded is None:
             return None, RefreshTokenErrorReason.EXPIRED_SESSION_TOKEN_DECODE_FAILED
         sid = decoded[1].get("sid", UNDEFINED)
@@ -212,8 +219,8 @@ class PageAuthenticator:
                 params={"suffixed_cookies": "true" if ctx.suffixed else "false"},
                 json_body={
                     "format": "cookie",
-                    "expired_token": ctx.session_token,
-                    "refresh_token": ctx.refresh_token,
+                    "expired_token": expired,
+                    "refresh_token": refresh_token,
                     "request_origin": ctx.origin(),
                     "request_headers": headers,
                 },

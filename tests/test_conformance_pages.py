@@ -42,6 +42,7 @@ from .oracle import run_node
 BASE = "http://localhost:5000"
 DOC = {"sec-fetch-dest": "document", "accept": "text/html,application/xhtml+xml"}
 PROXY = "https://example.test/__clerk"
+API = {"accept": "application/json"}
 
 
 @dataclass
@@ -142,6 +143,10 @@ def _build_cases(live: Instance, dev: Instance) -> list[Case]:
         return {"__session": token, "__client_uat": str(_now() - 300)}
 
     no_sid = li.sign(li.session_claims(issued_at=_now() - 120, extra_claims={"sid": None}))
+    expired = li.session_token(issued_at=_now() - 120)
+    bearer = {**API, "authorization": f"Bearer {expired}"}
+    bearer_doc = {**DOC, "authorization": f"Bearer {expired}"}
+    refresh_ok = {f"__refresh_{suffix}": "rt_ok"}
     not_yet = li.session_token(extra_claims={"nbf": _now() + 60})
     foreign = [*handshake_directives(li), "sessionid=planted; Path=/"]
     return [
@@ -234,6 +239,32 @@ def _build_cases(live: Instance, dev: Instance) -> list[Case]:
              cookies={"__session": no_sid, "__client_uat": str(_now() - 300), f"__refresh_{suffix}": "rt_ok"}),
         Case("prod-refresh-not-yet-valid", "live", "handshake",
              cookies={"__session": not_yet, "__client_uat": str(_now() - 300), f"__refresh_{suffix}": "rt_ok"}),
+        # An expired Authorization-header token gets the same refresh (Clerk's sessionToken is the session cookie,
+        # else the header's token); without the cookie, or on a POST, it is signed out with why.
+        Case("prod-header-refresh", "live", "signed-in", headers=bearer,
+             cookies=refresh_ok),
+        Case("prod-header-refresh-suffixed-session", "live", "signed-in",
+             headers=bearer, cookies=suffixed({**stale(li), "__refresh": "rt_ok"})),
+        Case("prod-header-expired-no-refresh", "live", "signed-out", headers=bearer),
+        Case("prod-header-refresh-plain-cookie", "live", "signed-out",
+             headers=bearer, cookies={"__refresh": "rt_ok"}),
+        Case("prod-header-refresh-post", "live", "signed-out", method="POST",
+             headers=bearer, cookies=refresh_ok),
+        Case("prod-header-refresh-unknown", "live", "signed-out", headers=bearer,
+             cookies={f"__refresh_{suffix}": "rt_no"}),
+        Case("prod-header-refresh-forged-answer", "live", "signed-out",
+             headers=bearer, cookies={f"__refresh_{suffix}": "rt_forged"}),
+        Case("prod-header-refresh-no-sid", "live", "signed-out", headers={**API, "authorization": f"Bearer {no_sid}"},
+             cookies=refresh_ok),
+        Case("prod-header-not-yet-valid", "live", "signed-out", headers={**API, "authorization": f"Bearer {not_yet}"},
+             cookies=refresh_ok),
+        Case("prod-header-forged", "live", "signed-out",
+             headers={**API, "authorization": f"Bearer {forger.session_token()}"}, cookies=refresh_ok),
+        Case("prod-header-expired-document", "live", "handshake", headers=bearer_doc),
+        Case("prod-header-refresh-document", "live", "signed-in", headers=bearer_doc,
+             cookies=refresh_ok),
+        Case("prod-header-refresh-protected", "live", "signed-in", path="/p/dashboard",
+             headers=bearer, cookies=refresh_ok),
         # Satellite domains: a signed-out satellite page syncs with the primary (Frontend API handshake in
         # production, the primary's sign-in page in development) when auto-sync is on or __clerk_synced=false;
         # a development primary sends the browser back (primary-responds-to-syncing).
@@ -464,6 +495,11 @@ CASE_IDS = [
     "prod-refresh-suffixed", "prod-refresh-plain-session", "prod-refresh-api-request",
     "prod-refresh-plain-cookie-ignored", "prod-refresh-unknown-token", "prod-refresh-forged-answer",
     "prod-refresh-empty-answer", "prod-refresh-post", "prod-refresh-no-sid", "prod-refresh-not-yet-valid",
+    "prod-header-refresh", "prod-header-refresh-suffixed-session", "prod-header-expired-no-refresh",
+    "prod-header-refresh-plain-cookie", "prod-header-refresh-post", "prod-header-refresh-unknown",
+    "prod-header-refresh-forged-answer", "prod-header-refresh-no-sid", "prod-header-not-yet-valid",
+    "prod-header-forged", "prod-header-expired-document", "prod-header-refresh-document",
+    "prod-header-refresh-protected",
     "sat-prod-no-cookies", "sat-prod-no-cookies-auto-sync", "sat-prod-needs-sync", "sat-prod-sync-completed",
     "sat-prod-fetch-auto-sync", "sat-prod-fresh", "sat-prod-fresh-cross-site", "sat-prod-expired",
     "sat-prod-protected-signed-out", "sat-dev-no-cookies", "sat-dev-needs-sync", "dev-primary-responds-to-syncing",

@@ -556,6 +556,24 @@ def test_refresh_cookie_signs_in_with_one_backend_api_call(live: Env) -> None:
     assert call.json["request_headers"]["sec-fetch-dest"] == ["document"]
 
 
+def test_an_expired_authorization_token_is_refreshed_with_the_refresh_cookie(live: Env) -> None:
+    live.backend.add_session("sess_123", "user_refreshed")
+    live.backend.add_refresh_token("rt_1", "sess_123")
+    expired = live.stale_cookies()["__session"]
+    suffix = cookie_suffix(live.issuer.publishable_key)
+    client = _client(live.app(), {f"__refresh_{suffix}": "rt_1"})
+    response = client.get("/api/me", headers={"Authorization": f"Bearer {expired}"})
+    assert response.status_code == 200 and response.get_json() == {"user_id": "user_refreshed"}
+    assert set(_set_cookies(response)) == {"__session", "__client_uat"}
+    (call,) = [c for c in live.backend.calls if c.path == "/v1/sessions/sess_123/refresh"]
+    assert call.json["expired_token"] == expired and call.query == {"suffixed_cookies": ["false"]}
+    # Without the cookie (or on a POST) there is nothing to exchange: 401, with Clerk's reason for it.
+    refused = live.app().test_client().get("/api/me", headers={"Authorization": f"Bearer {expired}"})
+    assert refused.status_code == 401
+    assert refused.headers["x-clerk-auth-reason"] == "session-token-expired-refresh-non-eligible-no-refresh-cookie"
+    assert live.backend.count("POST", "/v1/sessions/sess_123/refresh") == 1
+
+
 def test_a_refresh_that_times_out_hands_shake_within_the_deadline(live: Env) -> None:
     live.backend.add_refresh_token("rt_1", "sess_123")
     live.backend.delay = 3.0
