@@ -6,6 +6,7 @@ Also the WHATWG ``URLSearchParams`` serialisation the redirect and handshake URL
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterable
 from urllib.parse import parse_qsl, quote_plus, urljoin, urlsplit, urlunsplit
 
@@ -155,7 +156,7 @@ def primary_sync_return_url(settings: ClerkSettings, ctx: CookieContext) -> str 
     if not target:
         return None
     origin = _origin(target)
-    allowed = {party.lower() for party in settings.authorized_parties} | {(_origin(ctx.clerk_url) or "")}
+    allowed = {_origin(party) for party in settings.authorized_parties} | {_origin(ctx.clerk_url)}
     if origin is None or origin not in allowed:
         return None
     if ctx.dev_browser_token:
@@ -164,14 +165,21 @@ def primary_sync_return_url(settings: ClerkSettings, ctx: CookieContext) -> str 
 
 
 def _origin(url: str) -> str | None:
-    """``scheme://host[:port]`` of an absolute http(s) URL, lower-cased; None for anything else (userinfo too)."""
+    """The WHATWG ``origin`` of an absolute http(s) URL (lower-cased, default port dropped, an IPv6 host in
+    brackets and compressed); None for anything else (userinfo too)."""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
         return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+    host = parts.hostname
+    if parts.scheme.lower() not in ("http", "https") or not host or "@" in parts.netloc:
         return None
+    if ":" in host:  # only an IPv6 literal has one
+        try:
+            host = f"[{ipaddress.IPv6Address(host).compressed}]"
+        except ValueError:
+            return None
     default = {"http": 80, "https": 443}[parts.scheme.lower()]
     suffix = f":{port}" if port is not None and port != default else ""
-    return f"{parts.scheme.lower()}://{parts.hostname.lower()}{suffix}"
+    return f"{parts.scheme.lower()}://{host.lower()}{suffix}"

@@ -647,6 +647,24 @@ def test_a_primary_answers_redirect_urls_only_for_listed_origins(dev: Env, targe
     assert listed.headers["Location"] == "http://satellite.test:3000/x?__clerk_db_jwt=dvb_1&__clerk_synced=true"
 
 
+@pytest.mark.parametrize(
+    ("party", "target"),
+    [
+        ("http://[::1]:3000", "http://[::1]:3000/x"),
+        ("http://[0:0::1]:3000", "http://[::1]:3000/x"),  # listed in another spelling of the same address
+        ("http://[2001:DB8::1]", "http://[2001:db8:0:0::1]:80/x"),
+    ],
+)
+def test_a_primary_answers_redirect_urls_for_listed_ipv6_origins(dev: Env, party: str, target: str) -> None:
+    app = dev.app(CLERK_AUTHORIZED_PARTIES=[party, "http://localhost"])
+    client = _client(app, {**dev.fresh_cookies(azp="http://localhost"), "__clerk_db_jwt": "dvb_1"})
+    response = client.get("/dashboard", query_string={"__clerk_redirect_url": target}, headers=DOC)
+    assert response.status_code == 307
+    assert response.headers["Location"] == f"{target}?__clerk_db_jwt=dvb_1&__clerk_synced=true"
+    other = client.get("/dashboard", query_string={"__clerk_redirect_url": "http://[::2]:3000/x"}, headers=DOC)
+    assert other.status_code == 200
+
+
 # --------------------------------------------------------------------------------------------- organization sync
 @pytest.mark.parametrize(
     ("value", "message"),
