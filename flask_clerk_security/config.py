@@ -652,6 +652,24 @@ def _check_satellite(settings: ClerkSettings) -> None:
             "CLERK_SIGN_IN_URL must be an absolute URL on the primary's origin when CLERK_IS_SATELLITE is set "
             "(the sign-in page is the primary app's)."
         )
+    if settings.sign_in_url and settings.domain and _same_origin_as_domain(settings.sign_in_url, settings.domain):
+        raise ConfigurationError(
+            f"CLERK_SIGN_IN_URL ({settings.sign_in_url}) is on this satellite's own origin (CLERK_DOMAIN="
+            f"{settings.domain}); Clerk requires it on a different origin. Fix: set it to the primary app's "
+            "sign-in page."
+        )
+
+
+def _same_origin_as_domain(url: str, domain: str) -> bool:
+    """Whether the absolute ``url`` is on ``domain`` (``host[:port]``, the port defaulting to the URL scheme's)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    default = 443 if parts.scheme.lower() == "https" else 80
+    host, _, domain_port = domain.lower().partition(":")
+    return parts.hostname == host and (port or default) == (int(domain_port) if domain_port else default)
 
 
 def clerk_config(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -162,7 +162,11 @@ class PageAuthenticator:
             if not self.settings.satellite_auto_sync and not has_cookies and not needs_sync:
                 return signed_out(AuthErrorReason.SESSION_TOKEN_AND_UAT_MISSING)
             if not has_cookies or needs_sync:
-                location = satellite_sync_url(self.settings, ctx) if ctx.is_development else None
+                if not ctx.is_development:
+                    return self._maybe_handshake(ctx, AuthErrorReason.SATELLITE_NEEDS_SYNCING)
+                location = satellite_sync_url(self.settings, ctx)
+                if location is None:
+                    return signed_out(AuthErrorReason.SATELLITE_NEEDS_SYNCING)
                 return self._maybe_handshake(ctx, AuthErrorReason.SATELLITE_NEEDS_SYNCING, location)
         if ctx.is_development and not ctx.is_satellite:
             location = primary_sync_return_url(self.settings, ctx)

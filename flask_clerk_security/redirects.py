@@ -14,7 +14,7 @@ from flask import Request, redirect
 from flask import request as flask_request
 from werkzeug.wrappers import Response
 
-from .config import ClerkSettings
+from .config import ClerkSettings, warn_once
 from .cookies import DEV_BROWSER, REDIRECT_URL, SYNCED, CookieContext, accounts_base_url, request_url
 from .errors import ConfigurationError
 from .state import get_state
@@ -137,10 +137,22 @@ def _with_param(url: str, name: str, value: str, *, replace: bool) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, _form_encode(pairs), parts.fragment))
 
 
-def satellite_sync_url(settings: ClerkSettings, ctx: CookieContext) -> str:
+def satellite_sync_url(settings: ClerkSettings, ctx: CookieContext) -> str | None:
     """A development satellite's way to sync (``request.ts``): the primary's sign-in page with
-    ``__clerk_redirect_url=<this URL>`` (``CLERK_SIGN_IN_URL``, absolute on satellites: checked at init)."""
+    ``__clerk_redirect_url=<this URL>`` (``CLERK_SIGN_IN_URL``, absolute on satellites: checked at init).
+
+    None when the sign-in page is on this request's own origin: the satellite would sync with itself, page after
+    page. Clerk throws there (``assertSignInUrlFormatAndOrigin``, on the ``Origin`` header); the request stays
+    signed out, and the log says why once.
+    """
     assert settings.sign_in_url is not None
+    if _origin(settings.sign_in_url) == _origin(ctx.clerk_url):
+        warn_once(
+            "satellite-sign-in-own-origin",
+            "A satellite request came in on CLERK_SIGN_IN_URL's own origin, so it is not synced (it would redirect "
+            "to itself). CLERK_SIGN_IN_URL must be the primary app's sign-in page, on another origin.",
+        )
+        return None
     return _with_param(settings.sign_in_url, REDIRECT_URL, ctx.clerk_url, replace=False)
 
 

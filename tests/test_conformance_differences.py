@@ -15,6 +15,12 @@ install; it is quoted here. The third is Clerk's ``@clerk/backend`` (pinned in t
    ``x-forwarded-host``/``x-forwarded-proto``, which any client can send; here it is resolved against
    ``request.host``, which follows those headers only behind ``werkzeug.middleware.proxy_fix.ProxyFix`` (the
    app states which proxies it trusts). Behind ProxyFix the handshake URL is Clerk's.
+4. **A satellite request whose ``Origin`` is the sign-in page's.** Clerk's ``assertSignInUrlFormatAndOrigin``
+   throws (a 500 in its SDKs) when the ``Origin`` header equals ``signInUrl``'s origin: any page on the primary
+   that calls the satellite, or any client sending that header, gets an error. Here the configuration is checked
+   at init (``CLERK_SIGN_IN_URL`` on ``CLERK_DOMAIN``'s origin is refused), the ``Origin`` header is not read
+   for it, and a request that arrives on the sign-in page's own origin is not synced with itself (it stays
+   signed out, and the log says why once).
 """
 
 from __future__ import annotations
@@ -121,3 +127,48 @@ def test_relative_proxy_url_follows_forwarded_headers_only_behind_proxyfix(confo
     assert (without.scheme, without.netloc) == ("http", "localhost:5000")  # the forwarded headers are not trusted
     behind = our_location(proxy_fix=True)
     assert (behind.scheme, behind.netloc, behind.path) == (theirs.scheme, theirs.netloc, theirs.path)
+
+
+def test_a_satellite_request_from_the_primarys_origin_is_answered(conformance_node: str) -> None:
+    """Difference 4: Clerk throws on an Origin header equal to the sign-in URL's origin; we answer as without it."""
+    issuer = ClerkTestIssuer(instance="live")
+    primary = "https://primary.test"
+    cookies = {"__client_uat": "0"}
+    case = {
+        "id": "satellite_origin",
+        "method": "GET",
+        "url": "http://localhost:5000/dashboard",
+        "headers": {"host": "localhost:5000", "origin": primary, "accept": "application/json"},
+        "cookies": cookies,
+        "secretKey": issuer.secret_key,
+        "publishableKey": issuer.publishable_key,
+        "jwtKey": issuer.public_pem,
+        "options": {"isSatellite": True, "domain": "satellite.test", "signInUrl": f"{primary}/sign-in"},
+    }
+    [theirs] = run_node_raw(conformance_node, "clerk_pages.mjs", [case])
+    assert theirs["status"] == "error", theirs
+    assert "signInUrl needs to be on a different origin" in theirs["error"]
+    [without_origin] = run_node_raw(
+        conformance_node,
+        "clerk_pages.mjs",
+        [{**case, "headers": {"host": "localhost:5000", "accept": "application/json"}}],
+    )
+
+    app = Flask("satellite_origin")
+    app.config.update(
+        TESTING=True,
+        **issuer.config,
+        CLERK_IS_SATELLITE=True,
+        CLERK_DOMAIN="satellite.test",
+        CLERK_SIGN_IN_URL=f"{primary}/sign-in",
+    )
+    ClerkSecurity(app)
+    app.add_url_rule("/dashboard", view_func=lambda: "ok")
+    response = app.test_client().get(
+        "/dashboard", headers={"Origin": primary, "Accept": "application/json"}, base_url="http://localhost:5000"
+    )
+    assert response.status_code == 401
+    assert (response.headers["x-clerk-auth-status"], response.headers["x-clerk-auth-reason"]) == (
+        without_origin["status"],
+        without_origin["reason"],
+    )

@@ -6,6 +6,7 @@ pointed at them with CLERK_PROXY_URL and CLERK_API_URL.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -610,6 +611,22 @@ def test_refresh_without_a_secret_key_reports_clerks_missing_api_client(live: En
             {"CLERK_IS_SATELLITE": True, "CLERK_DOMAIN": "satellite.test", "CLERK_SIGN_IN_URL": "/sign-in"},
             "absolute URL",
         ),
+        (
+            {
+                "CLERK_IS_SATELLITE": True,
+                "CLERK_DOMAIN": "Satellite.test",
+                "CLERK_SIGN_IN_URL": "https://satellite.test/in",
+            },
+            "own origin",
+        ),
+        (
+            {
+                "CLERK_IS_SATELLITE": True,
+                "CLERK_DOMAIN": "satellite.test:8080",
+                "CLERK_SIGN_IN_URL": "http://satellite.test:8080/",
+            },
+            "own origin",
+        ),
     ],
 )
 def test_satellite_settings_are_checked_at_init(
@@ -621,6 +638,34 @@ def test_satellite_settings_are_checked_at_init(
     )
     with pytest.raises(ConfigurationError, match=message):
         ClerkSecurity(app)
+
+
+def test_a_satellite_sign_in_url_on_another_port_is_another_origin(dev_issuer: ClerkTestIssuer) -> None:
+    app = Flask("satellite")
+    app.config.update(
+        **dev_issuer.config,
+        CLERK_IS_SATELLITE=True,
+        CLERK_DOMAIN="satellite.test:3000",
+        CLERK_SIGN_IN_URL="http://satellite.test/sign-in",
+    )
+    ClerkSecurity(app)
+
+
+def test_a_satellite_request_on_its_sign_in_urls_origin_is_not_synced_with_itself(
+    dev: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No CLERK_DOMAIN to check at init (a proxy URL instead): the request's own origin is the sign-in page's."""
+    app = dev.app(CLERK_IS_SATELLITE=True, CLERK_SATELLITE_AUTO_SYNC=True, CLERK_SIGN_IN_URL="http://localhost/sign-in")
+    client = _client(app, {"__clerk_db_jwt": "dvb_1"})
+    with caplog.at_level(logging.WARNING, logger="flask_clerk_security"):
+        response = client.get("/welcome", headers=DOC)
+    assert (response.status_code, response.text) == (200, "<p>guest</p>")
+    assert response.headers["x-clerk-auth-reason"] == "satellite-needs-syncing"
+    assert "CLERK_SIGN_IN_URL must be the primary app's sign-in page" in caplog.text
+    # On another origin the same satellite syncs with the primary's sign-in page, as Clerk's does.
+    other = client.get("/welcome", headers=DOC, base_url="http://satellite.test")
+    assert other.status_code == 307
+    assert other.headers["Location"].startswith("http://localhost/sign-in?__clerk_redirect_url=")
 
 
 @pytest.mark.parametrize(
