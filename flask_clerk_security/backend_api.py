@@ -12,7 +12,7 @@ import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from .config import CLERK_API_VERSION_HEADER, Secret, reveal
+from .config import Secret, reveal
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:  # imported when the first call is made: most apps verify with a cached JWKS or a PEM
@@ -22,6 +22,9 @@ if TYPE_CHECKING:  # imported when the first call is made: most apps verify with
     from requests.adapters import HTTPAdapter
 
 logger = logging.getLogger("flask_clerk_security")
+
+#: The Backend API version Clerk's own SDK sends as ``Clerk-API-Version``.
+CLERK_API_VERSION_HEADER = "2026-05-12"
 
 _MAX_BODY = 1 << 20
 _session: requests.Session | None = None

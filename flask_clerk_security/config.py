@@ -22,8 +22,6 @@ from .token_types import SESSION_TOKEN, AcceptsToken, parse_accepts_token
 
 DEFAULT_API_URL = "https://api.clerk.com"
 DEFAULT_API_VERSION = "v1"
-#: The Backend API version Clerk's own SDK sends as ``Clerk-API-Version``.
-CLERK_API_VERSION_HEADER = "2026-05-12"
 
 _PK_RE = re.compile(r"pk_(test|live)_([A-Za-z0-9+/=_-]+)")
 _SK_RE = re.compile(r"(?:sk_)?(test|live)_([A-Za-z0-9]+)")

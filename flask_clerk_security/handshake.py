@@ -27,7 +27,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from . import backend_api
 from .auth import Auth
 from .auth_status import SIGNED_IN, PageState, signed_out
-from .config import CLERK_API_VERSION_HEADER, ClerkSettings
+from .config import ClerkSettings
 from .cookies import (
     CLIENT_UAT,
     DEV_BROWSER,
@@ -219,7 +219,7 @@ def handshake_url(ctx: CookieContext, reason: str, organization: tuple[str, str 
     url = urljoin(base.rstrip("/") + "/", "v1/client/handshake")
     params = [
         ("redirect_url", _without_params(ctx.clerk_url, (DEV_BROWSER, LEGACY_DEV_BROWSER))),
-        ("__clerk_api_version", CLERK_API_VERSION_HEADER),
+        ("__clerk_api_version", backend_api.CLERK_API_VERSION_HEADER),
         ("suffixed_cookies", "true" if ctx.suffixed else "false"),
         ("__clerk_hs_reason", reason),
         ("format", "nonce"),
