@@ -9,11 +9,11 @@ from flask import Request
 
 from .auth import Auth
 from .auth_status import SIGNED_OUT
-from .config import ClerkSettings
 from .cookies import cookie_suffix
 from .errors import TokenVerificationError
 from .pages import PageAuthenticator, is_page_request, remember
 from .reasons import CSRF_ORIGIN_MISMATCH, AuthErrorReason
+from .settings import ClerkSettings
 from .state import AUTH_MESSAGE_KEY
 from .token_types import is_session_jwt
 from .tokens import TokenVerifier, decode_token

@@ -12,8 +12,8 @@ import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from .config import Secret, reveal
 from .errors import ConfigurationError
+from .secret_values import Secret, reveal
 
 if TYPE_CHECKING:  # imported when the first call is made: most apps verify with a cached JWKS or a PEM
     import httpx

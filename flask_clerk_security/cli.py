@@ -23,10 +23,14 @@ from flask.cli import AppGroup, NoAppException, ScriptInfo
 from werkzeug.routing import Rule
 
 from . import __version__
-from .config import ClerkSettings, instance_type, load_settings, mask_secret, split_list
+from .clerk_keys import instance_type
+from .config import load_settings
+from .config_values import split_list
 from .errors import ConfigurationError
 from .headers import frontend_api_source
 from .protection import policy_of
+from .secret_values import mask_secret
+from .settings import ClerkSettings
 
 clerk_cli = AppGroup("clerk", help="Clerk security tools.")
 click.version_option(__version__, prog_name="flask-clerk-security")(clerk_cli)

@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 from flask import Request
 
-from .config import ClerkSettings
 from .errors import BadRequestURL
+from .settings import ClerkSettings
 from .tokens import try_decode
 
 SESSION = "__session"

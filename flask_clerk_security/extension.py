@@ -16,7 +16,8 @@ from . import pages
 from .audit import connect_default_handler, log_safe
 from .auth import Auth
 from .authenticate import RequestAuthenticator, token_from_authorization
-from .config import OPTION_NAMES, ClerkSettings, clerk_config, hold_secrets, load_settings, warn_if_config_changed
+from .config import load_settings
+from .config_warnings import clerk_config, warn_if_config_changed
 from .errors import ConfigurationError
 from .headers import install_talisman
 from .jwks import KeySource, PemKeySource, remote_key_source
@@ -37,6 +38,8 @@ from .protection import (
 )
 from .ratelimit import create_limiter, init_limiter
 from .routes import RouteMatcher
+from .secret_values import hold_secrets
+from .settings import OPTION_NAMES, ClerkSettings
 from .state import ACCEPTS_ATTR as _ACCEPTS_ATTR
 from .state import AUTH_KEY, EXTENSION_KEY, REQUIREMENTS_ATTR, ClerkState, current_auth, get_auth, get_state
 from .state import PUBLIC_ATTR as _PUBLIC_ATTR

@@ -27,7 +27,6 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from . import backend_api
 from .auth import Auth
 from .auth_status import SIGNED_IN, PageState, signed_out
-from .config import ClerkSettings
 from .cookies import (
     CLIENT_UAT,
     DEV_BROWSER,
@@ -42,6 +41,7 @@ from .cookies import (
 from .errors import TokenVerificationError
 from .reasons import HANDSHAKE_REASONS, AuthErrorReason, TokenVerificationErrorReason
 from .redirects import _form_encode, _without_params
+from .settings import ClerkSettings
 from .token_types import _SESSION_CATEGORIES
 from .tokens import TokenVerifier, decode_unverified, verify_signature
 

@@ -18,7 +18,6 @@ from flask import Flask, Response
 from flask_talisman import Talisman
 from werkzeug.datastructures import Headers
 
-from .config import reveal
 from .cookies import request_url
 from .errors import ConfigurationError
 from .header_options import KEYWORDS as KEYWORDS
@@ -26,9 +25,10 @@ from .header_options import KNOWN_DIRECTIVES as KNOWN_DIRECTIVES
 from .header_options import check_talisman_options as check_talisman_options
 from .header_options import parse_csp_directives as parse_csp_directives
 from .private_hooks import attribute_problems, hook_problems, warn_fallback
+from .secret_values import reveal
 
 if TYPE_CHECKING:
-    from .config import ClerkSettings
+    from .settings import ClerkSettings
 
 #: Development and staging Frontend API hosts; Clerk ignores ``domain`` for them (``isDevOrStagingUrl``).
 _DEV_SUFFIXES = (

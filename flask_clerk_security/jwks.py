@@ -13,8 +13,8 @@ from typing import Any, Protocol
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from . import backend_api
-from .config import Secret
 from .errors import TokenVerificationError
+from .secret_values import Secret
 
 logger = logging.getLogger("flask_clerk_security")
 

@@ -27,7 +27,7 @@ from flask import Flask, Response, current_app, request
 
 from . import signals
 from .audit import write_record
-from .config import Secret
+from .secret_values import Secret
 
 #: Well-known prefixes; the rest of a secret is what must never appear, with or without its prefix.
 _PREFIXES = ("sk_test_", "sk_live_", "whsec_", "ak_", "test_", "live_")

@@ -19,11 +19,12 @@ from typing import Any
 
 from . import backend_api
 from .auth import Auth
-from .config import ClerkSettings, Secret
 from .errors import TokenVerificationError
 from .jwks import KeySource
 from .reasons import KEY_UNAVAILABLE as _UNAVAILABLE_KEY_REASONS
 from .reasons import MachineReason as Reason
+from .secret_values import Secret
+from .settings import ClerkSettings
 from .stores import StoreError, TTLStore
 from .token_types import (
     ANY,

@@ -20,7 +20,6 @@ from werkzeug.wrappers import Response
 from . import backend_api
 from .auth import Auth
 from .auth_status import HANDSHAKE_STATUS, SIGNED_IN, PageState, signed_out
-from .config import ClerkSettings
 from .cookies import (
     DEV_BROWSER,
     HANDSHAKE,
@@ -53,6 +52,7 @@ from .reasons import (
 )
 from .redirects import primary_sync_return_url, satellite_sync_url
 from .routes import OrganizationMatcher, request_pathname
+from .settings import ClerkSettings
 from .state import AUTH_KEY, AUTH_MESSAGE_KEY, PAGE_STATE_KEY
 from .token_types import is_session_jwt
 from .tokens import TokenVerifier, decode_unverified, try_decode

@@ -26,7 +26,7 @@ from werkzeug.exceptions import HTTPException
 from . import signals
 from .auth import Auth, reverification_config
 from .authenticate import CSRF_REASON, is_page_request
-from .config import warn_once
+from .config_warnings import warn_once
 from .errors import AuthenticationRequired, AuthUnavailable, CSRFRejected, PermissionDenied, ReverificationRequired
 from .oauth_resource import protected_resource_metadata_url
 from .reasons import UNAVAILABLE as UNAVAILABLE_REASONS

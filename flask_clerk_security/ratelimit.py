@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, current_app, has_request_context, request
 
-from .config import ClerkSettings
 from .errors import ConfigurationError
 from .private_hooks import attribute_problems, hook_problems, warn_fallback
+from .settings import ClerkSettings
 from .signals import rate_limit_exceeded
 from .state import EXTENSION_KEY, get_auth
 from .stores import instance_namespace

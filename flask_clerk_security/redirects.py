@@ -14,9 +14,10 @@ from flask import Request, redirect
 from flask import request as flask_request
 from werkzeug.wrappers import Response
 
-from .config import ClerkSettings, warn_once
+from .config_warnings import warn_once
 from .cookies import DEV_BROWSER, REDIRECT_URL, SYNCED, CookieContext, accounts_base_url, request_url
 from .errors import ConfigurationError
+from .settings import ClerkSettings
 from .state import get_state
 
 

@@ -17,9 +17,9 @@ from werkzeug.local import LocalProxy
 if TYPE_CHECKING:
     from .auth import Auth
     from .authenticate import RequestAuthenticator
-    from .config import ClerkSettings
     from .machine import MachineVerifier
     from .routes import RouteMatcher
+    from .settings import ClerkSettings
     from .users import UserService
     from .webhooks import WebhookState
 

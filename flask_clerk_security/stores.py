@@ -15,11 +15,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .config import SecretURI, reveal
 from .errors import ConfigurationError
+from .secret_values import SecretURI, reveal
 
 if TYPE_CHECKING:
-    from .config import ClerkSettings
+    from .settings import ClerkSettings
 
 logger = logging.getLogger("flask_clerk_security")
 

@@ -9,8 +9,8 @@ from typing import Any
 from flask import Flask, current_app, has_request_context, request
 from markupsafe import Markup
 
-from .config import ClerkSettings
 from .headers import frontend_api_source
+from .settings import ClerkSettings
 from .state import current_auth, get_state
 
 #: The ClerkJS major version ``clerk_script()`` loads (Clerk's SDKs pin the major, the CDN serves its latest).

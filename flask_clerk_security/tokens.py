@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from .auth import Auth
-from .config import DEFAULT_API_URL, DEFAULT_API_VERSION
 from .errors import TokenVerificationError
 from .jwks import KeySource, pem_key_source, remote_key_source
 from .reasons import TokenVerificationErrorReason as Reason
+from .settings import DEFAULT_API_URL, DEFAULT_API_VERSION
 
 #: Clerk's accepted ``alg`` values. Only RS256 ever verifies: Clerk imports every key as an RS256 key (PEM and
 #: JWKS alike), so WebCrypto refuses it for RS384/RS512 and verifyJwt answers token-verification-failed.

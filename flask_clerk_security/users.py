@@ -26,8 +26,9 @@ from werkzeug.local import LocalProxy
 
 from . import backend_api
 from .audit import log_safe
-from .config import ClerkSettings, reveal
 from .errors import AuthUnavailable, ConfigurationError, SessionRequired
+from .secret_values import reveal
+from .settings import ClerkSettings
 from .state import AUTH_KEY, get_auth, get_state
 from .stores import MemoryStore, StoreError, TTLStore, store_from_uri
 from .token_types import SESSION_TOKEN

@@ -22,8 +22,9 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import BadRequest, Conflict, InternalServerError, RequestEntityTooLarge, ServiceUnavailable
 
 from .audit import log_safe
-from .config import ClerkSettings, Secret, reveal
 from .errors import _JSONError
+from .secret_values import Secret, reveal
+from .settings import ClerkSettings
 from .signals import webhook_received, webhook_rejected, webhook_replayed
 from .state import EXTENSION_KEY, get_state, mark_public
 from .stores import RedisStore, StoreError, TTLStore, namespace, store_from_uri

@@ -11,7 +11,8 @@ import pytest
 from flask import Flask
 
 from flask_clerk_security import ClerkSecurity, ConfigurationError, current_auth
-from flask_clerk_security.config import Secret, SecretURI, frontend_api_from_publishable_key, mask_secret
+from flask_clerk_security.clerk_keys import frontend_api_from_publishable_key
+from flask_clerk_security.secret_values import Secret, SecretURI, mask_secret
 from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer, clerk_event
 
 SECRET = "sk_live_" + "a1B2c3D4" * 5
@@ -289,9 +290,9 @@ def test_secret_holds_its_value_behind_reveal() -> None:
 @pytest.fixture
 def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forget which keys this process already warned about, so each test sees its own first warning."""
-    from flask_clerk_security import config
+    from flask_clerk_security import config_warnings
 
-    monkeypatch.setattr(config, "_warned_keys", set())
+    monkeypatch.setattr(config_warnings, "_warned_keys", set())
 
 
 @pytest.mark.parametrize(
@@ -329,7 +330,7 @@ def test_misspelled_environment_key_warns_but_foreign_clerk_variables_do_not(
 def test_known_keys_are_the_settings_fields() -> None:
     from dataclasses import fields
 
-    from flask_clerk_security.config import KNOWN_KEYS, ClerkSettings
+    from flask_clerk_security.settings import KNOWN_KEYS, ClerkSettings
 
     assert {f"CLERK_{f.name.upper()}" for f in fields(ClerkSettings)} - KNOWN_KEYS == {"CLERK_FRONTEND_API"}
     assert {"CLERK_SECRET_KEY", "CLERK_SIGN_IN_URL", "CLERK_CHECK_IGNORE"} <= KNOWN_KEYS
@@ -340,7 +341,7 @@ def test_every_key_the_package_reads_is_known() -> None:
     from pathlib import Path
 
     import flask_clerk_security
-    from flask_clerk_security.config import KNOWN_KEYS
+    from flask_clerk_security.settings import KNOWN_KEYS
 
     package = Path(flask_clerk_security.__file__).parent
     read = set()

@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_authorized_parties_warning_once_per_process(
     clerk_issuer: ClerkTestIssuer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flask_clerk_security import config
+    from flask_clerk_security import config_warnings
 
-    monkeypatch.setattr(config, "_warned_keys", set())
+    monkeypatch.setattr(config_warnings, "_warned_keys", set())
     with caplog.at_level(logging.WARNING, logger="flask_clerk_security"):
         for _ in range(5):
             app = Flask("many")

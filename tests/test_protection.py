@@ -349,11 +349,11 @@ def test_extension_wiring_pins(
     from flask_limiter import Limiter
     from flask_limiter.util import get_remote_address
 
-    from flask_clerk_security import config
+    from flask_clerk_security import config_warnings
 
     # Warnings go to the "flask_clerk_security" logger, the one an app configures (once per process: forget
     # that an earlier test's app said it).
-    monkeypatch.setattr(config, "_warned_keys", set())
+    monkeypatch.setattr(config_warnings, "_warned_keys", set())
     with caplog.at_level(logging.WARNING):
         app, _ = app_factory()
     assert any(r.name == "flask_clerk_security" and "CLERK_AUTHORIZED_PARTIES" in r.message for r in caplog.records)

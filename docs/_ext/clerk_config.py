@@ -13,7 +13,7 @@ from docutils import nodes
 from docutils.parsers.rst import Directive
 from sphinx.application import Sphinx
 
-from flask_clerk_security.config import ClerkSettings
+from flask_clerk_security.settings import ClerkSettings
 
 
 def _default(field: dataclasses.Field[Any]) -> str:
