@@ -28,10 +28,8 @@ from .cookies import (
     REDIRECT_COUNT,
     SESSION,
     SYNCED,
-    UNDEFINED,
     CookieContext,
     js_less_than,
-    js_number_string,
     js_truthy,
 )
 from .errors import TokenVerificationError
@@ -44,6 +42,7 @@ from .handshake import (
     handshake_url,
     safe_directives,
 )
+from .jsvalues import UNDEFINED, js_number_string
 from .reasons import (
     HANDSHAKE_REASONS,
     AuthErrorReason,
