@@ -13,7 +13,6 @@ from .cookies import cookie_suffix
 from .errors import TokenVerificationError
 from .pages import PageAuthenticator, is_page_request, remember
 from .reasons import CSRF_ORIGIN_MISMATCH, AuthErrorReason, request_reason
-from .state import AUTH_MESSAGE_KEY
 from .token_types import is_session_jwt
 from .tokens import TokenVerifier, decode_token
 
@@ -68,9 +67,7 @@ class RequestAuthenticator:
                 return Auth.signed_out(AuthErrorReason.TOKEN_TYPE_MISMATCH)
             return self.verifier.verify_session(header_token, decoded)
         except TokenVerificationError as exc:
-            # Clerk's getFullMessage() format; the message itself is ours (never the token).
-            request.environ[AUTH_MESSAGE_KEY] = f"{exc.message} (reason={exc.reason}, token-carrier=header)"
-            return Auth.signed_out(request_reason(exc.reason, request.method))
+            return Auth.signed_out(request_reason(exc.reason, request.method), message=exc.full_message("header"))
 
     def _authenticate_cookie(self, request: Request) -> Auth:
         """Clerk's cookie path (suffixed cookies, client_uat rules, handshake); then the CSRF origin check."""

@@ -182,6 +182,16 @@ class BackendAPIError(Exception):
         self.status = status
         self.body = body
 
+    def first_error_message(self, *secrets: str) -> str | None:
+        """The ``message`` of the answer's first error (Clerk's ``err.errors[0]?.message``), unless it is not a
+        string or repeats one of ``secrets`` (the key the call was made with, the token it asked about)."""
+        errors = self.body.get("errors") if isinstance(self.body, dict) else None
+        first = errors[0] if isinstance(errors, list) and errors else None
+        message = first.get("message") if isinstance(first, dict) else None
+        if not isinstance(message, str) or any(secret and secret in message for secret in secrets):
+            return None
+        return message
+
 
 def call(
     method: str,
