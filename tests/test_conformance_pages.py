@@ -3,7 +3,8 @@
 Each case is one request (method, URL, headers, cookies) for a production (pk_live_) or development (pk_test_)
 instance. tests/conformance/clerk_pages.mjs runs it through @clerk/backend (pinned in package.json); we run it
 through a Flask app. Both must agree on the state (signed-in / signed-out / handshake), the reason, the
-``Location`` (handshake URL parameters compared as a set of values) and the Set-Cookie directives. Handshake
+``x-clerk-auth-message`` (whole; only its ``Current date: ...`` may differ, by the clock), the ``Location``
+(handshake URL parameters compared as a set of values) and the Set-Cookie directives. Handshake
 nonces are exchanged by both sides with the same Backend API stand-in on 127.0.0.1.
 
 Three deliberate differences are asserted as such (see docs/server-rendered-pages.md): a forged handshake token
@@ -37,7 +38,7 @@ from flask_clerk_security.cookies import cookie_suffix
 from flask_clerk_security.handshake import cookie_name
 from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer
 
-from .oracle import run_node
+from .oracle import run_node, same_clock
 
 BASE = "http://localhost:5000"
 DOC = {"sec-fetch-dest": "document", "accept": "text/html,application/xhtml+xml"}
@@ -362,6 +363,7 @@ def _run_ours(inst: Instance, case: Case, app: Flask | None = None) -> dict[str,
     client = (app or _app(inst, case.proxy, case.config)).test_client(use_cookies=bool(case.cookies))
     for name, value in case.cookies.items():
         client.set_cookie(name, value, domain="localhost")
+    clock = time.time()
     response = client.open(case.path, method=case.method, headers=case.headers, base_url=BASE)
     assert response.status_code < 500, response.text
     location = response.headers.get("Location")
@@ -370,6 +372,8 @@ def _run_ours(inst: Instance, case: Case, app: Flask | None = None) -> dict[str,
     return {
         "status": status,
         "reason": response.headers.get("x-clerk-auth-reason"),
+        "message": response.headers.get("x-clerk-auth-message"),
+        "clock": clock,
         "userId": user_id,
         "location": urljoin(BASE + case.path, location) if location else None,
         "setCookies": response.headers.getlist("Set-Cookie"),
@@ -435,6 +439,8 @@ def _check(case: Case, theirs: dict[str, Any], ours: dict[str, Any]) -> None:
     assert case.expect in ("any", theirs["status"]), f"the case does not test what its name says: {theirs}"
     assert ours["status"] == theirs["status"], (ours, theirs)
     assert ours["reason"] == theirs["reason"], (ours, theirs)
+    message, clerk_message = same_clock(ours["message"], theirs["messageHeader"], ours["clock"], theirs["clock"])
+    assert message == clerk_message, (ours, theirs)
     if ours["userId"] is not None or not ours["redirected"]:
         assert ours["userId"] == theirs["userId"], (ours, theirs)
     if theirs["status"] == "handshake":
