@@ -182,12 +182,15 @@ class BackendAPIError(Exception):
         self.status = status
         self.body = body
 
-    def first_error_message(self, *secrets: str) -> str | None:
-        """The ``message`` of the answer's first error (Clerk's ``err.errors[0]?.message``), unless it is not a
-        string or repeats one of ``secrets`` (the key the call was made with, the token it asked about)."""
+    def error_message(self, *secrets: str, code: str | None = None) -> str | None:
+        """The ``message`` of the answer's first error (with ``code``, when given), as Clerk quotes it; None when
+        there is none, it is not a string, or it repeats one of ``secrets`` (the key the call was made with, the
+        token it asked about)."""
         errors = self.body.get("errors") if isinstance(self.body, dict) else None
-        first = errors[0] if isinstance(errors, list) and errors else None
-        message = first.get("message") if isinstance(first, dict) else None
+        found = errors if isinstance(errors, list) else []
+        if code is not None:
+            found = [e for e in found if isinstance(e, dict) and e.get("code") == code]
+        message = found[0].get("message") if found and isinstance(found[0], dict) else None
         if not isinstance(message, str) or any(secret and secret in message for secret in secrets):
             return None
         return message

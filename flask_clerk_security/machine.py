@@ -370,7 +370,7 @@ class MachineVerifier:
                 f"Clerk Backend API refused {which} ({bearer.masked()}) while verifying a {token_type}. Fix: copy "
                 "the key from the Clerk Dashboard"
             )
-            message = exc.first_error_message(bearer.reveal(), token) or "Invalid secret key"
+            message = exc.error_message(bearer.reveal(), token) or "Invalid secret key"
             raise _Refused(Reason.SECRET_KEY_INVALID, message, status)
         if status in (400, 404, 422):
             self._outage.answered()
