@@ -7,10 +7,11 @@ through a Flask app. Both must agree on the state (signed-in / signed-out / hand
 (handshake URL parameters compared as a set of values) and the Set-Cookie directives. Handshake
 nonces are exchanged by both sides with the same Backend API stand-in on 127.0.0.1.
 
-Three deliberate differences are asserted as such (see docs/server-rendered-pages.md): a forged handshake token
+Four deliberate differences are asserted as such (see docs/server-rendered-pages.md): a forged handshake token
 on a development instance (Clerk throws, we sign out), directives outside Clerk's cookie namespace (Clerk sets
-them, we drop them) and the multi-domain ``__clerk_redirect_url`` to an origin that is neither this one nor in
-``CLERK_AUTHORIZED_PARTIES`` (Clerk redirects anywhere, we ignore it).
+them, we drop them), the multi-domain ``__clerk_redirect_url`` to an origin that is neither this one nor in
+``CLERK_AUTHORIZED_PARTIES`` (Clerk redirects anywhere, we ignore it) and a message quoting a raw control
+character (Clerk sends it in ``x-clerk-auth-message``, we send no such header).
 
 A seeded randomized differential (``test_random_cookie_requests_agree_with_clerk``) sends 800 more requests
 built from Clerk's cookie names (plain, suffixed, wrongly suffixed) with values that parse oddly in JavaScript
@@ -143,6 +144,11 @@ def _build_cases(live: Instance, dev: Instance) -> list[Case]:
         return {"__session": token, "__client_uat": str(_now() - 300)}
 
     no_sid = li.sign(li.session_claims(issued_at=_now() - 120, extra_claims={"sid": None}))
+
+    def typ(value: str) -> dict[str, str]:
+        """Cookies whose session token has this ``typ`` header: refused, Clerk's message quoting it."""
+        return {"__session": li.sign(li.session_claims(), headers={"typ": value}), "__client_uat": str(_now() - 300)}
+
     not_yet = li.session_token(extra_claims={"nbf": _now() + 60})
     foreign = [*handshake_directives(li), "sessionid=planted; Path=/"]
     return [
@@ -170,6 +176,13 @@ def _build_cases(live: Instance, dev: Instance) -> list[Case]:
         Case("prod-session-without-iat", "live", "signed-in",
              cookies={"__session": li.sign(without_iat(li)), "__client_uat": str(_now())}),
         Case("prod-malformed-cookie", "live", "signed-out", cookies={"__session": "garbage", "__client_uat": "1"}),
+        # x-clerk-auth-message of cookie refusals quoting values Headers sends as Latin-1, refuses (beyond Latin-1:
+        # no header on either side) or we refuse (a raw control character, see _check).
+        Case("prod-cookie-typ-latin1", "live", "signed-out", cookies=typ("caf\u00e9")),
+        Case("prod-cookie-typ-beyond-latin1", "live", "signed-out", cookies=typ("\u0100")),
+        Case("prod-cookie-typ-control", "live", "signed-out", cookies=typ("a\x7fb"), divergence="control-message"),
+        Case("prod-cookie-sub-number", "live", "signed-out",
+             cookies={"__session": li.sign(li.session_claims(extra_claims={"sub": 5})), "__client_uat": "1"}),
         Case("prod-redirect-count-2", "live", "handshake", cookies=stale(li, __clerk_redirect_count="2")),
         Case("prod-redirect-count-exhausted", "live", "signed-out", cookies=stale(li, __clerk_redirect_count="3")),
         Case("prod-cross-site-referrer", "live", "handshake", headers={**DOC, "referer": "https://news.example.org/"},
@@ -440,7 +453,11 @@ def _check(case: Case, theirs: dict[str, Any], ours: dict[str, Any]) -> None:
     assert ours["status"] == theirs["status"], (ours, theirs)
     assert ours["reason"] == theirs["reason"], (ours, theirs)
     message, clerk_message = same_clock(ours["message"], theirs["messageHeader"], ours["clock"], theirs["clock"])
-    assert message == clerk_message, (ours, theirs)
+    if case.divergence == "control-message":
+        # Clerk sends a raw DEL (or C1 control) its message quotes; we send no x-clerk-auth-message.
+        assert "\x7f" in clerk_message and message is None, (ours, theirs)
+    else:
+        assert message == clerk_message, (ours, theirs)
     if ours["userId"] is not None or not ours["redirected"]:
         assert ours["userId"] == theirs["userId"], (ours, theirs)
     if theirs["status"] == "handshake":
@@ -459,7 +476,8 @@ CASE_IDS = [
     "prod-expired-fetch", "prod-expired-post", "prod-expired-accept-html", "prod-expired-accept-json-html",
     "prod-expired-iframe", "prod-uat-without-session", "prod-session-without-uat", "prod-iat-before-uat",
     "prod-nbf-future", "prod-client-uat-hex", "prod-client-uat-hex-future", "prod-session-without-iat",
-    "prod-malformed-cookie", "prod-redirect-count-2", "prod-redirect-count-exhausted",
+    "prod-malformed-cookie", "prod-cookie-typ-latin1", "prod-cookie-typ-beyond-latin1", "prod-cookie-typ-control",
+    "prod-cookie-sub-number", "prod-redirect-count-2", "prod-redirect-count-exhausted",
     "prod-cross-site-referrer", "prod-referrer-not-a-url", "prod-referrer-bad-port",
     "prod-account-portal-referrer", "prod-suffixed-fresh", "prod-suffixed-expired",
     "prod-foreign-plain-trusts-suffixed", "prod-handshake-token", "prod-handshake-nonce",
