@@ -30,7 +30,7 @@ def js_double(value: int | float) -> float:
     try:
         return float(value)
     except OverflowError:
-        return math.copysign(math.inf, value)
+        return math.inf if value > 0 else -math.inf
 
 
 def js_number_string(number: float) -> str:

@@ -57,6 +57,10 @@ def test_undefined_as_a_template_literal_writes_it() -> None:
     assert (js_json(UNDEFINED), js_string(UNDEFINED)) == ("undefined", "undefined")
 
 
+def test_integers_beyond_a_double_are_infinite_as_in_javascript() -> None:
+    assert (js_json(10**400), js_string(10**400), js_string(-(10**400))) == ("null", "Infinity", "-Infinity")
+
+
 def test_deep_nesting_needs_no_recursion() -> None:
     depth = sys.getrecursionlimit() * 3
     assert js_json(_nested(depth)) == "[" * depth + "]" * depth
