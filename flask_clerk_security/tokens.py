@@ -239,8 +239,7 @@ def check_claims(
     if not isinstance(payload.get("sub"), str):
         raise TokenVerificationError(
             Reason.TOKEN_VERIFICATION_FAILED,
-            "Subject claim (sub) is required and must be a string. "
-            f"Received {js_json(payload.get('sub', UNDEFINED))}.",
+            f"Subject claim (sub) is required and must be a string. Received {js_json(payload.get('sub', UNDEFINED))}.",
             Action.ENSURE_CLERK_JWT,
         )
     if audience:
