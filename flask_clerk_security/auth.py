@@ -150,6 +150,9 @@ class Auth:
     machine_id: str | None = None
     client_id: str | None = None
     name: str | None = None
+    #: Clerk's ``x-clerk-auth-message`` for a refused token: what was wrong with it, in Clerk's words (its
+    #: ``getFullMessage()``; never the token). Like Clerk's ``debug()``, not part of equality.
+    message: str | None = field(default=None, repr=False, compare=False)
     _features: str = field(default="", repr=False)
     _plans: str = field(default="", repr=False)
     #: A pending session signed out (Clerk's default ``treatPendingAsSignedOut``) keeps its verified claims here,
@@ -161,8 +164,8 @@ class Auth:
         return self.reason is None and bool(self.user_id or self.id or self.subject)
 
     @classmethod
-    def signed_out(cls, reason: str, token_type: str = "session_token") -> Auth:
-        return cls(reason=reason, token_type=token_type)
+    def signed_out(cls, reason: str, token_type: str = "session_token", message: str | None = None) -> Auth:
+        return cls(reason=reason, token_type=token_type, message=message or None)
 
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any], *, treat_pending_as_signed_out: bool = True) -> Auth:

@@ -26,6 +26,8 @@ class PageState:
     location: str | None = None
 
 
-def signed_out(reason: str, cookies: list[str] | None = None, location: str | None = None) -> PageState:
-    """A signed-out state for ``reason``, with the cookies and redirect it still asks for."""
-    return PageState(SIGNED_OUT, Auth.signed_out(reason), reason, cookies or [], location)
+def signed_out(
+    reason: str, cookies: list[str] | None = None, location: str | None = None, message: str = ""
+) -> PageState:
+    """A signed-out state for ``reason`` (and Clerk's ``message``), with the cookies and redirect it asks for."""
+    return PageState(SIGNED_OUT, Auth.signed_out(reason, message=message), reason, cookies or [], location)

@@ -14,7 +14,6 @@ from .errors import TokenVerificationError
 from .pages import PageAuthenticator, is_page_request, remember
 from .reasons import CSRF_ORIGIN_MISMATCH, AuthErrorReason
 from .settings import ClerkSettings
-from .state import AUTH_MESSAGE_KEY
 from .token_types import is_session_jwt
 from .tokens import TokenVerifier, decode_token
 
@@ -69,8 +68,6 @@ class RequestAuthenticator:
                 return Auth.signed_out(AuthErrorReason.TOKEN_TYPE_MISMATCH)
             return self.verifier.verify_session(header_token, decoded)
         except TokenVerificationError as exc:
-            # Clerk's getFullMessage() format; the message itself is ours (never the token).
-            request.environ[AUTH_MESSAGE_KEY] = f"{exc.message} (reason={exc.reason}, token-carrier=header)"
             state = self.pages.header_token_error(request, header_token, exc)
             if state.status != SIGNED_OUT:  # refreshed (its cookies) or a handshake (its redirect)
                 remember(request, state)

@@ -185,6 +185,19 @@ class BackendAPIError(Exception):
         self.status = status
         self.body = body
 
+    def error_message(self, *secrets: str, code: str | None = None) -> str | None:
+        """The ``message`` of the answer's first error (with ``code``, when given), as Clerk quotes it; None when
+        there is none, it is not a string, or it repeats one of ``secrets`` (the key the call was made with, the
+        token it asked about)."""
+        errors = self.body.get("errors") if isinstance(self.body, dict) else None
+        found = errors if isinstance(errors, list) else []
+        if code is not None:
+            found = [e for e in found if isinstance(e, dict) and e.get("code") == code]
+        message = found[0].get("message") if found and isinstance(found[0], dict) else None
+        if not isinstance(message, str) or any(secret and secret in message for secret in secrets):
+            return None
+        return message
+
 
 def call(
     method: str,

@@ -12,13 +12,13 @@ import hashlib
 import math
 import re
 import time
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Request
 
 from .errors import BadRequestURL
+from .jsvalues import UNDEFINED, js_double, js_string
 from .settings import ClerkSettings
 from .tokens import try_decode
 
@@ -59,13 +59,6 @@ _DECIMAL_LITERAL = re.compile(r"[+-]?(?:Infinity|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:
 _RADIX_PREFIXES = {"0x": 16, "0o": 8, "0b": 2}
 _RADIX_DIGITS = {16: re.compile(r"[0-9a-fA-F]+"), 8: re.compile(r"[0-7]+"), 2: re.compile(r"[01]+")}
 _LEADING_DECIMAL = re.compile(r"[0-9]+")
-
-
-class _Undefined:
-    """JavaScript's ``undefined``: a claim the token does not carry (``None`` is JSON's ``null``)."""
-
-
-UNDEFINED: Any = _Undefined()
 
 
 def _power_of_two_radix(digits: str, radix: int) -> float:
@@ -113,46 +106,9 @@ def js_number(value: str | None) -> float:
     return 0.0 if math.isnan(number) else number or 0.0
 
 
-def js_number_string(number: float) -> str:
-    """JavaScript's ``Number.prototype.toString()``: shortest round-trip digits, JavaScript's exponent rules."""
-    if math.isnan(number):
-        return "NaN"
-    if math.isinf(number):
-        return "Infinity" if number > 0 else "-Infinity"
-    if number == 0:
-        return "0"
-    if number < 0:
-        return "-" + js_number_string(-number)
-    _, shortest, exponent = Decimal(repr(number)).normalize().as_tuple()
-    digits = "".join(map(str, shortest))
-    point = len(digits) + int(exponent)
-    if len(digits) <= point <= 21:
-        return digits + "0" * (point - len(digits))
-    if 0 < point <= 21:
-        return f"{digits[:point]}.{digits[point:]}"
-    if -6 < point <= 0:
-        return "0." + "0" * -point + digits
-    shown = digits[0] + (f".{digits[1:]}" if len(digits) > 1 else "")
-    return f"{shown}e{'+' if point > 0 else '-'}{abs(point - 1)}"
-
-
 def _to_primitive(value: Any) -> Any:
     """A JSON value as JavaScript's ``ToPrimitive`` gives it to ``<``: arrays join, objects stringify."""
-    if isinstance(value, list):
-        return ",".join("" if item is None else _to_string(item) for item in value)
-    if isinstance(value, dict):
-        return "[object Object]"
-    return value
-
-
-def _to_string(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return js_number_string(float(value))
-    if isinstance(value, str):
-        return value
-    return str(_to_primitive(value))
+    return js_string(value) if isinstance(value, (list, dict)) else value
 
 
 def _to_number(value: Any) -> float:
@@ -163,10 +119,7 @@ def _to_number(value: Any) -> float:
         return 0.0
     if isinstance(value, str):
         return _string_to_number(value)
-    try:
-        return float(value)
-    except OverflowError:
-        return math.copysign(math.inf, value)
+    return js_double(value)
 
 
 def js_less_than(left: Any, right: Any) -> bool:

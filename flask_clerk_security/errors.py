@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,12 +23,43 @@ class ConfigurationError(RuntimeError):
 
 
 class TokenVerificationError(Exception):
-    """A token was refused. ``reason`` is Clerk's TokenVerificationErrorReason string."""
+    """A token was refused: Clerk's ``TokenVerificationError``. ``reason`` is its TokenVerificationErrorReason
+    string, ``message`` and ``action`` its words (never the token)."""
 
-    def __init__(self, reason: str, message: str = "") -> None:
+    def __init__(self, reason: str, message: str = "", action: str = "") -> None:
         super().__init__(message or reason)
         self.reason = reason
         self.message = message or reason
+        self.action = action
+
+    def full_message(self, carrier: str) -> str:
+        """Clerk's ``getFullMessage()`` for a token read from ``carrier`` (``header`` or ``cookie``)."""
+        text = f"{self.message} {self.action}" if self.action else self.message
+        return f"{text} (reason={self.reason}, token-carrier={carrier})"
+
+
+#: The longest ``x-clerk-auth-message`` sent. Clerk's own texts stay under 400 characters; longer ones only come
+#: from claim values a token's author chose (a 10 KB ``typ``), and a response header block of several KB makes
+#: proxies fail the response (nginx's default ``proxy_buffer_size`` holds 4-8 KB of headers: a 502).
+MAX_AUTH_MESSAGE = 1024
+_HTTP_WHITESPACE = " \t\r\n"
+#: Anything but printable Latin-1: beyond 0xFF (Clerk's ``headers.set`` throws), NUL/CR/LF (it throws too), and
+#: the other control characters (Clerk sends them; a raw control character in a header is never sent here).
+_UNSENDABLE = re.compile(r"[^\x20-\x7e\xa0-\xff]")
+
+
+def auth_message_header(message: str | None) -> str | None:
+    """``message`` as the value of ``x-clerk-auth-message``, or None for no header: Clerk's ``withDebugHeaders``
+    sends nothing when ``headers.set`` refuses the value, and neither does this (see ``_UNSENDABLE``). Longer
+    than :data:`MAX_AUTH_MESSAGE`, the middle is cut (``...``), keeping the ``(reason=..., ...)`` at its end."""
+    value = (message or "").strip(_HTTP_WHITESPACE)
+    if not value or _UNSENDABLE.search(value):
+        return None
+    if len(value) <= MAX_AUTH_MESSAGE:
+        return value
+    tail = value[value.rfind(" (") :] if " (" in value else ""
+    tail = tail if len(tail) <= MAX_AUTH_MESSAGE // 4 else ""
+    return value[: MAX_AUTH_MESSAGE - len(tail) - 3] + "..." + tail
 
 
 class _JSONError(HTTPException):
@@ -52,8 +84,8 @@ class AuthenticationRequired(_JSONError, Unauthorized):
     ) -> None:
         super().__init__()
         self.reason = reason
-        #: Clerk's ``x-clerk-auth-message``: what was wrong with the token, in words (never the token).
-        self.message = message
+        #: Clerk's ``x-clerk-auth-message``: what was wrong with the token, in Clerk's words (never the token).
+        self.message = auth_message_header(message)
         #: RFC 9728 protected resource metadata URL, named in ``WWW-Authenticate`` (routes taking OAuth tokens).
         self.resource_metadata = resource_metadata
 

@@ -93,6 +93,7 @@ def _log_debug_state(req: Request, settings: ClerkSettings, auth: Auth) -> None:
         "tokenType": auth.token_type,
         "proxyUrl": settings.proxy_url or "",
         "reason": auth.reason,
+        "message": auth.message,
         "publishableKey": settings.publishable_key or "",
         "domain": settings.domain or "",
     }

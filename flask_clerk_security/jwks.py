@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from . import backend_api
 from .errors import TokenVerificationError
+from .jsvalues import js_string
+from .reasons import TokenVerificationErrorAction as Action
 from .secret_values import Secret
 
 logger = logging.getLogger("flask_clerk_security")
@@ -212,11 +214,16 @@ class RemoteKeySource:
             if key is not None:
                 return key
             raise TokenVerificationError(
-                "jwk-kid-mismatch", "Unable to find a signing key in JWKS that matches the kid of the token."
+                "jwk-kid-mismatch",
+                f"Unable to find a signing key in JWKS that matches the kid='{js_string(kid)}' of the provided session "
+                "token. Please make sure that the __session cookie or the HTTP authorization header contain a "
+                "Clerk-generated session JWT.",
+                "Go to your Dashboard and validate your secret and public keys are correct. "
+                f"{Action.CONTACT_SUPPORT} if the issue persists.",
             )
         self._outage.refused += 1
         raise self._last_error or TokenVerificationError(
-            "jwk-remote-failed-to-load", "Failed to load JWKS from Clerk Backend API."
+            "jwk-remote-failed-to-load", "Failed to load JWKS from Clerk Backend API.", Action.CONTACT_SUPPORT
         )
 
     def _may_fetch(self, now: float, usable: bool) -> bool:
@@ -279,11 +286,12 @@ class RemoteKeySource:
         try:
             body = backend_api.call("GET", self._url, bearer=self._secret_key, timeout=self._timeout)
         except backend_api.BackendAPIError as exc:
-            errors = exc.body.get("errors") if isinstance(exc.body, dict) else None
-            codes = {e.get("code") for e in errors if isinstance(e, dict)} if isinstance(errors, list) else set()
-            if exc.status == 401 or "clerk_key_invalid" in codes:
-                raise TokenVerificationError("secret-key-invalid", "The Backend API refused the secret key.") from None
-            raise TokenVerificationError("jwk-remote-failed-to-load", str(exc)) from None
+            # Clerk's fetchJWKSFromBAPI: the clerk_key_invalid error's own message, else the URL and status.
+            refusal = exc.error_message(self._secret_key.reveal(), code="clerk_key_invalid")
+            loading = f"Error loading Clerk JWKS from {self._url} with code={exc.status}" if exc.status else str(exc)
+            if exc.status == 401 or refusal is not None:
+                raise TokenVerificationError("secret-key-invalid", refusal or loading, Action.CONTACT_SUPPORT) from None
+            raise TokenVerificationError("jwk-remote-failed-to-load", loading, Action.CONTACT_SUPPORT) from None
         keys: dict[str, RSAPublicKey] = {}
         for jwk in body.get("keys", []) if isinstance(body, dict) else []:
             if not isinstance(jwk, dict) or jwk.get("kty") != "RSA" or not isinstance(jwk.get("kid"), str):
@@ -295,7 +303,11 @@ class RemoteKeySource:
             if isinstance(key, RSAPublicKey):
                 keys[jwk["kid"]] = key
         if not keys:
-            raise TokenVerificationError("jwk-remote-failed-to-load", "The JWKS endpoint held no RSA signing keys.")
+            raise TokenVerificationError(
+                "jwk-remote-failed-to-load",
+                "The JWKS endpoint did not contain any signing keys. Contact support@clerk.com.",
+                Action.CONTACT_SUPPORT,
+            )
         return keys
 
 

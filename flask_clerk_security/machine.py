@@ -20,6 +20,7 @@ from typing import Any
 from . import backend_api
 from .auth import Auth
 from .errors import TokenVerificationError
+from .jsvalues import UNDEFINED, js_string
 from .jwks import KeySource
 from .reasons import KEY_UNAVAILABLE as _UNAVAILABLE_KEY_REASONS
 from .reasons import MachineReason as Reason
@@ -65,6 +66,9 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
 }
 _ATTEMPTS = 3
 _BACKOFF = 0.05
+#: What Clerk's messages call each opaque token type (``handleClerkAPIError``'s "... not found").
+_NAMES = {API_KEY: "API key", M2M_TOKEN: "Machine token", OAUTH_TOKEN: "OAuth token"}
+_UNEXPECTED = "Unexpected error"
 
 
 # -- detection (tokens/machine.ts) -------------------------------------------------------------------------------
@@ -113,6 +117,21 @@ def machine_token_type(token: str) -> str | None:
 
 
 # -- verification ------------------------------------------------------------------------------------------------
+
+
+class _Refused(TokenVerificationError):
+    """A Backend API refusal: Clerk's ``MachineTokenVerificationError`` with the answer's HTTP ``status``."""
+
+    def __init__(self, code: str, message: str, status: int | None) -> None:
+        super().__init__(code, message)
+        self.status = status
+
+
+def _full_message(exc: TokenVerificationError) -> str:
+    """Clerk's ``MachineTokenVerificationError.getFullMessage()``: the message, its code and the Backend API's
+    HTTP status (``n/a`` where no answer decided)."""
+    status = exc.status if isinstance(exc, _Refused) else None
+    return f"{exc.message} (code={exc.reason}, status={status or 'n/a'})"
 
 
 @dataclass(frozen=True)
@@ -239,7 +258,7 @@ class MachineVerifier:
                 raise TokenVerificationError(Reason.TOKEN_INVALID, "Token is too long.")
             return self._verify_opaque(token, token_type)
         except TokenVerificationError as exc:
-            return Auth.signed_out(exc.reason, token_type=token_type)
+            return Auth.signed_out(exc.reason, token_type=token_type, message=_full_message(exc))
 
     # JWT forms (jwt/verifyMachineJwt.ts) ---------------------------------------------------------------------
 
@@ -256,7 +275,13 @@ class MachineVerifier:
         elif is_oauth_type(header.get("typ")):
             token_type, header_types = OAUTH_TOKEN, tuple(OAUTH_ACCESS_TOKEN_TYPES)
         else:
-            raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, "JWT is neither an M2M nor an OAuth JWT.")
+            typ = header.get("typ", UNDEFINED)
+            raise TokenVerificationError(
+                Reason.TOKEN_VERIFICATION_FAILED,
+                f"Invalid JWT type: {'missing' if typ is None or typ is UNDEFINED else js_string(typ)}. Expected one "
+                f"of: {', '.join(OAUTH_ACCESS_TOKEN_TYPES)} for OAuth, or sub starting with '{M2M_SUBJECT_PREFIX}' "
+                "for M2M",
+            )
         try:
             key = self.key_source.get_key(header.get("kid"))
             verify_signature(key, header, signing_input, signature, header_types=header_types)
@@ -264,7 +289,7 @@ class MachineVerifier:
             audience = self.settings.audience
             check_claims(payload, (), self._skew * 1000.0, audience if token_type == M2M_TOKEN else ())
             if token_type == OAUTH_TOKEN:
-                check_oauth_audience(payload.get("aud"), audience)
+                check_oauth_audience(payload.get("aud", UNDEFINED), audience)
         except TokenVerificationError as exc:
             # Clerk's machine verifier reports every JWT failure as token-verification-failed.
             if exc.reason in _UNAVAILABLE_KEY_REASONS:
@@ -290,7 +315,7 @@ class MachineVerifier:
         body = self._call(token, token_type)
         if token_type == OAUTH_TOKEN and isinstance(body, Mapping):
             # Clerk's idPOAuthAccessToken.verify checks the answer's aud before anything else looks at it.
-            check_oauth_audience(body.get("aud"), self.settings.audience)
+            check_oauth_audience(body.get("aud", UNDEFINED), self.settings.audience)
         verified = _from_backend_api(token_type, body, self._skew)
         self._cache_put(cache_key, verified)
         return verified.auth()
@@ -321,11 +346,11 @@ class MachineVerifier:
                     json_body={field: token},
                 )
             except backend_api.BackendAPIError as exc:
-                self._refuse_unless_retryable(exc, token_type, bearer)
+                self._refuse_unless_retryable(exc, token, token_type, bearer)
                 pause = _BACKOFF * (2**attempt) * (1 + random.random())  # noqa: S311 (jitter, not a secret)
                 if attempt == _ATTEMPTS - 1 or time.monotonic() + pause >= deadline - 0.05:
                     self._outage.failed(f"Backend API could not verify a {token_type} ({exc})")
-                    raise TokenVerificationError(Reason.UNEXPECTED_ERROR, str(exc)) from None
+                    raise _Refused(Reason.UNEXPECTED_ERROR, _UNEXPECTED, exc.status) from None
                 logger.debug("Backend API %s failed (%s); retrying", path, exc)
                 time.sleep(pause)
             else:
@@ -333,7 +358,10 @@ class MachineVerifier:
                 return answer
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _refuse_unless_retryable(self, exc: backend_api.BackendAPIError, token_type: str, bearer: Secret) -> None:
+    def _refuse_unless_retryable(
+        self, exc: backend_api.BackendAPIError, token: str, token_type: str, bearer: Secret
+    ) -> None:
+        """Clerk's ``handleClerkAPIError`` for an answer no retry changes (5xx and no answer return)."""
         status = exc.status
         if status is None or status >= 500:
             return
@@ -343,12 +371,14 @@ class MachineVerifier:
                 f"Clerk Backend API refused {which} ({bearer.masked()}) while verifying a {token_type}. Fix: copy "
                 "the key from the Clerk Dashboard"
             )
-            raise TokenVerificationError(Reason.SECRET_KEY_INVALID, "The Backend API refused the secret key.")
+            message = exc.error_message(bearer.reveal(), token) or "Invalid secret key"
+            raise _Refused(Reason.SECRET_KEY_INVALID, message, status)
         if status in (400, 404, 422):
             self._outage.answered()
-            raise TokenVerificationError(Reason.TOKEN_INVALID, f"{token_type} not found or malformed ({status}).")
+            refused = "not found" if status == 404 else "refused as malformed"  # Clerk: 400/422 "Unexpected error"
+            raise _Refused(Reason.TOKEN_INVALID, f"{_NAMES[token_type]} {refused}", status)
         self._outage.failed(f"Backend API answered {status} while verifying a {token_type}")
-        raise TokenVerificationError(Reason.UNEXPECTED_ERROR, f"Backend API answered {status}.")
+        raise _Refused(Reason.UNEXPECTED_ERROR, _UNEXPECTED, status)
 
     # Cache of successful verifications ---------------------------------------------------------------------------
 

@@ -27,13 +27,11 @@ from .cookies import (
     REDIRECT_COUNT,
     SESSION,
     SYNCED,
-    UNDEFINED,
     CookieContext,
     js_less_than,
-    js_number_string,
     js_truthy,
 )
-from .errors import TokenVerificationError
+from .errors import TokenVerificationError, auth_message_header
 from .handshake import (
     REDIRECT_LOOP_LIMIT,
     HandshakeFailed,
@@ -43,6 +41,7 @@ from .handshake import (
     handshake_url,
     safe_directives,
 )
+from .jsvalues import UNDEFINED, js_number_string
 from .reasons import (
     HANDSHAKE_REASONS,
     AuthErrorReason,
@@ -53,7 +52,7 @@ from .reasons import (
 from .redirects import primary_sync_return_url, satellite_sync_url
 from .routes import OrganizationMatcher, request_pathname
 from .settings import ClerkSettings
-from .state import AUTH_KEY, AUTH_MESSAGE_KEY, PAGE_STATE_KEY
+from .state import AUTH_KEY, PAGE_STATE_KEY
 from .token_types import is_session_jwt
 from .tokens import TokenVerifier, decode_unverified, try_decode
 
@@ -61,6 +60,8 @@ logger = logging.getLogger("flask_clerk_security")
 
 #: A Backend API error code passed on as a refresh reason (it ends up in a header and a URL).
 _ERROR_CODE = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+#: Clerk's message for the handshake a cross-origin document navigation gets.
+_CROSS_ORIGIN = "Cross-origin request from satellite domain requires handshake"
 
 
 class PageAuthenticator:
@@ -125,7 +126,7 @@ class PageAuthenticator:
             and not ctx.is_known_clerk_referrer()
             and ctx.redirect_count == 0
         ):
-            return self._maybe_handshake(ctx, AuthErrorReason.PRIMARY_DOMAIN_CROSS_ORIGIN_SYNC)
+            return self._maybe_handshake(ctx, AuthErrorReason.PRIMARY_DOMAIN_CROSS_ORIGIN_SYNC, message=_CROSS_ORIGIN)
         if auth.user_id and self._organization_mismatch(ctx, auth) and ctx.redirect_count < REDIRECT_LOOP_LIMIT:
             state = self._maybe_handshake(ctx, AuthErrorReason.ACTIVE_ORGANIZATION_MISMATCH)
             if state.status == HANDSHAKE_STATUS:
@@ -178,9 +179,9 @@ class PageAuthenticator:
         """``handleSessionTokenError(err, 'header')``: a refused ``Authorization`` token gets the cookie path's
         answer, so an expired one on a GET with ``__refresh_<suffix>`` is refreshed too (Clerk's
         ``authenticateContext.sessionToken`` is the session cookie, else the header's token)."""
-        return self._token_error(CookieContext(request, self.settings, header_token=token), exc)
+        return self._token_error(CookieContext(request, self.settings, header_token=token), exc, "header")
 
-    def _token_error(self, ctx: CookieContext, exc: TokenVerificationError) -> PageState:
+    def _token_error(self, ctx: CookieContext, exc: TokenVerificationError, carrier: str = "cookie") -> PageState:
         """``handleSessionTokenError``: an expired token on a GET with ``__refresh_<suffix>`` is refreshed
         through the Backend API (signed in, with its cookies); else expired / not yet valid tokens hand shake
         with why there was no refresh, anything else signs out."""
@@ -190,9 +191,10 @@ class PageAuthenticator:
             if refreshed is not None:
                 return refreshed
         reason = request_reason(exc.reason, ctx.method, refresh_error)
+        message = exc.full_message(carrier)
         if exc.reason not in HANDSHAKE_REASONS:
-            return signed_out(reason)
-        return self._maybe_handshake(ctx, reason)
+            return signed_out(reason, message=message)
+        return self._maybe_handshake(ctx, reason, message=message)
 
     def _refresh(self, ctx: CookieContext) -> tuple[PageState | None, str]:
         """``refreshToken`` + ``attemptRefresh``: one ``POST /v1/sessions/{sid}/refresh`` within
@@ -246,21 +248,23 @@ class PageAuthenticator:
             return None, RefreshTokenErrorReason.INVALID_SESSION_TOKEN
         return PageState(SIGNED_IN, auth, None, directives), ""
 
-    def _maybe_handshake(self, ctx: CookieContext, reason: str, location: str | None = None) -> PageState:
+    def _maybe_handshake(
+        self, ctx: CookieContext, reason: str, location: str | None = None, message: str = ""
+    ) -> PageState:
         """``handleMaybeHandshakeStatus``: a 307 to ``location`` (default: the Frontend API's handshake), or
-        signed out when not eligible/looping."""
+        signed out when not eligible/looping; either carries Clerk's ``message``."""
         if not ctx.handshake_enabled or not ctx.is_eligible_for_handshake():
-            return signed_out(reason)
+            return signed_out(reason, message=message)
         if ctx.redirect_count == REDIRECT_LOOP_LIMIT:
             logger.warning(
                 "Clerk handshake redirect loop stopped (%s): check that CLERK_PUBLISHABLE_KEY and "
                 "CLERK_SECRET_KEY belong to the same instance",
                 reason,
             )
-            return signed_out(reason)
+            return signed_out(reason, message=message)
         return PageState(
             HANDSHAKE_STATUS,
-            Auth.signed_out(reason),
+            Auth.signed_out(reason, message=message),
             reason,
             cookies=[f"{REDIRECT_COUNT}={js_number_string(ctx.redirect_count + 1)}; SameSite=Lax; HttpOnly; Max-Age=2"],
             location=location or handshake_url(ctx, reason, self._organization_target(ctx)),
@@ -325,8 +329,9 @@ def raise_for_redirect(environ: Mapping[str, Any]) -> None:
 def apply_response_headers(response: Response) -> Response:
     """``after_request``: the headers Clerk's state asks for: Set-Cookie directives and its debug headers.
 
-    Signed-out and handshake states carry ``x-clerk-auth-status`` / ``x-clerk-auth-reason``, as Clerk's SDKs
-    copy ``requestState.headers`` onto the response; responses that set cookies are never cached.
+    Signed-out and handshake states carry ``x-clerk-auth-status`` / ``x-clerk-auth-reason`` and, when Clerk's
+    state has one, ``x-clerk-auth-message``, as Clerk's SDKs copy ``requestState.headers`` onto the response;
+    responses that set cookies are never cached.
     """
     environ = request._get_current_object().environ  # type: ignore[attr-defined]  # one proxy lookup
     state: PageState | None = environ.get(PAGE_STATE_KEY)
@@ -341,6 +346,7 @@ def apply_response_headers(response: Response) -> Response:
         response.headers["x-clerk-auth-status"] = state.status
         if state.reason:
             response.headers["x-clerk-auth-reason"] = state.reason
+        _add_message(response, state.auth.message)
     return response
 
 
@@ -352,6 +358,11 @@ def _add_signed_out_headers(response: Response, environ: Mapping[str, Any]) -> N
         return
     response.headers["x-clerk-auth-status"] = "signed-out"
     response.headers["x-clerk-auth-reason"] = auth.reason
-    message = environ.get(AUTH_MESSAGE_KEY)
-    if message:
-        response.headers["x-clerk-auth-message"] = message
+    _add_message(response, auth.message)
+
+
+def _add_message(response: Response, message: str | None) -> None:
+    """Clerk's ``x-clerk-auth-message``, unless its value is one Clerk's ``headers.set`` would refuse."""
+    value = auth_message_header(message)
+    if value is not None:
+        response.headers["x-clerk-auth-message"] = value

@@ -34,8 +34,6 @@ from .reasons import AuthErrorReason
 from .redirects import sign_in_url
 from .state import (
     ACCEPTS_ATTR,
-    AUTH_KEY,
-    AUTH_MESSAGE_KEY,
     PUBLIC_ATTR,
     REQUIREMENTS_ATTR,
     WRAPPERS_ATTR,
@@ -329,8 +327,7 @@ def signed_out_error(auth: Auth, unauthenticated_url: str | None = None) -> HTTP
         if target:
             return HTTPException(response=redirect(target, code=307))
     metadata = protected_resource_metadata_url(req) if is_accepted(OAUTH_TOKEN, accepts) else None
-    message = req.environ.get(AUTH_MESSAGE_KEY) if req.environ.get(AUTH_KEY) is auth else None
-    return AuthenticationRequired(auth.reason, resource_metadata=metadata, message=message)
+    return AuthenticationRequired(auth.reason, resource_metadata=metadata, message=auth.message)
 
 
 def view_never_runs(req: Request, view: Any) -> bool:

@@ -1,8 +1,8 @@
 """Every reason string a refusal carries, each defined once, with the Clerk source it comes from.
 
 Clerk's values are copied from ``@clerk/backend``: ``src/errors.ts`` (``TokenVerificationErrorReason``,
-``MachineTokenVerificationErrorCode``) and ``src/tokens/authStatus.ts`` (``AuthErrorReason``). The extension's
-own reasons are marked as ours.
+``TokenVerificationErrorAction``, ``MachineTokenVerificationErrorCode``) and ``src/tokens/authStatus.ts``
+(``AuthErrorReason``). The extension's own reasons are marked as ours.
 """
 
 from __future__ import annotations
@@ -24,6 +24,15 @@ class TokenVerificationErrorReason:
     JWK_FAILED_TO_RESOLVE = "jwk-failed-to-resolve"
     JWK_REMOTE_FAILED_TO_LOAD = "jwk-remote-failed-to-load"
     JWK_KID_MISMATCH = "jwk-kid-mismatch"
+
+
+class TokenVerificationErrorAction:
+    """Clerk's ``TokenVerificationErrorAction`` (``errors.ts``): what to do about a refused JWT, the second half
+    of its ``getFullMessage()``."""
+
+    CONTACT_SUPPORT = "Contact support@clerk.com"
+    ENSURE_CLERK_JWT = "Make sure that this is a valid Clerk-generated JWT."
+    SET_CLERK_JWT_KEY = "Set the CLERK_JWT_KEY environment variable."
 
 
 class AuthErrorReason:

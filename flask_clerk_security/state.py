@@ -28,8 +28,6 @@ EXTENSION_KEY = "clerk_security"
 #: ``request.environ`` keys of this request's :class:`Auth` and Clerk page state (a private namespace).
 AUTH_KEY = "flask_clerk_security.auth"
 PAGE_STATE_KEY = "flask_clerk_security.page_state"
-#: Clerk's ``x-clerk-auth-message`` for a refused header token (``TokenVerificationError.getFullMessage``).
-AUTH_MESSAGE_KEY = "flask_clerk_security.auth_message"
 #: View attributes: opted out of the default-deny protection; the token types ``require()`` accepts.
 PUBLIC_ATTR = "_clerk_public"
 ACCEPTS_ATTR = "_clerk_accepts_token"

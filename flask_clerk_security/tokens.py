@@ -20,7 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from .auth import Auth
 from .errors import TokenVerificationError
+from .jsvalues import UNDEFINED, js_json, js_utc_string
 from .jwks import KeySource, pem_key_source, remote_key_source
+from .reasons import TokenVerificationErrorAction as Action
 from .reasons import TokenVerificationErrorReason as Reason
 from .settings import DEFAULT_API_URL, DEFAULT_API_VERSION
 
@@ -32,6 +34,8 @@ JWT_CATEGORY_M2M = "cl_B7d4PD333AAA"
 #: Longer strings are not tokens; refusing them early bounds the work garbage can cause.
 MAX_TOKEN_LENGTH = 16384
 _MAX_JS_DATE_MS = 8.64e15
+#: The text of the error Node's WebCrypto throws when Clerk verifies RS384/RS512 with a key it imported as RS256.
+_ALG_MISMATCH = 'Error: JWK "alg" does not match the requested algorithm'
 _PKCS1V15 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
 #: Expired entries dropped from the cold end of the token cache per insert (memory goes back without a sweep).
@@ -134,7 +138,9 @@ def _decode(token: str) -> Decoded:
         payload = _json_object(parts[1])
         signature = _b64url(parts[2])
     except (ValueError, RecursionError):
-        raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid JWT encoding.") from None
+        raise TokenVerificationError(
+            Reason.TOKEN_INVALID, "Invalid JWT form. The header, payload, or signature could not be decoded."
+        ) from None
     return header, payload, f"{parts[0]}.{parts[1]}".encode(), signature
 
 
@@ -157,7 +163,9 @@ def decode_unverified(token: str) -> Decoded:
 
 def _check_length(token: str) -> None:
     if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
-        raise TokenVerificationError(Reason.TOKEN_INVALID, "Token is not a string of acceptable length.")
+        raise TokenVerificationError(
+            Reason.TOKEN_INVALID, f"Invalid JWT form. A JWT is at most {MAX_TOKEN_LENGTH} characters long."
+        )
 
 
 def try_decode(token: str | None) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -188,7 +196,12 @@ def check_audience(aud: Any, audience: tuple[str, ...]) -> None:
     else:
         return
     if not matched:
-        raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, "Invalid JWT audience claim (aud).")
+        kind = "claim" if isinstance(aud, str) else "claim array"
+        raise TokenVerificationError(
+            Reason.TOKEN_VERIFICATION_FAILED,
+            f'Invalid JWT audience {kind} (aud) {js_json(aud)}. Is not included in "{js_json(list(audience))}".',
+            Action.ENSURE_CLERK_JWT,
+        )
 
 
 def check_oauth_audience(aud: Any, audience: tuple[str, ...]) -> None:
@@ -196,11 +209,19 @@ def check_oauth_audience(aud: Any, audience: tuple[str, ...]) -> None:
     token must name one of them; a missing or malformed ``aud`` is refused."""
     if not audience:
         return
-    listed = _as_list(aud) if aud else None
+    listed = _as_list(aud) if aud and aud is not UNDEFINED else None
     if not listed or not all(isinstance(item, str) and item for item in listed):
-        raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, "Invalid OAuth audience claim (aud).")
+        raise TokenVerificationError(
+            Reason.TOKEN_VERIFICATION_FAILED,
+            f"Invalid OAuth audience claim (aud) {js_json(aud)}. Expected a non-empty string or a non-empty array "
+            "of non-empty strings.",
+        )
     if not any(item in audience for item in listed):
-        raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, "OAuth audience mismatch.")
+        raise TokenVerificationError(
+            Reason.TOKEN_VERIFICATION_FAILED,
+            f"OAuth audience mismatch. Verification expected audience {js_json(list(audience))}, but incoming token "
+            f"has aud {js_json(aud)}.",
+        )
 
 
 def check_claims(
@@ -216,38 +237,75 @@ def check_claims(
     Returns the token's window as the rules read it: ``exp`` and the later of ``nbf``/``iat``, in ms.
     """
     if not isinstance(payload.get("sub"), str):
-        raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, "Subject claim (sub) must be a string.")
+        raise TokenVerificationError(
+            Reason.TOKEN_VERIFICATION_FAILED,
+            f"Subject claim (sub) is required and must be a string. Received {js_json(payload.get('sub', UNDEFINED))}.",
+            Action.ENSURE_CLERK_JWT,
+        )
     if audience:
         check_audience(payload.get("aud"), audience)
     parties = authorized_parties if isinstance(authorized_parties, tuple) else tuple(authorized_parties)
     if parties:
-        azp = payload.get("azp")
-        if not azp or azp not in parties:
+        azp = payload.get("azp", UNDEFINED)
+        if not azp or azp is UNDEFINED or azp not in parties:
             raise TokenVerificationError(
-                Reason.TOKEN_INVALID_AUTHORIZED_PARTIES, "Invalid JWT Authorized party claim (azp)."
+                Reason.TOKEN_INVALID_AUTHORIZED_PARTIES,
+                f'Invalid JWT Authorized party claim (azp) {js_json(azp)}. Expected "{",".join(parties)}".',
             )
     if issuer and payload.get("iss") not in issuer:
-        raise TokenVerificationError(Reason.TOKEN_INVALID_ISSUER, "Invalid JWT issuer claim (iss).")
+        raise TokenVerificationError(
+            Reason.TOKEN_INVALID_ISSUER,
+            f'Invalid JWT issuer claim (iss) {js_json(payload.get("iss", UNDEFINED))}. Expected "{",".join(issuer)}".',
+            Action.ENSURE_CLERK_JWT,
+        )
     now_ms = time.time_ns() // 1_000_000
-    exp: Any = payload.get("exp")
+    exp: Any = payload.get("exp", UNDEFINED)
     if not _is_number(exp):
-        raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, "Invalid JWT expiry date claim (exp).")
+        raise TokenVerificationError(
+            Reason.TOKEN_VERIFICATION_FAILED,
+            f"Invalid JWT expiry date claim (exp) {js_json(exp)}. Expected number.",
+            Action.ENSURE_CLERK_JWT,
+        )
     exp_ms = _js_date_ms(exp)
     if exp_ms <= now_ms - skew_ms:
-        raise TokenVerificationError(Reason.TOKEN_EXPIRED, "JWT is expired.")
+        raise TokenVerificationError(
+            Reason.TOKEN_EXPIRED,
+            f"JWT is expired. Expiry date: {js_utc_string(exp_ms)}, Current date: {js_utc_string(now_ms)}.",
+        )
     start_ms = -math.inf  # NaN never binds, as in the comparisons below
-    for claim, reason in (("nbf", Reason.TOKEN_NOT_ACTIVE_YET), ("iat", Reason.TOKEN_IAT_IN_THE_FUTURE)):
+    for claim in ("nbf", "iat"):
         if claim not in payload:
             continue
         value = payload[claim]
         if not _is_number(value):
-            raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, f"Invalid JWT {claim} claim.")
+            raise TokenVerificationError(
+                Reason.TOKEN_VERIFICATION_FAILED,
+                f"Invalid JWT {_TIME_CLAIMS[claim]} claim ({claim}) {js_json(value)}. Expected number.",
+                Action.ENSURE_CLERK_JWT,
+            )
         value_ms = _js_date_ms(value)
         if value_ms > now_ms + skew_ms:
-            raise TokenVerificationError(reason, f"JWT {claim} is in the future.")
+            raise _in_the_future(claim, value_ms, now_ms)
         if value_ms > start_ms:
             start_ms = value_ms
     return exp_ms, start_ms
+
+
+#: How Clerk's messages name ``nbf`` and ``iat``.
+_TIME_CLAIMS = {"nbf": "not before date", "iat": "issued at date"}
+
+
+def _in_the_future(claim: str, value_ms: float, now_ms: float) -> TokenVerificationError:
+    """Clerk's refusal of an ``nbf`` or ``iat`` later than now (plus the skew)."""
+    dates = f"{js_utc_string(value_ms)}; Current date: {js_utc_string(now_ms)};"
+    if claim == "nbf":
+        return TokenVerificationError(
+            Reason.TOKEN_NOT_ACTIVE_YET,
+            f"JWT cannot be used prior to not before date claim (nbf). Not before date: {dates}",
+        )
+    return TokenVerificationError(
+        Reason.TOKEN_IAT_IN_THE_FUTURE, f"JWT issued at date claim (iat) is in the future. Issued at date: {dates}"
+    )
 
 
 @dataclass(slots=True)
@@ -277,15 +335,26 @@ def verify_signature(
     """The header and signature half of Clerk's ``verifyJwt``: ``typ``, ``alg``, a caller's own header rule,
     then the signature. ``header_types`` is Clerk's ``headerType`` option: when given, ``typ`` must be one of
     them even when absent; otherwise an absent ``typ`` passes and a present one must be ``JWT``."""
-    if ("typ" in header or header_types is not None) and header.get("typ") not in (header_types or ("JWT",)):
-        raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid JWT type.")
-    alg = header.get("alg")
+    allowed = header_types or ("JWT",)
+    if ("typ" in header or header_types is not None) and header.get("typ") not in allowed:
+        raise TokenVerificationError(
+            Reason.TOKEN_INVALID,
+            f'Invalid JWT type {js_json(header.get("typ", UNDEFINED))}. Expected "{", ".join(allowed)}".',
+            Action.ENSURE_CLERK_JWT,
+        )
+    alg = header.get("alg", UNDEFINED)
     if not isinstance(alg, str) or alg not in ALGORITHMS:
-        raise TokenVerificationError(Reason.TOKEN_INVALID_ALGORITHM, "Invalid JWT algorithm.")
+        raise TokenVerificationError(
+            Reason.TOKEN_INVALID_ALGORITHM,
+            f"Invalid JWT algorithm {js_json(alg)}. Supported: {','.join(sorted(ALGORITHMS))}.",
+            Action.ENSURE_CLERK_JWT,
+        )
     if header_check is not None:
         header_check(header)
     if alg != "RS256":
-        raise TokenVerificationError(Reason.TOKEN_VERIFICATION_FAILED, f"Error verifying JWT signature ({alg}).")
+        raise TokenVerificationError(
+            Reason.TOKEN_VERIFICATION_FAILED, f"Error verifying JWT signature. {_ALG_MISMATCH}", Action.ENSURE_CLERK_JWT
+        )
     try:
         key.verify(signature, signing_input, _PKCS1V15, _SHA256)
     except InvalidSignature:
@@ -379,7 +448,9 @@ class TokenVerifier:
     def _verify(self, token: str, decoded: Decoded | None = None) -> _Verified:
         header, payload, signing_input, signature = decoded if decoded is not None else decode_unverified(token)
         if header.get("cat") == JWT_CATEGORY_M2M:
-            raise TokenVerificationError(Reason.TOKEN_INVALID, "Invalid session token category.")
+            raise TokenVerificationError(
+                Reason.TOKEN_INVALID, "Invalid session token category.", Action.ENSURE_CLERK_JWT
+            )
         kid = header.get("kid")
         key = self.key_source.get_key(kid)
         verify_signature(key, header, signing_input, signature)
@@ -465,7 +536,9 @@ def verify_token(
     elif secret_key:
         source = remote_key_source(api_url, secret_key, api_version=api_version)
     else:
-        raise TokenVerificationError(Reason.JWK_FAILED_TO_RESOLVE, "Failed to resolve JWK during verification.")
+        raise TokenVerificationError(
+            Reason.JWK_FAILED_TO_RESOLVE, "Failed to resolve JWK during verification.", Action.SET_CLERK_JWT_KEY
+        )
     verifier = TokenVerifier(
         source,
         authorized_parties=authorized_parties or (),

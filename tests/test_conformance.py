@@ -2,8 +2,9 @@
 
 The cases (tests/conformance/cases.py) are signed by our test issuer, run once through
 tests/conformance/clerk_backend.mjs (Clerk's real code, pinned in tests/conformance/package.json) and through
-our Python API; every case must give the same answer: accept/reject, reason string, decoded auth fields, and
-every has() query.
+our Python API; every case must give the same answer: accept/reject, reason string, Clerk's message and action
+for a refusal (and the ``x-clerk-auth-message`` a request carrying the token gets), decoded auth fields, and
+every has() query. Messages are compared whole; only their ``Current date: ...`` may differ, by the clock.
 
 Needs node and npm: the ``conformance_node`` fixture (tests/conftest.py) installs Clerk's packages with
 `npm ci` when they are missing. Locally the test skips without node or npm; with CI set it fails.
@@ -13,15 +14,17 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 from typing import Any
 
 import pytest
 from flask import Flask
 
 from flask_clerk_security import Auth, ClerkSecurity, TokenVerificationError, get_auth, verify_token
+from flask_clerk_security.errors import auth_message_header
 from flask_clerk_security.testing import ClerkTestIssuer
 
-from .oracle import CONFORMANCE_DIR, run_node
+from .oracle import CONFORMANCE_DIR, run_node, same_clock
 
 # Clerk's camelCase auth fields -> our snake_case attributes.
 AUTH_FIELDS = {
@@ -88,9 +91,10 @@ def _check_intended_difference(case_id: str, clerk: dict[str, Any], ours: dict[s
         assert ours["ok"] and ours["auth"]["isAuthenticated"] is False and not any(ours["has"])
     elif case_id in ("header_is_null", "payload_is_null"):
         assert not clerk["ok"] and clerk["reason"].startswith("non-clerk-error: TypeError")
-        assert clerk["request"] == {"status": "signed-out", "reason": "unexpected-error"}
+        assert clerk["request"] == {"status": "signed-out", "reason": "unexpected-error", "message": "",
+                                    "messageHeader": None}  # fmt: skip
         expected = "token-invalid-algorithm" if case_id == "header_is_null" else "token-verification-failed"
-        assert ours == {"ok": False, "reason": expected}
+        assert (ours["ok"], ours["reason"]) == (False, expected)
     else:
         fields = UNTYPED_FIELDS[case_id]
         assert clerk["ok"] and ours["ok"] and clerk["auth"]["isAuthenticated"] and ours["auth"]["isAuthenticated"]
@@ -148,7 +152,7 @@ def _run_ours(case: Any, pem: str) -> dict[str, Any]:
             issuer=case.issuer,
         )
     except TokenVerificationError as err:
-        return {"ok": False, "reason": err.reason}
+        return {"ok": False, "reason": err.reason, "message": err.message, "action": err.action or None}
     except Exception as err:  # anything else is a mismatch worth seeing, not a crash of the whole module
         return {"ok": False, "reason": f"non-clerk-error: {type(err).__name__}: {err}"}
 
@@ -185,7 +189,8 @@ def conformance(conformance_node: str) -> dict[str, tuple[Any, str, dict[str, An
 
 
 def _request_outcome(case: Any, pem: str) -> dict[str, Any]:
-    """What a Flask app protected by this package makes of ``Authorization: Bearer <token>``."""
+    """What a Flask app protected by this package makes of ``Authorization: Bearer <token>`` (on a public route,
+    so the view runs and tells; the refusal's ``x-clerk-auth-message`` comes with the answer)."""
     app = Flask("conformance")
     app.config.update(
         TESTING=True,
@@ -196,15 +201,21 @@ def _request_outcome(case: Any, pem: str) -> dict[str, Any]:
         CLERK_ISSUER=case.issuer or [],
     )
     ClerkSecurity(app, public_routes=["/api/conformance"])
-    with app.test_request_context("/api/conformance", headers={"Authorization": f"Bearer {case.token}"}):
+
+    @app.get("/api/conformance")
+    def conformance() -> dict[str, Any]:
         auth = get_auth()
         return {"signedIn": auth.is_authenticated, "reason": auth.reason}
+
+    answer = app.test_client().get("/api/conformance", headers={"Authorization": f"Bearer {case.token}"})
+    return {**answer.get_json(), "message": answer.headers.get("x-clerk-auth-message")}
 
 
 # --------------------------------------------------------------------------------------------- the test
 @pytest.mark.parametrize("case_id", CASE_IDS)
 def test_matches_clerk_backend(conformance: dict[str, tuple[Any, str, dict[str, Any]]], case_id: str) -> None:
     case, pem, clerk = conformance[case_id]
+    clock = time.time()
     ours = _run_ours(case, pem)
     assert "harnessError" not in clerk, clerk["harnessError"]
     assert "harnessWarning" not in clerk, clerk["harnessWarning"]
@@ -213,9 +224,9 @@ def test_matches_clerk_backend(conformance: dict[str, tuple[Any, str, dict[str, 
         return
 
     if not clerk["ok"]:
-        assert ours == {"ok": False, "reason": clerk["reason"]}, (
-            f"Clerk rejects with {clerk['reason']!r}; ours: {ours}"
-        )
+        refusal = {key: clerk[key] for key in ("ok", "reason", "message", "action")}
+        ours["message"], refusal["message"] = same_clock(ours["message"], refusal["message"], clock, clerk["clock"])
+        assert ours == refusal, f"Clerk: {refusal}; ours: {ours}"
         return
 
     assert ours["ok"], (
@@ -248,36 +259,67 @@ def test_matches_clerk_backend(conformance: dict[str, tuple[Any, str, dict[str, 
 def test_request_outcome_matches_authenticate_request(
     conformance: dict[str, tuple[Any, str, dict[str, Any]]], case_id: str
 ) -> None:
-    """Clerk's authenticateRequest (Bearer header, API request) and our before_request agree on the outcome."""
+    """Clerk's authenticateRequest (Bearer header, API request) and our before_request agree on the outcome, and
+    a refusal's ``x-clerk-auth-message`` is Clerk's."""
     case, pem, clerk = conformance[case_id]
+    clock = time.time()
     ours = _request_outcome(case, pem)
     request = clerk["request"]
     if case_id == "jwt_key_rsa4096":  # see INTENDED_DIFFERENCES: Clerk cannot use the key, we can
-        assert request == {"status": "signed-out", "reason": "token-invalid-signature"}
-        assert ours == {"signedIn": True, "reason": None}
+        assert (request["status"], request["reason"]) == ("signed-out", "token-invalid-signature")
+        assert ours == {"signedIn": True, "reason": None, "message": None}
         return
     if case_id == "sub_empty_string":  # see INTENDED_DIFFERENCES: no user, no session here
         assert request["status"] == "signed-in" and clerk["auth"]["userId"] == ""
-        assert ours == {"signedIn": False, "reason": None}
+        assert ours == {"signedIn": False, "reason": None, "message": None}
         return
     if case_id in ("header_is_null", "payload_is_null"):  # see INTENDED_DIFFERENCES: Clerk throws a TypeError
-        assert request == {"status": "signed-out", "reason": "unexpected-error"}
-        expected = "token-invalid-algorithm" if case_id == "header_is_null" else "token-verification-failed"
-        assert ours == {"signedIn": False, "reason": expected}
+        assert request == {"status": "signed-out", "reason": "unexpected-error", "message": "", "messageHeader": None}
+        expected = NULL_SEGMENT_REFUSALS[case_id]
+        assert ours == {"signedIn": False, "reason": expected[0], "message": expected[1]}
         return
     if request["status"] == "signed-out":
-        assert ours == {"signedIn": False, "reason": request["reason"]}
+        message, clerk_message = same_clock(ours.pop("message"), request["messageHeader"], clock, clerk["clock"])
+        if case_id in HEADER_DIFFERENCES:
+            assert clerk_message is not None and auth_message_header(clerk_message) != clerk_message
+            clerk_message = auth_message_header(clerk_message)
+        assert (ours, message) == ({"signedIn": False, "reason": request["reason"]}, clerk_message)
         return
     assert request["status"] == "signed-in", request
     if "authError" in clerk:
         # Clerk signs the request in but then cannot build its auth object; we refuse the claims.
-        assert ours == {"signedIn": False, "reason": "token-invalid"}
-    elif not case.treat_pending_as_signed_out:
+        assert ours == {"signedIn": False, "reason": "token-invalid", "message": UNDECODABLE_CLAIMS}
+        return
+    assert ours.pop("message") is None
+    if not case.treat_pending_as_signed_out:
         # The request path uses Clerk's default (pending sessions are signed out), with no reason: Clerk's
         # request state is signed in and its toAuth() signs the pending session out without one.
         assert ours == {"signedIn": False, "reason": None}
     else:
         assert ours["signedIn"] == clerk["auth"]["isAuthenticated"]
+
+
+#: Where our ``x-clerk-auth-message`` differs from Clerk's on purpose (the messages themselves agree): a raw control
+#: character (Clerk sends DEL and C1 controls as they are; we send no header), and a message longer than
+#: ``MAX_AUTH_MESSAGE`` (cut in the middle, see ``errors.auth_message_header``).
+HEADER_DIFFERENCES = {"message_typ_delete_character", "message_typ_c1_control", "message_typ_long"}
+_ENSURE = "Make sure that this is a valid Clerk-generated JWT."
+#: Our refusals where Clerk throws a TypeError (an unexpected-error without a message): Clerk's own words for
+#: what it finds in a segment that is no object, which is how we read a ``null`` one.
+NULL_SEGMENT_REFUSALS = {
+    "header_is_null": (
+        "token-invalid-algorithm",
+        f"Invalid JWT algorithm undefined. Supported: RS256,RS384,RS512. {_ENSURE} "
+        "(reason=token-invalid-algorithm, token-carrier=header)",
+    ),
+    "payload_is_null": (
+        "token-verification-failed",
+        f"Subject claim (sub) is required and must be a string. Received undefined. {_ENSURE} "
+        "(reason=token-verification-failed, token-carrier=header)",
+    ),
+}
+#: Ours (Clerk throws building the auth object of these claims): the claims, not the token, are refused.
+UNDECODABLE_CLAIMS = "Session claims have unexpected types. (reason=token-invalid, token-carrier=header)"
 
 
 MACHINE_CASE_IDS: list[str] = [c.id for c in cases_module.build_machine_cases(ClerkTestIssuer())]
@@ -299,12 +341,15 @@ def machine_conformance(conformance_node: str) -> dict[str, tuple[dict[str, Any]
             CLERK_AUDIENCE=case.audience or [],
         )
         ClerkSecurity(app, public_routes=["/api/conformance"], accepts_token="any")
-        with app.test_request_context("/api/conformance", headers={"Authorization": f"Bearer {case.token}"}):
+
+        @app.get("/api/conformance")
+        def conformance() -> dict[str, Any]:
             auth = get_auth()
             ours = {"signedIn": auth.is_authenticated, "reason": auth.reason, "tokenType": auth.token_type}
-            if auth.is_authenticated:
-                ours["subject"] = auth.subject
-        out[case.id] = (clerk[case.id], ours)
+            return {**ours, "subject": auth.subject} if auth.is_authenticated else ours
+
+        answer = app.test_client().get("/api/conformance", headers={"Authorization": f"Bearer {case.token}"})
+        out[case.id] = (clerk[case.id], {**answer.get_json(), "message": answer.headers.get("x-clerk-auth-message")})
     return out
 
 
@@ -312,6 +357,7 @@ def machine_conformance(conformance_node: str) -> dict[str, tuple[dict[str, Any]
 def test_machine_token_audience_matches_clerk(
     machine_conformance: dict[str, tuple[dict[str, Any], dict[str, Any]]], case_id: str
 ) -> None:
+    """The request outcome, and a refusal's ``x-clerk-auth-message`` (Clerk's machine-token wording)."""
     clerk, ours = machine_conformance[case_id]
     assert "harnessError" not in clerk, clerk.get("harnessError")
     request = clerk["request"]
@@ -319,6 +365,7 @@ def test_machine_token_audience_matches_clerk(
         "signedIn": request["status"] == "signed-in",
         "reason": request["reason"],
         "tokenType": request["tokenType"],
+        "message": request["messageHeader"],
     }
     if "subject" in request:
         expected["subject"] = request["subject"]
@@ -330,3 +377,91 @@ def _diff_auth(clerk: dict[str, Any], ours: dict[str, Any]) -> str:
         f"  {k}: Clerk={clerk.get(k)!r} ours={ours.get(k)!r}" for k in clerk if clerk.get(k) != ours.get(k)
     ]
     return "auth fields differ:\n" + "\n".join(lines)
+
+
+#: Tokens verified with the Backend API (opaque machine tokens; session tokens against its JWKS, no CLERK_JWT_KEY),
+#: the test kit's stand-in being the Backend API of both sides: (case id, token, stand-in, secret key, audience).
+OPAQUE_CASES = [
+    ("session_token_valid", "session_token", "stand_in", "good", None),
+    ("session_token_unknown_kid", "session_token_unknown_kid", "stand_in", "good", None),
+    ("session_token_kid_list", "session_token_kid_list", "stand_in", "good", None),
+    ("session_token_secret_key_refused", "session_token", "stand_in", "wrong", None),
+    ("api_key_valid", "api_key", "stand_in", "good", None),
+    ("api_key_unknown", "ak_unknown", "stand_in", "good", None),
+    ("m2m_token_unknown", "mt_unknown", "stand_in", "good", None),
+    ("oauth_token_unknown", "oat_unknown", "stand_in", "good", None),
+    ("oauth_token_aud_missing", "oauth_token", "stand_in", "good", ["https://api.example.com"]),
+    ("oauth_token_aud_other", "oauth_token_other_aud", "stand_in", "good", ["https://api.example.com"]),
+    ("api_key_secret_key_refused", "api_key", "stand_in", "wrong", None),
+    ("api_key_backend_api_403", "ak_any", "refusing", "good", None),
+]
+
+
+@pytest.fixture(scope="module")
+def opaque_conformance(conformance_node: str) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Clerk's authenticateRequest (acceptsToken 'any') and our app on tokens the Backend API decides: Clerk's
+    ``handleClerkAPIError`` and JWKS messages against ours, the Backend API being the same stand-in for both."""
+    from flask_clerk_security.testing import BackendAPIStandIn
+
+    issuer = ClerkTestIssuer()
+    secret_keys = {"good": issuer.secret_key, "wrong": "sk_test_" + "w" * 40}
+    with BackendAPIStandIn(issuer) as stand_in, BackendAPIStandIn(issuer) as refusing:
+        refusing.fail_status = 403
+        urls = {"stand_in": stand_in.url, "refusing": refusing.url}
+        minted = {
+            "session_token": issuer.session_token(),
+            "session_token_unknown_kid": issuer.sign(issuer.session_claims(), headers={"kid": "ins_'other\"é"}),
+            "session_token_kid_list": cases_module._sign_raw(
+                issuer, {"kid": [1, [None, "b"]]}, issuer.session_claims()
+            ),
+            "api_key": stand_in.mint_api_key(),
+            "oauth_token": stand_in.mint_oauth_token(),
+            "oauth_token_other_aud": stand_in.mint_oauth_token(aud="https://other.example.com"),
+        }
+        cases = [
+            {"id": case_id, "token": minted.get(token, token), "url": urls[api], "secretKey": secret_keys[key],
+             "audience": audience}
+            for case_id, token, api, key, audience in OPAQUE_CASES
+        ]  # fmt: skip
+        clerk = run_node(conformance_node, "clerk_backend.mjs", [
+            {"id": c["id"], "token": c["token"], "jwtKey": None, "clockSkewInMs": 5000, "has": [],
+             "audience": c["audience"], "machine": True, "apiUrl": c["url"], "secretKey": c["secretKey"]}
+            for c in cases
+        ])  # fmt: skip
+        return {c["id"]: (clerk[c["id"]], _opaque_outcome(issuer, c)) for c in cases}
+
+
+def _opaque_outcome(issuer: ClerkTestIssuer, case: dict[str, Any]) -> dict[str, Any]:
+    app = Flask("conformance")
+    app.config.update(
+        TESTING=True,
+        CLERK_SECRET_KEY=case["secretKey"],
+        CLERK_API_URL=case["url"],
+        CLERK_AUDIENCE=case["audience"] or [],
+    )
+    ClerkSecurity(app, public_routes=["/api/conformance"], accepts_token="any")
+
+    @app.get("/api/conformance")
+    def conformance() -> dict[str, Any]:
+        auth = get_auth()
+        return {"signedIn": auth.is_authenticated, "reason": auth.reason, "tokenType": auth.token_type}
+
+    answer = app.test_client().get("/api/conformance", headers={"Authorization": f"Bearer {case['token']}"})
+    return {**answer.get_json(), "message": answer.headers.get("x-clerk-auth-message")}
+
+
+@pytest.mark.parametrize("case_id", [case[0] for case in OPAQUE_CASES])
+def test_backend_api_refusals_match_clerk(
+    opaque_conformance: dict[str, tuple[dict[str, Any], dict[str, Any]]], case_id: str
+) -> None:
+    """Outcome, reason and ``x-clerk-auth-message`` (``... (code=token-invalid, status=404)``, ``... kid='...'
+    ...``) as Clerk's."""
+    clerk, ours = opaque_conformance[case_id]
+    assert "harnessError" not in clerk, clerk.get("harnessError")
+    request = clerk["request"]
+    assert ours == {
+        "signedIn": request["status"] == "signed-in",
+        "reason": request["reason"],
+        "tokenType": request["tokenType"],
+        "message": request["messageHeader"],
+    }

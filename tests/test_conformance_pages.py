@@ -3,13 +3,15 @@
 Each case is one request (method, URL, headers, cookies) for a production (pk_live_) or development (pk_test_)
 instance. tests/conformance/clerk_pages.mjs runs it through @clerk/backend (pinned in package.json); we run it
 through a Flask app. Both must agree on the state (signed-in / signed-out / handshake), the reason, the
-``Location`` (handshake URL parameters compared as a set of values) and the Set-Cookie directives. Handshake
+``x-clerk-auth-message`` (whole; only its ``Current date: ...`` may differ, by the clock), the ``Location``
+(handshake URL parameters compared as a set of values) and the Set-Cookie directives. Handshake
 nonces are exchanged by both sides with the same Backend API stand-in on 127.0.0.1.
 
-Three deliberate differences are asserted as such (see docs/server-rendered-pages.md): a forged handshake token
+Four deliberate differences are asserted as such (see docs/server-rendered-pages.md): a forged handshake token
 on a development instance (Clerk throws, we sign out), directives outside Clerk's cookie namespace (Clerk sets
-them, we drop them) and the multi-domain ``__clerk_redirect_url`` to an origin that is neither this one nor in
-``CLERK_AUTHORIZED_PARTIES`` (Clerk redirects anywhere, we ignore it).
+them, we drop them), the multi-domain ``__clerk_redirect_url`` to an origin that is neither this one nor in
+``CLERK_AUTHORIZED_PARTIES`` (Clerk redirects anywhere, we ignore it) and a message quoting a raw control
+character (Clerk sends it in ``x-clerk-auth-message``, we send no such header).
 
 A seeded randomized differential (``test_random_cookie_requests_agree_with_clerk``) sends 800 more requests
 built from Clerk's cookie names (plain, suffixed, wrongly suffixed) with values that parse oddly in JavaScript
@@ -37,7 +39,7 @@ from flask_clerk_security.cookies import cookie_suffix
 from flask_clerk_security.handshake import cookie_name
 from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer
 
-from .oracle import run_node
+from .oracle import run_node, same_clock
 
 BASE = "http://localhost:5000"
 DOC = {"sec-fetch-dest": "document", "accept": "text/html,application/xhtml+xml"}
@@ -147,6 +149,11 @@ def _build_cases(live: Instance, dev: Instance) -> list[Case]:
     bearer = {**API, "authorization": f"Bearer {expired}"}
     bearer_doc = {**DOC, "authorization": f"Bearer {expired}"}
     refresh_ok = {f"__refresh_{suffix}": "rt_ok"}
+
+    def typ(value: str) -> dict[str, str]:
+        """Cookies whose session token has this ``typ`` header: refused, Clerk's message quoting it."""
+        return {"__session": li.sign(li.session_claims(), headers={"typ": value}), "__client_uat": str(_now() - 300)}
+
     not_yet = li.session_token(extra_claims={"nbf": _now() + 60})
     foreign = [*handshake_directives(li), "sessionid=planted; Path=/"]
     return [
@@ -174,6 +181,13 @@ def _build_cases(live: Instance, dev: Instance) -> list[Case]:
         Case("prod-session-without-iat", "live", "signed-in",
              cookies={"__session": li.sign(without_iat(li)), "__client_uat": str(_now())}),
         Case("prod-malformed-cookie", "live", "signed-out", cookies={"__session": "garbage", "__client_uat": "1"}),
+        # x-clerk-auth-message of cookie refusals quoting values Headers sends as Latin-1, refuses (beyond Latin-1:
+        # no header on either side) or we refuse (a raw control character, see _check).
+        Case("prod-cookie-typ-latin1", "live", "signed-out", cookies=typ("caf\u00e9")),
+        Case("prod-cookie-typ-beyond-latin1", "live", "signed-out", cookies=typ("\u0100")),
+        Case("prod-cookie-typ-control", "live", "signed-out", cookies=typ("a\x7fb"), divergence="control-message"),
+        Case("prod-cookie-sub-number", "live", "signed-out",
+             cookies={"__session": li.sign(li.session_claims(extra_claims={"sub": 5})), "__client_uat": "1"}),
         Case("prod-redirect-count-2", "live", "handshake", cookies=stale(li, __clerk_redirect_count="2")),
         Case("prod-redirect-count-exhausted", "live", "signed-out", cookies=stale(li, __clerk_redirect_count="3")),
         Case("prod-cross-site-referrer", "live", "handshake", headers={**DOC, "referer": "https://news.example.org/"},
@@ -393,6 +407,7 @@ def _run_ours(inst: Instance, case: Case, app: Flask | None = None) -> dict[str,
     client = (app or _app(inst, case.proxy, case.config)).test_client(use_cookies=bool(case.cookies))
     for name, value in case.cookies.items():
         client.set_cookie(name, value, domain="localhost")
+    clock = time.time()
     response = client.open(case.path, method=case.method, headers=case.headers, base_url=BASE)
     assert response.status_code < 500, response.text
     location = response.headers.get("Location")
@@ -401,6 +416,8 @@ def _run_ours(inst: Instance, case: Case, app: Flask | None = None) -> dict[str,
     return {
         "status": status,
         "reason": response.headers.get("x-clerk-auth-reason"),
+        "message": response.headers.get("x-clerk-auth-message"),
+        "clock": clock,
         "userId": user_id,
         "location": urljoin(BASE + case.path, location) if location else None,
         "setCookies": response.headers.getlist("Set-Cookie"),
@@ -466,6 +483,12 @@ def _check(case: Case, theirs: dict[str, Any], ours: dict[str, Any]) -> None:
     assert case.expect in ("any", theirs["status"]), f"the case does not test what its name says: {theirs}"
     assert ours["status"] == theirs["status"], (ours, theirs)
     assert ours["reason"] == theirs["reason"], (ours, theirs)
+    message, clerk_message = same_clock(ours["message"], theirs["messageHeader"], ours["clock"], theirs["clock"])
+    if case.divergence == "control-message":
+        # Clerk sends a raw DEL (or C1 control) its message quotes; we send no x-clerk-auth-message.
+        assert "\x7f" in clerk_message and message is None, (ours, theirs)
+    else:
+        assert message == clerk_message, (ours, theirs)
     if ours["userId"] is not None or not ours["redirected"]:
         assert ours["userId"] == theirs["userId"], (ours, theirs)
     if theirs["status"] == "handshake":
@@ -484,7 +507,8 @@ CASE_IDS = [
     "prod-expired-fetch", "prod-expired-post", "prod-expired-accept-html", "prod-expired-accept-json-html",
     "prod-expired-iframe", "prod-uat-without-session", "prod-session-without-uat", "prod-iat-before-uat",
     "prod-nbf-future", "prod-client-uat-hex", "prod-client-uat-hex-future", "prod-session-without-iat",
-    "prod-malformed-cookie", "prod-redirect-count-2", "prod-redirect-count-exhausted",
+    "prod-malformed-cookie", "prod-cookie-typ-latin1", "prod-cookie-typ-beyond-latin1", "prod-cookie-typ-control",
+    "prod-cookie-sub-number", "prod-redirect-count-2", "prod-redirect-count-exhausted",
     "prod-cross-site-referrer", "prod-referrer-not-a-url", "prod-referrer-bad-port",
     "prod-account-portal-referrer", "prod-suffixed-fresh", "prod-suffixed-expired",
     "prod-foreign-plain-trusts-suffixed", "prod-handshake-token", "prod-handshake-nonce",

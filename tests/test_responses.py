@@ -156,8 +156,9 @@ def test_debug_logs_the_request_state_without_the_token(
     states = [json.loads(line.split(": ", 1)[1]) for line in lines]
     assert [state["isSignedIn"] for state in states] == [True, False]
     assert states[1]["reason"] == "token-invalid-signature"
+    assert states[1]["message"] == "JWT signature is invalid. (reason=token-invalid-signature, token-carrier=header)"
     assert set(states[0]) == {
-        "isSignedIn", "isAuthenticated", "tokenType", "proxyUrl", "reason", "publishableKey", "domain"
+        "isSignedIn", "isAuthenticated", "tokenType", "proxyUrl", "reason", "message", "publishableKey", "domain"
     }  # fmt: skip
     assert token[:40] not in caplog.text and clerk_issuer.secret_key not in caplog.text
     caplog.clear()

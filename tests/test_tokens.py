@@ -293,7 +293,7 @@ def test_token_length_limit_is_16384_characters(clerk_issuer: ClerkTestIssuer) -
     with pytest.raises(TokenVerificationError) as info:
         verify_token(over, jwt_key=clerk_issuer.public_pem)
     assert info.value.reason == "token-invalid"
-    assert info.value.message == "Token is not a string of acceptable length."
+    assert info.value.message == "Invalid JWT form. A JWT is at most 16384 characters long."
 
 
 def test_secret_key_fetches_the_keys_from_the_backend_api(clerk_issuer: ClerkTestIssuer) -> None:

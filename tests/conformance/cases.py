@@ -740,6 +740,43 @@ def build_cases(issuer: Any) -> list[Case]:
     add("iss_other_and_azp_other", sign(c.v2(iss="x", azp="https://evil.example.com")), issuer=[ISS],
         authorized_parties=[AZP])
 
+    # ---- values Clerk's messages quote: JSON.stringify's escapes, numbers and key order, toUTCString's years, and
+    # values its Headers refuse (beyond Latin-1: no x-clerk-auth-message) or we do (see tests/test_conformance.py)
+    for case_id, name, raw in [
+        ("typ_quotes_and_backslash", "typ", json.dumps('a"b\\c')),
+        ("typ_latin1", "typ", '"caf\\u00e9 \\u00ff"'),
+        ("typ_beyond_latin1", "typ", '"\\u0100"'),
+        ("typ_emoji", "typ", '"\\ud83d\\ude00"'),
+        ("typ_lone_surrogate", "typ", '"\\ud800x"'),
+        ("typ_escaped_controls", "typ", '"\\u0000\\n\\t\\u001f\\u2028"'),
+        ("typ_delete_character", "typ", '"a\\u007fb"'),
+        ("typ_c1_control", "typ", '"a\\u0085b"'),
+        ("typ_long", "typ", json.dumps("x" * 3000)),
+        ("alg_nested_values", "alg", '[[1,[2]],{"b":1,"10":2,"2":3,"01":4},null,true]'),
+        ("alg_float", "alg", "1.5e300"),
+        ("alg_tiny", "alg", "1e-7"),
+        ("alg_30_digits", "alg", "123456789012345678901234567890"),
+        ("alg_minus_zero", "alg", "-0"),
+        ("alg_400_digits", "alg", huge),
+    ]:
+        header = _with_raw_claim(json.loads(base_header), name, raw)
+        add(f"message_{case_id}", _sign_raw(issuer, header, c.v2()))
+    for case_id, name, raw in [
+        ("sub_object", "sub", '{"b":1,"10":2,"2":3}'),
+        ("sub_float", "sub", "0.30000000000000004"),
+        ("exp_earliest_date", "exp", "-8640000000000"),
+        ("exp_year_0", "exp", "-62167219200"),
+        ("exp_before_year_0", "exp", "-62167219201"),
+        ("exp_fraction", "exp", "1.9"),
+        ("nbf_latest_date", "nbf", "8640000000000"),
+        ("iat_year_100000", "iat", "3093527980800"),
+    ]:
+        add(f"message_{case_id}", _sign_raw(issuer, {}, _with_raw_claim(c.v2(), name, raw)))
+    add("message_azp_nested", _sign_raw(issuer, {}, _with_raw_claim(c.v2(), "azp", '[["a"],{"x":1}]')),
+        authorized_parties=[AZP, "https://b.example.com"])
+    add("message_iss_non_ascii", sign(c.v2(iss="https://clerk.\u00e9xample.com")), issuer=[ISS, "https://b.example"])
+    add("message_aud_list_non_ascii", sign(c.v2(aud=["\u00fc", "x"])), audience=["https://api.example.com"])
+
     ids = [x.id for x in cases]
     assert len(ids) == len(set(ids)), "duplicate case ids"
     return cases

@@ -4,10 +4,13 @@
 //   {"id", "token", "jwtKey", "authorizedParties": [..]|null, "clockSkewInMs": int,
 //    "has": [{permission?, role?, feature?, plan?, reverification?}, ...],
 //    "treatPendingAsSignedOut": bool (default true), "audience": [..]|null, "issuer": [..]|null,
-//    "machine": bool (a machine token: only authenticateRequest with acceptsToken 'any' runs)}
-// stdout: JSON array of results, same order
-//   failure: {"id", "ok": false, "reason": <TokenVerificationErrorReason>, "request": {...}}
+//    "machine": bool (a machine token: only authenticateRequest with acceptsToken 'any' runs),
+//    "apiUrl", "secretKey" (machine cases: the Backend API opaque tokens are verified with; default: none needed)}
+// stdout: JSON array of results, same order, each with "clock" (Unix seconds just before the case ran)
+//   failure: {"id", "ok": false, "reason": <TokenVerificationErrorReason>, "message", "action", "request": {...}}
 //   success: {"id", "ok": true, "payloadSub", "auth": {...}, "has": [bool, ...], "request": {...}}
+//   "request" is authenticateRequest's outcome: {"status", "reason", "message" (requestState.message),
+//   "messageHeader" (its x-clerk-auth-message header, which Clerk's SDKs copy onto the response, or null)}
 //   (plus "authError" when Clerk itself throws while building the auth object)
 //
 // Every decision here is made by Clerk's code; this file only calls it and serialises the answers:
@@ -51,6 +54,12 @@ const AUTH_FIELDS = [
 // Python has only None, so undefined is reported as null.
 const orNull = (v) => (v === undefined ? null : v);
 
+// The message of a request state and the x-clerk-auth-message header Clerk's withDebugHeaders set from it (absent
+// when Headers refused the value).
+function messageOf(requestState) {
+  return { message: orNull(requestState.message), messageHeader: requestState.headers.get('x-clerk-auth-message') };
+}
+
 function serialiseAuth(authObject) {
   const out = {};
   for (const k of AUTH_FIELDS) out[k] = orNull(authObject[k]);
@@ -91,6 +100,7 @@ async function runCase(c, clerkClient) {
     );
     request.status = requestState.status;
     request.reason = orNull(requestState.reason);
+    Object.assign(request, messageOf(requestState));
   } catch (e) {
     request.status = 'error';
     request.reason = String(e && e.message ? e.message : e);
@@ -102,7 +112,8 @@ async function runCase(c, clerkClient) {
     payload = await verifyToken(c.token, verifyOptions);
   } catch (err) {
     // TokenVerificationError carries the reason string in `.reason` (see dist/errors.mjs).
-    return { id: c.id, ok: false, reason: err && err.reason !== undefined ? err.reason : `non-clerk-error: ${err}`, request };
+    if (!err || err.reason === undefined) return { id: c.id, ok: false, reason: `non-clerk-error: ${err}`, request };
+    return { id: c.id, ok: false, reason: err.reason, message: orNull(err.message), action: orNull(err.action), request };
   }
 
   const result = { id: c.id, ok: true, payloadSub: orNull(payload.sub), request };
@@ -139,13 +150,22 @@ async function runCase(c, clerkClient) {
 }
 
 // A machine token through authenticateRequest (Clerk's own routing: verifyMachineAuthToken for JWT forms, which
-// is networkless with jwtKey). Reports the request outcome and the machine auth's token type and subject.
-async function runMachineCase(c, clerkClient, verifyOptions) {
+// is networkless with jwtKey; opaque tokens go to the case's apiUrl, the test kit's Backend API stand-in).
+// Reports the request outcome and the machine auth's token type and subject.
+async function runMachineCase(c, defaultClient, verifyOptions) {
+  const clerkClient = c.apiUrl
+    ? createClerkClient({ secretKey: c.secretKey, publishableKey: PUBLISHABLE_KEY, apiUrl: c.apiUrl, telemetry: { disabled: true } })
+    : defaultClient;
   const requestState = await clerkClient.authenticateRequest(
     new Request('http://localhost:5000/api/conformance', { headers: { Authorization: `Bearer ${c.token}` } }),
     { ...verifyOptions, acceptsToken: 'any' },
   );
-  const request = { status: requestState.status, reason: orNull(requestState.reason), tokenType: orNull(requestState.tokenType) };
+  const request = {
+    status: requestState.status,
+    reason: orNull(requestState.reason),
+    tokenType: orNull(requestState.tokenType),
+    ...messageOf(requestState),
+  };
   if (requestState.status === 'signed-in') request.subject = orNull(requestState.toAuth().subject);
   return { id: c.id, ok: requestState.status === 'signed-in', request };
 }
@@ -161,8 +181,9 @@ async function main() {
   });
   const results = [];
   for (const c of cases) {
+    const clock = Date.now() / 1000; // what "Current date" in Clerk's messages for this case reads
     try {
-      results.push(await runCase(c, clerkClient));
+      results.push({ ...(await runCase(c, clerkClient)), clock });
     } catch (e) {
       results.push({ id: c.id, harnessError: String(e && e.stack ? e.stack : e) });
     }

@@ -8,8 +8,10 @@
 //    "toAuth"?: {treatPendingAsSignedOut}, "protect"?: true}
 // stdout: JSON array, same order
 //   {"id", "status": "signed-in"|"signed-out"|"handshake"|"error", "reason", "userId", "sessionStatus",
+//    "message": <requestState.message>, "messageHeader": <its x-clerk-auth-message header, or null>,
 //    "location": <Location header or null>, "setCookies": [<Set-Cookie directives>],
-//    "signInRedirect": <where redirectToSignIn sends a protected page's signed-out visitor, or null>, "error"?}
+//    "signInRedirect": <where redirectToSignIn sends a protected page's signed-out visitor, or null>, "error"?,
+//    "clock": <Unix seconds just before the case ran>}
 //
 // Every decision is Clerk's: createClerkClient(...).authenticateRequest(new Request(...), options). The handshake
 // nonce exchange and the session refresh go to `apiUrl` (the test kit's Backend API stand-in on 127.0.0.1)
@@ -61,13 +63,15 @@ async function runCase(c) {
       reason: state.reason ?? null,
       userId: auth && auth.userId ? auth.userId : null,
       sessionStatus: auth ? auth.sessionStatus ?? null : null,
+      message: state.message ?? null,
+      messageHeader: state.headers.get('x-clerk-auth-message'),
       location: state.headers.get('location'),
       setCookies: state.headers.getSetCookie(),
       signInRedirect,
     };
   } catch (e) {
-    return { id: c.id, status: 'error', reason: null, userId: null, location: null, setCookies: [],
-      error: String(e && e.message ? e.message : e) };
+    return { id: c.id, status: 'error', reason: null, userId: null, message: null, messageHeader: null, location: null,
+      setCookies: [], error: String(e && e.message ? e.message : e) };
   } finally {
     console.log = log;
     console.error = error;
@@ -79,7 +83,10 @@ async function main() {
   for await (const chunk of process.stdin) chunks.push(chunk);
   const cases = JSON.parse(Buffer.concat(chunks).toString('utf8'));
   const results = [];
-  for (const c of cases) results.push(await runCase(c));
+  for (const c of cases) {
+    const clock = Date.now() / 1000; // what "Current date" in Clerk's messages for this case reads
+    results.push({ ...(await runCase(c)), clock });
+  }
   process.stdout.write(JSON.stringify(results));
 }
 
