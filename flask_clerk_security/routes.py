@@ -653,4 +653,13 @@ def _compile_with_keys(pattern: str, kind: str) -> tuple[re.Pattern[str], tuple[
             f"CLERK_ORGANIZATION_SYNC {kind} pattern {pattern!r} is not a valid Clerk route pattern ({exc}). "
             f"Fix: {_FIX}"
         ) from None
+    repeated = [t.name for t in tokens if isinstance(t, _Key) and t.name in ("id", "slug") and t.modifier in ("+", "*")]
+    if repeated and kind == "organization":
+        # Clerk's match() gives a list there, which never equals the session's organization: a handshake on every
+        # page, until the redirect-loop limit.
+        raise ConfigurationError(
+            f"CLERK_ORGANIZATION_SYNC organization pattern {pattern!r} repeats :{repeated[0]} ('+' or '*'), which "
+            f"names no single organization. Fix: one segment, e.g. '/orgs/:{repeated[0]}' or "
+            f"'/orgs/:{repeated[0]}/(.*)'."
+        )
     return regex, keys

@@ -718,6 +718,9 @@ def test_a_primary_answers_redirect_urls_for_listed_ipv6_origins(dev: Env, party
         ({"organizationPatterns": ["/o/(("]}, "not a valid Clerk route pattern"),
         ({"org_patterns": ["/orgs/:slug"]}, "unknown keys"),
         (["/orgs/:slug"], "must be a mapping"),
+        # Clerk's match() gives a list for a repeated :slug/:id, which never equals the session's organization.
+        ({"organization_patterns": ["/orgs/:slug+"]}, r"repeats :slug \('\+' or '\*'\)"),
+        ({"organization_patterns": ["/o/:id*"]}, "names no single organization"),
     ],
 )
 def test_organization_sync_patterns_are_checked_at_init(live: Env, value: Any, message: str) -> None:
