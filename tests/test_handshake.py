@@ -601,6 +601,40 @@ def test_refresh_without_a_secret_key_reports_clerks_missing_api_client(live: En
     assert live.backend.count("POST", "/v1/sessions/sess_123/refresh") == 0
 
 
+@pytest.mark.parametrize(
+    "sid",
+    ["..", ".", "%2e%2e", "%252E.", "a/../..", "a\\..", "x/%2E", "%" + "25" * 11 + "2e"],
+)
+def test_a_refresh_never_calls_the_backend_api_on_another_path(live: Env, sid: str) -> None:
+    """The session id of the exchange comes from the session cookie when there is one, and with an expired token
+    of one's own in the Authorization header that cookie is never verified: anyone can put any ``sid`` there.
+    One that is a dot segment (however often percent-encoded, or after a backslash) would move the secret-key
+    POST to another Backend API path (``/v1/refresh``); Clerk's ``joinPaths`` throws there, no call is made and
+    the refresh fails with ``unexpected-bapi-error``."""
+    forger = ClerkTestIssuer(kid=live.issuer.kid, frontend_api=live.issuer.frontend_api, instance="live")
+    forged = forger.sign(forger.session_claims(extra_claims={"sid": sid}))
+    suffix = cookie_suffix(live.issuer.publishable_key)
+    client = _client(live.app(), {"__session": forged, f"__refresh_{suffix}": "rt_1"})
+    expired = live.stale_cookies()["__session"]
+    response = client.get("/api/me", headers={"Authorization": f"Bearer {expired}"})
+    assert response.status_code == 401
+    assert response.headers["x-clerk-auth-reason"] == "session-token-expired-refresh-unexpected-bapi-error"
+    assert [call.path for call in live.backend.calls if call.method == "POST"] == []
+
+
+def test_a_refresh_quotes_the_session_id_as_javascript_writes_it(live: Env) -> None:
+    """A ``sid`` that is no string is written into the path as Clerk's ``joinPaths`` writes it (``String()``),
+    never as Python's ``str()`` (``1.0``, ``True``, ``{'a': 1}``), and encoded so it stays one path segment."""
+    forger = ClerkTestIssuer(kid=live.issuer.kid, frontend_api=live.issuer.frontend_api, instance="live")
+    suffix = cookie_suffix(live.issuer.publishable_key)
+    expired = live.stale_cookies()["__session"]
+    for sid, segment in [(1.0, "1"), (True, "true"), ({"a": 1}, "%5Bobject%20Object%5D"), (["a", "b"], "a%2Cb")]:
+        forged = forger.sign(forger.session_claims(extra_claims={"sid": sid}))
+        client = _client(live.app(), {"__session": forged, f"__refresh_{suffix}": "rt_1"})
+        client.get("/api/me", headers={"Authorization": f"Bearer {expired}"})
+        assert live.backend.count("POST", f"/v1/sessions/{segment}/refresh") == 1, live.backend.calls[-1].path
+
+
 # --------------------------------------------------------------------------------------------- satellite domains
 @pytest.mark.parametrize(
     ("config", "message"),
