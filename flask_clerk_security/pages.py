@@ -222,7 +222,7 @@ class PageAuthenticator:
         try:
             body = backend_api.call(
                 "POST",
-                f"{self.settings.api_url}/{self.settings.api_version}/sessions/{quote(session_id, safe='')}/refresh",
+                f"{self.settings.api_url}/{self.settings.api_version}/sessions/{_path_segment(session_id)}/refresh",
                 bearer=self.settings.secret_key,
                 timeout=self.settings.http_timeout,
                 params={"suffixed_cookies": "true" if ctx.suffixed else "false"},
@@ -296,6 +296,13 @@ def _is_dot_segment(segment: str) -> bool:
             return False
         candidate = decoded
     return True
+
+
+def _path_segment(text: str) -> str:
+    """``text`` percent-encoded as one path segment, a lone surrogate (JSON's ``"\\ud800"``, which UTF-8 cannot
+    encode) as U+FFFD, as WHATWG's URL writes it."""
+    well_formed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return quote(well_formed, safe="")
 
 
 def _refresh_error_reason(exc: backend_api.BackendAPIError) -> str:

@@ -6,6 +6,8 @@ pointed at them with CLERK_PROXY_URL and CLERK_API_URL.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -633,6 +635,25 @@ def test_a_refresh_quotes_the_session_id_as_javascript_writes_it(live: Env) -> N
         client = _client(live.app(), {"__session": forged, f"__refresh_{suffix}": "rt_1"})
         client.get("/api/me", headers={"Authorization": f"Bearer {expired}"})
         assert live.backend.count("POST", f"/v1/sessions/{segment}/refresh") == 1, live.backend.calls[-1].path
+
+
+def test_a_session_id_with_a_lone_surrogate_is_no_server_error(live: Env) -> None:
+    """JSON's ``"\\ud800"`` is a lone surrogate, which UTF-8 cannot encode: quoting it into the path raised (a 500).
+    It goes out as WHATWG's URL writes it, U+FFFD."""
+    forged_claims = {**live.issuer.session_claims(), "sid": "s\ud800"}
+    forged = f"{_segment({'alg': 'RS256'})}.{_segment(forged_claims)}.AAAA"
+    suffix = cookie_suffix(live.issuer.publishable_key)
+    client = _client(live.app(), {"__session": forged, f"__refresh_{suffix}": "rt_1"})
+    expired = live.stale_cookies()["__session"]
+    response = client.get("/api/me", headers={"Authorization": f"Bearer {expired}"})
+    assert response.status_code == 401
+    assert response.headers["x-clerk-auth-reason"] == "session-token-expired-refresh-refresh_token_invalid"
+    assert live.backend.count("POST", "/v1/sessions/s%EF%BF%BD/refresh") == 1
+
+
+def _segment(value: Any) -> str:
+    """A JWT segment of ``value`` as JSON with its escapes (a lone surrogate stays ``\\ud800``)."""
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
 # --------------------------------------------------------------------------------------------- satellite domains
