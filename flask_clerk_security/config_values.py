@@ -67,7 +67,7 @@ class ConfigReader:
             return default
         try:
             return convert(raw)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(float("inf"))
             raise ConfigurationError(f"{key} {exc}. Fix: {fix}") from None
 
 
@@ -152,7 +152,10 @@ def check_redis_uri(key: str, uri: str) -> None:
     ``key`` (never the URI: it may hold a password, and a malformed one cannot be masked reliably)."""
     if not uri.startswith(("redis://", "rediss://")):
         return
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # "Invalid IPv6 URL": a bracket left open
+        raise ConfigurationError(f"{key} is not a valid Redis URI: its host is not a host. {_REDIS_FIX}") from None
     problem = None
     try:
         parts.port  # noqa: B018 - parsing the port is the check
