@@ -193,8 +193,17 @@ def rate_limit(value: Any) -> str:
 
 def check_url(key: str, value: str) -> str:
     """An http(s) URL, its trailing slash removed (paths are appended to it)."""
-    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+    try:
+        netloc = urlsplit(value).netloc if re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value) else None
+    except ValueError:  # "Invalid IPv6 URL"
+        netloc = None
+    if netloc is None:
         raise ConfigurationError(f"{key} must be an http(s) URL, got {value!r}. Fix: set it to e.g. https://...")
+    if "@" in netloc:  # never shown: a password
+        raise ConfigurationError(
+            f"{key} must not hold a user name or password (they would replace the secret key's Bearer, and be "
+            "quoted in Clerk's JWKS error messages). Fix: remove the 'user:password@' part."
+        )
     return value.rstrip("/")
 
 

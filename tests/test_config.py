@@ -140,6 +140,15 @@ def test_values_of_the_wrong_type_or_range_name_the_key(clerk_issuer: ClerkTestI
     assert key in error_for({**config, key: value})
 
 
+def test_api_url_with_credentials_is_refused_without_showing_them(clerk_issuer: ClerkTestIssuer) -> None:
+    """``https://user:password@host``: requests would send them as Basic auth instead of the secret key's Bearer
+    (fetch refuses such a URL outright in Clerk's SDK), and every JWKS failure message, sent in
+    x-clerk-auth-message and logged, would quote them."""
+    message = error_for({**clerk_issuer.config, "CLERK_API_URL": "https://proxy:hunter2@api.clerk.com"})
+    assert message.startswith("CLERK_API_URL must not hold a user name or password") and "Fix:" in message
+    assert "hunter2" not in message
+
+
 def test_options_win_over_config_which_wins_over_environment(
     clerk_issuer: ClerkTestIssuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
