@@ -94,3 +94,11 @@ def test_any_time_is_written_without_an_exception(ms: float) -> None:
 @pytest.mark.parametrize(("ms", "expected"), [(0, "Thu, 01 Jan 1970 00:00:00 GMT"), (math.nan, "Invalid Date")])
 def test_utc_strings_without_node(ms: float, expected: str) -> None:
     assert js_utc_string(ms) == expected
+
+
+@given(JSON_VALUES, st.integers(min_value=0, max_value=40))
+def test_a_limit_cuts_the_same_text_and_says_so(value: Any, limit: int) -> None:
+    """``limit``: the first ``limit`` characters of the whole text, then ``...``; the whole text when it fits."""
+    for write in (js_json, js_string):
+        whole, cut = write(value), write(value, limit)
+        assert cut == (whole if len(whole) <= limit else whole[:limit] + "...")
