@@ -23,6 +23,8 @@ _DAYS = ("Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed")  # day 0 (1 January 19
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MS_PER_DAY = 86_400_000
 _MAX_ARRAY_INDEX = 2**32 - 2
+#: 2**53: every integer up to it is a double, written as its digits.
+_MAX_SAFE = float(2**53)
 #: How much of a value Clerk's messages quote: as much as ``x-clerk-auth-message`` ever carries (1,024 characters,
 #: ``errors.MAX_AUTH_MESSAGE``), so the header is the same, while quoting a 16 KB claim costs what 1 KB does.
 #: Beyond it: ``...``.
@@ -41,6 +43,8 @@ def js_double(value: int | float) -> float:
 
 def js_number_string(number: float) -> str:
     """JavaScript's ``Number.prototype.toString()``: shortest round-trip digits, JavaScript's exponent rules."""
+    if number.is_integer() and -_MAX_SAFE <= number <= _MAX_SAFE:  # its digits, exactly (-0 too: "0")
+        return str(int(number))
     if math.isnan(number):
         return "NaN"
     if math.isinf(number):
