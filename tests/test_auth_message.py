@@ -8,14 +8,10 @@ exception whatever a token's author writes into its header or claims.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import re
-import sys
 import time
 import warnings
-from collections.abc import Iterator
-from types import FrameType
 from typing import Any
 
 import pytest
@@ -29,6 +25,8 @@ from flask_clerk_security import ClerkSecurity, TokenVerificationError, current_
 from flask_clerk_security.backend_api import BackendAPIError
 from flask_clerk_security.errors import MAX_AUTH_MESSAGE, auth_message_header
 from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer
+
+from .conftest import lines_run
 
 DOC = {"Sec-Fetch-Dest": "document", "Accept": "text/html"}
 #: What a sent x-clerk-auth-message may hold: printable Latin-1 only, at most MAX_AUTH_MESSAGE characters.
@@ -297,7 +295,7 @@ def test_quoting_a_huge_value_costs_what_the_header_can_show(
     assert len(token) <= 16384
     app, _ = _app(live_issuer)
     client = app.test_client()
-    with _lines_run(jsvalues.__file__) as lines:
+    with lines_run(jsvalues.__file__) as lines:
         response = client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
     message = response.headers["x-clerk-auth-message"]
     assert response.status_code == 401 and SENDABLE.fullmatch(message) and "..." in message
@@ -312,22 +310,3 @@ def test_quoting_a_huge_value_costs_what_the_header_can_show(
     assert len(whole.value.message) > 3 * MAX_AUTH_MESSAGE
     assert auth_message_header(whole.value.full_message("header")) == message
     assert lines[0] <= 40 * MAX_AUTH_MESSAGE, lines  # written whole: 53,000 to 153,000 lines
-
-
-@contextlib.contextmanager
-def _lines_run(filename: str) -> Iterator[list[int]]:
-    """Counts the lines of ``filename`` Python runs inside the block (in this thread)."""
-    count = [0]
-
-    def local(frame: FrameType, event: str, arg: Any) -> Any:
-        count[0] += event == "line"
-        return local
-
-    def calls(frame: FrameType, event: str, arg: Any) -> Any:
-        return local if frame.f_code.co_filename == filename else None
-
-    sys.settrace(calls)
-    try:
-        yield count
-    finally:
-        sys.settrace(None)
