@@ -603,6 +603,33 @@ def test_refresh_without_a_secret_key_reports_clerks_missing_api_client(live: En
     assert live.backend.count("POST", "/v1/sessions/sess_123/refresh") == 0
 
 
+def test_authorization_token_refreshes_share_the_nonce_budget(live: Env) -> None:
+    """An expired token of one's own plus any ``__refresh`` value buys a Backend API call: one client gets
+    CLERK_HANDSHAKE_NONCE_RATE of them, refreshes and handshake nonces together; past it, Clerk's fetch-error."""
+    app = live.app(CLERK_HANDSHAKE_NONCE_RATE="3 per minute")
+    suffix = cookie_suffix(live.issuer.publishable_key)
+    expired = live.stale_cookies()["__session"]
+    client = _client(app, {f"__refresh_{suffix}": "rt_unknown"})
+    reasons = [
+        client.get("/api/me", headers={"Authorization": f"Bearer {expired}"}, environ_base=CLIENT).headers[
+            "x-clerk-auth-reason"
+        ]
+        for _ in range(5)
+    ]
+    assert reasons == 3 * ["session-token-expired-refresh-refresh_token_invalid"] + 2 * [
+        "session-token-expired-refresh-fetch-error"
+    ]
+    assert sum(call.path.endswith("/refresh") for call in live.backend.calls) == 3
+    _nonce_get(app, "n_after_refreshes")
+    assert live.backend.count("GET", "/v1/clients/handshake_payload") == 0
+    other = client.get("/api/me", headers={"Authorization": f"Bearer {expired}"}, environ_base=OTHER_CLIENT)
+    assert other.headers["x-clerk-auth-reason"] == "session-token-expired-refresh-refresh_token_invalid"
+
+
+CLIENT = {"REMOTE_ADDR": "203.0.113.7"}
+OTHER_CLIENT = {"REMOTE_ADDR": "203.0.113.8"}
+
+
 @pytest.mark.parametrize(
     "sid",
     ["..", ".", "%2e%2e", "%252E.", "a/../..", "a\\..", "x/%2E", "%" + "25" * 11 + "2e"],
