@@ -16,7 +16,7 @@ _WHSEC_RE = re.compile(r"whsec_([A-Za-z0-9+/=]+)")
 
 def frontend_api_from_publishable_key(key: str) -> str:
     """The Frontend API host a publishable key encodes (``pk_test_`` + base64 of ``host$``)."""
-    match = _PK_RE.fullmatch(key)
+    match = _PK_RE.fullmatch(key) if isinstance(key, str) else None
     if not match:
         raise ValueError("must look like pk_test_... or pk_live_...")
     encoded = match.group(2)
@@ -53,7 +53,7 @@ def check_jwt_key(value: str) -> str:
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-    pem = value.replace("\\n", "\n").strip()
+    pem = value.replace("\\n", "\n").strip() if isinstance(value, str) else ""  # not a string: not a PEM
     try:
         key = load_pem_public_key(pem.encode())
     except (ValueError, TypeError):

@@ -100,11 +100,22 @@ def _user_cache_uri(read: ConfigReader, ratelimit_uri: str) -> str:
     return ratelimit_uri if ratelimit_uri.startswith(_STORE_SCHEMES) else "memory://"
 
 
+def _parses_as_url(url: str) -> bool:
+    """Whether ``url``'s host and port parse (``http://[::1`` and ``http://a:99999`` do not)."""
+    try:
+        urlsplit(url).port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        return False
+    return True
+
+
 def _header_settings(read: ConfigReader) -> dict[str, Any]:
     """The ``ClerkSettings`` fields of :mod:`.headers`, :mod:`.leakguard` and :mod:`.audit`."""
     proxy_url = read.get("CLERK_PROXY_URL")
     if proxy_url is not None and not (
-        isinstance(proxy_url, str) and re.fullmatch(r"/\S*|https?://[^\s/?#]+(/\S*)?", proxy_url)
+        isinstance(proxy_url, str)
+        and re.fullmatch(r"/\S*|https?://[^\s/?#]+(/\S*)?", proxy_url)
+        and _parses_as_url(proxy_url)
     ):
         raise ConfigurationError(
             f"CLERK_PROXY_URL must be an absolute http(s) URL or a path, got {proxy_url!r}. "
@@ -113,7 +124,7 @@ def _header_settings(read: ConfigReader) -> dict[str, Any]:
     domain = read.get("CLERK_DOMAIN")
     if domain is not None:
         host = re.sub(r"^https?://", "", str(domain)).rstrip("/")
-        if not re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:[0-9]+)?", host):
+        if not (re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:[0-9]{1,5})?", host) and _parses_as_url(f"http://{host}")):
             raise ConfigurationError(
                 f"CLERK_DOMAIN must be a host name, got {domain!r}. Fix: set it to your satellite's domain, "
                 "e.g. satellite.example.com."
@@ -241,6 +252,11 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
     if isinstance(public_routes, str):
         public_routes = read.parse(
             "CLERK_PUBLIC_ROUTES", split_list, (), "use a comma-separated list like '/,/sign-in(.*)'"
+        )
+    elif not isinstance(public_routes, (list, tuple, set, frozenset)):
+        raise ConfigurationError(
+            f"CLERK_PUBLIC_ROUTES must be a list of patterns, got {type(public_routes).__name__}. Fix: use a list "
+            "like ['/', '/sign-in(.*)'] or a comma-separated string."
         )
 
     # flask-limiter's own key counts too, so the webhook replay store follows whichever one the app set.

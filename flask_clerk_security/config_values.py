@@ -67,7 +67,7 @@ class ConfigReader:
             return default
         try:
             return convert(raw)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: int(float("inf"))
             raise ConfigurationError(f"{key} {exc}. Fix: {fix}") from None
 
 
@@ -152,7 +152,10 @@ def check_redis_uri(key: str, uri: str) -> None:
     ``key`` (never the URI: it may hold a password, and a malformed one cannot be masked reliably)."""
     if not uri.startswith(("redis://", "rediss://")):
         return
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # "Invalid IPv6 URL": a bracket left open
+        raise ConfigurationError(f"{key} is not a valid Redis URI: its host is not a host. {_REDIS_FIX}") from None
     problem = None
     try:
         parts.port  # noqa: B018 - parsing the port is the check
@@ -190,8 +193,17 @@ def rate_limit(value: Any) -> str:
 
 def check_url(key: str, value: str) -> str:
     """An http(s) URL, its trailing slash removed (paths are appended to it)."""
-    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+    try:
+        netloc = urlsplit(value).netloc if re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value) else None
+    except ValueError:  # "Invalid IPv6 URL"
+        netloc = None
+    if netloc is None:
         raise ConfigurationError(f"{key} must be an http(s) URL, got {value!r}. Fix: set it to e.g. https://...")
+    if "@" in netloc:  # never shown: a password
+        raise ConfigurationError(
+            f"{key} must not hold a user name or password (they would replace the secret key's Bearer, and be "
+            "quoted in Clerk's JWKS error messages). Fix: remove the 'user:password@' part."
+        )
     return value.rstrip("/")
 
 

@@ -122,13 +122,25 @@ def _to_number(value: Any) -> float:
     return js_double(value)
 
 
+def _as_number(value: Any) -> float:
+    """``ToNumber(ToPrimitive(value))`` for a JSON value, an array never written out: ``String()`` of two or more
+    items holds a ``,`` (never a number: NaN), of none is ``""`` (0), of one is that item's."""
+    if not isinstance(value, list):
+        return _to_number(_to_primitive(value))
+    while len(value) == 1 and isinstance(value[0], list):
+        value = value[0]
+    if len(value) != 1:
+        return math.nan if value else 0.0
+    return _string_to_number(js_string(value))  # one item that is no array: a short String()
+
+
 def js_less_than(left: Any, right: Any) -> bool:
     """JavaScript's ``left < right`` for JSON values (``UNDEFINED`` for a missing one): two strings compare by
     UTF-16 code units, anything else as numbers, and NaN (``undefined``, ``{}``, ``"abc"``) is never less."""
-    left, right = _to_primitive(left), _to_primitive(right)
-    if isinstance(left, str) and isinstance(right, str):
-        return left.encode("utf-16-be", "surrogatepass") < right.encode("utf-16-be", "surrogatepass")
-    return _to_number(left) < _to_number(right)
+    if isinstance(left, (str, list, dict)) and isinstance(right, (str, list, dict)):  # both primitives strings
+        texts = [js_string(value) for value in (left, right)]
+        return texts[0].encode("utf-16-be", "surrogatepass") < texts[1].encode("utf-16-be", "surrogatepass")
+    return _as_number(left) < _as_number(right)
 
 
 def js_truthy(value: Any) -> bool:
@@ -227,7 +239,7 @@ class CookieContext:
             return False
         if self.instance_type != "production":
             exp = suffixed_decoded[1].get("exp", UNDEFINED) if suffixed_decoded else None
-            expired = suffixed_decoded is not None and _to_number(_to_primitive(exp)) <= int(time.time())
+            expired = suffixed_decoded is not None and _as_number(exp) <= int(time.time())
             if suffixed_uat != "0" and plain_uat == "0" and expired:
                 return False
         return not (not suffixed_uat and suffixed_session)

@@ -9,8 +9,8 @@ return.
 
 Deliberate differences (see docs/server-rendered-pages.md): directives that set cookies outside Clerk's
 namespace are dropped; the post-handshake redirect is same-origin and relative; a handshake token that fails
-verification on a development instance signs the request out instead of raising; satellite domains,
-organization sync and the ``__refresh`` cookie exchange are not implemented.
+verification on a development instance signs the request out instead of raising. Satellite domains,
+organization sync and the ``__refresh`` cookie exchange are :mod:`.pages`' and :mod:`.redirects`'.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ a value an attacker wrote (nested 900 deep, a 400-digit number, a lone surrogate
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +23,13 @@ _DAYS = ("Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed")  # day 0 (1 January 19
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MS_PER_DAY = 86_400_000
 _MAX_ARRAY_INDEX = 2**32 - 2
+#: 2**53: every integer up to it is a double, written as its digits.
+_MAX_SAFE = float(2**53)
+#: How much of a value Clerk's messages quote: as much as ``x-clerk-auth-message`` ever carries (1,024 characters,
+#: ``errors.MAX_AUTH_MESSAGE``), so the header is the same, while quoting a 16 KB claim costs what 1 KB does.
+#: Beyond it: ``...``.
+QUOTE_LIMIT = 1024
+_CUT = "..."
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -35,6 +43,8 @@ def js_double(value: int | float) -> float:
 
 def js_number_string(number: float) -> str:
     """JavaScript's ``Number.prototype.toString()``: shortest round-trip digits, JavaScript's exponent rules."""
+    if number.is_integer() and -_MAX_SAFE <= number <= _MAX_SAFE:  # its digits, exactly (-0 too: "0")
+        return str(int(number))
     if math.isnan(number):
         return "NaN"
     if math.isinf(number):
@@ -70,26 +80,36 @@ def _scalar_string(value: Any) -> str:
     return "[object Object]"
 
 
-def js_string(value: Any) -> str:
+def js_string(value: Any, limit: int | None = None) -> str:
     """``String(value)`` (what a template literal writes): a list is its items joined with ``,`` (``null`` items
-    empty, nested lists flattened the same way), an object ``[object Object]``."""
+    empty, nested lists flattened the same way), an object ``[object Object]``. With ``limit``, at most that many
+    characters of it, then ``...``; the writing stops there."""
     if not isinstance(value, list):
-        return _scalar_string(value)
+        return _cut(_scalar_string(value), limit)
     out: list[str] = []
+    size = 0
     stack: list[tuple[list[Any], int]] = [(value, 0)]  # (list, next index): no recursion, any depth
     while stack:
+        if limit is not None and size > limit:
+            return _cut("".join(out), limit)
         items, index = stack.pop()
         if index == len(items):
             continue
         stack.append((items, index + 1))
         if index:
             out.append(",")
+            size += 1
         item = items[index]
         if isinstance(item, list):
             stack.append((item, 0))
         elif item is not None:
             out.append(_scalar_string(item))
-    return "".join(out)
+            size += len(out[-1])
+    return _cut("".join(out), limit)
+
+
+def _cut(text: str, limit: int | None) -> str:
+    return text if limit is None or len(text) <= limit else text[:limit] + _CUT
 
 
 def _quote(text: str) -> str:
@@ -121,34 +141,59 @@ class _Text(str):
     """Literal output on the work stack (a plain ``str`` there is a JSON string still to quote)."""
 
 
-def js_json(value: Any) -> str:
+_END = object()
+
+
+def _array_parts(items: list[Any]) -> Iterator[Any]:
+    yield _Text("[")
+    for index, element in enumerate(items):
+        if index:
+            yield _Text(",")
+        yield element
+    yield _Text("]")
+
+
+def _object_parts(obj: dict[str, Any]) -> Iterator[Any]:
+    yield _Text("{")
+    for index, key in enumerate(_own_keys(obj)):
+        yield _Text(("," if index else "") + _quote(key) + ":")
+        yield obj[key]
+    yield _Text("}")
+
+
+def js_json(value: Any, limit: int | None = None) -> str:
     """``JSON.stringify(value)`` as a template literal writes it (``undefined`` for ``UNDEFINED``): JavaScript's
-    numbers (``null`` for ``±inf``), string escapes and object key order."""
+    numbers (``null`` for ``±inf``), string escapes and object key order. With ``limit``, at most that many
+    characters of it, then ``...``; the writing stops there."""
     if value is UNDEFINED:
         return "undefined"
     out: list[str] = []
-    stack: list[Any] = [value]  # values and _Text, last first: no recursion, any depth
+    size = 0
+    stack: list[Iterator[Any]] = [iter((value,))]  # what is left of each array or object: any depth, lazily
     while stack:
-        item = stack.pop()
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+            continue
         if isinstance(item, _Text):
-            out.append(item)
+            piece: str = item
         elif isinstance(item, str):
-            out.append(_quote(item))
+            piece = _quote(item if limit is None else item[: limit + 1])  # a prefix quotes as a prefix
         elif isinstance(item, list):
-            parts: list[Any] = [_Text("[")]
-            for index, element in enumerate(item):
-                parts += [_Text(",")] * bool(index) + [element]
-            stack += reversed([*parts, _Text("]")])
+            stack.append(_array_parts(item))
+            continue
         elif isinstance(item, dict):
-            parts = [_Text("{")]
-            for index, key in enumerate(_own_keys(item)):
-                parts += [_Text(("," if index else "") + _quote(key) + ":"), item[key]]
-            stack += reversed([*parts, _Text("}")])
+            stack.append(_object_parts(item))
+            continue
         elif isinstance(item, (int, float)) and not isinstance(item, bool):
             number = js_double(item)
-            out.append(js_number_string(number) if math.isfinite(number) else "null")
+            piece = js_number_string(number) if math.isfinite(number) else "null"
         else:
-            out.append(_scalar_string(item))
+            piece = _scalar_string(item)
+        out.append(piece)
+        size += len(piece)
+        if limit is not None and size > limit:
+            return _cut("".join(out), limit)
     return "".join(out)
 
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from . import backend_api
 from .errors import TokenVerificationError
-from .jsvalues import js_string
+from .jsvalues import QUOTE_LIMIT, js_string
 from .reasons import TokenVerificationErrorAction as Action
 from .secret_values import Secret
 
@@ -213,9 +213,10 @@ class RemoteKeySource:
         if time.monotonic() < self._usable_until:
             if key is not None:
                 return key
+            shown = js_string(kid, QUOTE_LIMIT)
             raise TokenVerificationError(
                 "jwk-kid-mismatch",
-                f"Unable to find a signing key in JWKS that matches the kid='{js_string(kid)}' of the provided session "
+                f"Unable to find a signing key in JWKS that matches the kid='{shown}' of the provided session "
                 "token. Please make sure that the __session cookie or the HTTP authorization header contain a "
                 "Clerk-generated session JWT.",
                 "Go to your Dashboard and validate your secret and public keys are correct. "

@@ -20,7 +20,7 @@ from typing import Any
 from . import backend_api
 from .auth import Auth
 from .errors import TokenVerificationError
-from .jsvalues import UNDEFINED, js_string
+from .jsvalues import QUOTE_LIMIT, UNDEFINED, js_string
 from .jwks import KeySource
 from .reasons import KEY_UNAVAILABLE as _UNAVAILABLE_KEY_REASONS
 from .reasons import MachineReason as Reason
@@ -276,9 +276,10 @@ class MachineVerifier:
             token_type, header_types = OAUTH_TOKEN, tuple(OAUTH_ACCESS_TOKEN_TYPES)
         else:
             typ = header.get("typ", UNDEFINED)
+            shown = "missing" if typ is None or typ is UNDEFINED else js_string(typ, QUOTE_LIMIT)
             raise TokenVerificationError(
                 Reason.TOKEN_VERIFICATION_FAILED,
-                f"Invalid JWT type: {'missing' if typ is None or typ is UNDEFINED else js_string(typ)}. Expected one "
+                f"Invalid JWT type: {shown}. Expected one "
                 f"of: {', '.join(OAUTH_ACCESS_TOKEN_TYPES)} for OAuth, or sub starting with '{M2M_SUBJECT_PREFIX}' "
                 "for M2M",
             )

@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from flask import Request, request
 from werkzeug.exceptions import HTTPException
@@ -41,7 +41,7 @@ from .handshake import (
     handshake_url,
     safe_directives,
 )
-from .jsvalues import UNDEFINED, js_number_string
+from .jsvalues import UNDEFINED, js_number_string, js_string
 from .reasons import (
     HANDSHAKE_REASONS,
     AuthErrorReason,
@@ -213,13 +213,16 @@ class PageAuthenticator:
         sid = decoded[1].get("sid", UNDEFINED)
         if not js_truthy(sid):
             return None, RefreshTokenErrorReason.EXPIRED_SESSION_TOKEN_MISSING_SID_CLAIM
+        session_id = js_string(sid)  # unverified when it comes from a cookie next to a header token
+        if any(_is_dot_segment(segment) for segment in session_id.split("/")):
+            return None, RefreshTokenErrorReason.UNEXPECTED_BAPI_ERROR  # Clerk's joinPaths throws: no call
         if not self.handshake.nonce_budget.allow(ctx.request.remote_addr or "unknown"):
             return None, RefreshTokenErrorReason.FETCH_ERROR
         headers = {name.lower(): [value] for name, value in ctx.request.headers.items()}
         try:
             body = backend_api.call(
                 "POST",
-                f"{self.settings.api_url}/{self.settings.api_version}/sessions/{quote(str(sid), safe='')}/refresh",
+                f"{self.settings.api_url}/{self.settings.api_version}/sessions/{_path_segment(session_id)}/refresh",
                 bearer=self.settings.secret_key,
                 timeout=self.settings.http_timeout,
                 params={"suffixed_cookies": "true" if ctx.suffixed else "false"},
@@ -269,6 +272,37 @@ class PageAuthenticator:
             cookies=[f"{REDIRECT_COUNT}={js_number_string(ctx.redirect_count + 1)}; SameSite=Lax; HttpOnly; Max-Age=2"],
             location=location or handshake_url(ctx, reason, self._organization_target(ctx)),
         )
+
+
+#: How many percent-decodings Clerk's ``joinPaths`` tries on a path segment before it gives up (and throws).
+_MAX_DECODES = 10
+_MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _is_dot_segment(segment: str) -> bool:
+    """Clerk's ``isDotSegment`` (``joinPaths``): ``.`` or ``..`` between ``/`` or ``\\``, as written or after up to
+    ten ``decodeURIComponent``; still decoding after ten layers, Clerk throws, which means no call too."""
+    candidate = segment
+    for _ in range(_MAX_DECODES):
+        if any(part in (".", "..") for part in re.split(r"[/\\]", candidate)):
+            return True
+        if _MALFORMED_ESCAPE.search(candidate):
+            return False  # decodeURIComponent throws a URIError: Clerk stops decoding
+        try:
+            decoded = unquote(candidate, errors="strict")
+        except UnicodeDecodeError:
+            return False  # not UTF-8: a URIError too
+        if decoded == candidate:
+            return False
+        candidate = decoded
+    return True
+
+
+def _path_segment(text: str) -> str:
+    """``text`` percent-encoded as one path segment, a lone surrogate (JSON's ``"\\ud800"``, which UTF-8 cannot
+    encode) as U+FFFD, as WHATWG's URL writes it."""
+    well_formed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return quote(well_formed, safe="")
 
 
 def _refresh_error_reason(exc: backend_api.BackendAPIError) -> str:

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from .auth import Auth
 from .errors import TokenVerificationError
-from .jsvalues import UNDEFINED, js_json, js_utc_string
+from .jsvalues import QUOTE_LIMIT, UNDEFINED, js_json, js_utc_string
 from .jwks import KeySource, pem_key_source, remote_key_source
 from .reasons import TokenVerificationErrorAction as Action
 from .reasons import TokenVerificationErrorReason as Reason
@@ -64,6 +64,12 @@ def _b64url(segment: str) -> bytes:
     if binascii.b2a_base64(data, newline=False).rstrip(b"=") != standard.encode():
         raise ValueError("not canonical base64url")
     return data
+
+
+def _quoted(value: Any) -> str:
+    """``JSON.stringify(value)`` as Clerk's messages quote a claim or header, up to :data:`QUOTE_LIMIT` characters
+    (then ``...``): a token's author writes what it holds, and only the start of a message is ever sent."""
+    return js_json(value, limit=QUOTE_LIMIT)
 
 
 def _reject_constant(name: str) -> Any:
@@ -199,7 +205,7 @@ def check_audience(aud: Any, audience: tuple[str, ...]) -> None:
         kind = "claim" if isinstance(aud, str) else "claim array"
         raise TokenVerificationError(
             Reason.TOKEN_VERIFICATION_FAILED,
-            f'Invalid JWT audience {kind} (aud) {js_json(aud)}. Is not included in "{js_json(list(audience))}".',
+            f'Invalid JWT audience {kind} (aud) {_quoted(aud)}. Is not included in "{_quoted(list(audience))}".',
             Action.ENSURE_CLERK_JWT,
         )
 
@@ -213,14 +219,14 @@ def check_oauth_audience(aud: Any, audience: tuple[str, ...]) -> None:
     if not listed or not all(isinstance(item, str) and item for item in listed):
         raise TokenVerificationError(
             Reason.TOKEN_VERIFICATION_FAILED,
-            f"Invalid OAuth audience claim (aud) {js_json(aud)}. Expected a non-empty string or a non-empty array "
+            f"Invalid OAuth audience claim (aud) {_quoted(aud)}. Expected a non-empty string or a non-empty array "
             "of non-empty strings.",
         )
     if not any(item in audience for item in listed):
         raise TokenVerificationError(
             Reason.TOKEN_VERIFICATION_FAILED,
-            f"OAuth audience mismatch. Verification expected audience {js_json(list(audience))}, but incoming token "
-            f"has aud {js_json(aud)}.",
+            f"OAuth audience mismatch. Verification expected audience {_quoted(list(audience))}, but incoming token "
+            f"has aud {_quoted(aud)}.",
         )
 
 
@@ -239,7 +245,7 @@ def check_claims(
     if not isinstance(payload.get("sub"), str):
         raise TokenVerificationError(
             Reason.TOKEN_VERIFICATION_FAILED,
-            f"Subject claim (sub) is required and must be a string. Received {js_json(payload.get('sub', UNDEFINED))}.",
+            f"Subject claim (sub) is required and must be a string. Received {_quoted(payload.get('sub', UNDEFINED))}.",
             Action.ENSURE_CLERK_JWT,
         )
     if audience:
@@ -250,12 +256,12 @@ def check_claims(
         if not azp or azp is UNDEFINED or azp not in parties:
             raise TokenVerificationError(
                 Reason.TOKEN_INVALID_AUTHORIZED_PARTIES,
-                f'Invalid JWT Authorized party claim (azp) {js_json(azp)}. Expected "{",".join(parties)}".',
+                f'Invalid JWT Authorized party claim (azp) {_quoted(azp)}. Expected "{",".join(parties)}".',
             )
     if issuer and payload.get("iss") not in issuer:
         raise TokenVerificationError(
             Reason.TOKEN_INVALID_ISSUER,
-            f'Invalid JWT issuer claim (iss) {js_json(payload.get("iss", UNDEFINED))}. Expected "{",".join(issuer)}".',
+            f'Invalid JWT issuer claim (iss) {_quoted(payload.get("iss", UNDEFINED))}. Expected "{",".join(issuer)}".',
             Action.ENSURE_CLERK_JWT,
         )
     now_ms = time.time_ns() // 1_000_000
@@ -263,7 +269,7 @@ def check_claims(
     if not _is_number(exp):
         raise TokenVerificationError(
             Reason.TOKEN_VERIFICATION_FAILED,
-            f"Invalid JWT expiry date claim (exp) {js_json(exp)}. Expected number.",
+            f"Invalid JWT expiry date claim (exp) {_quoted(exp)}. Expected number.",
             Action.ENSURE_CLERK_JWT,
         )
     exp_ms = _js_date_ms(exp)
@@ -280,7 +286,7 @@ def check_claims(
         if not _is_number(value):
             raise TokenVerificationError(
                 Reason.TOKEN_VERIFICATION_FAILED,
-                f"Invalid JWT {_TIME_CLAIMS[claim]} claim ({claim}) {js_json(value)}. Expected number.",
+                f"Invalid JWT {_TIME_CLAIMS[claim]} claim ({claim}) {_quoted(value)}. Expected number.",
                 Action.ENSURE_CLERK_JWT,
             )
         value_ms = _js_date_ms(value)
@@ -339,14 +345,14 @@ def verify_signature(
     if ("typ" in header or header_types is not None) and header.get("typ") not in allowed:
         raise TokenVerificationError(
             Reason.TOKEN_INVALID,
-            f'Invalid JWT type {js_json(header.get("typ", UNDEFINED))}. Expected "{", ".join(allowed)}".',
+            f'Invalid JWT type {_quoted(header.get("typ", UNDEFINED))}. Expected "{", ".join(allowed)}".',
             Action.ENSURE_CLERK_JWT,
         )
     alg = header.get("alg", UNDEFINED)
     if not isinstance(alg, str) or alg not in ALGORITHMS:
         raise TokenVerificationError(
             Reason.TOKEN_INVALID_ALGORITHM,
-            f"Invalid JWT algorithm {js_json(alg)}. Supported: {','.join(sorted(ALGORITHMS))}.",
+            f"Invalid JWT algorithm {_quoted(alg)}. Supported: {','.join(sorted(ALGORITHMS))}.",
             Action.ENSURE_CLERK_JWT,
         )
     if header_check is not None:

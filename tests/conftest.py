@@ -3,15 +3,18 @@ Redis server, and node with the conformance suite's packages."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any, NoReturn
 
 import pytest
@@ -180,3 +183,24 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def lines_run(*filenames: str) -> Iterator[list[int]]:
+    """Counts the lines of ``filenames`` Python runs inside the block (in this thread): work a test can bound
+    without a clock, which would make it as flaky as the machine it runs on."""
+    count = [0]
+
+    def local(frame: FrameType, event: str, arg: Any) -> Any:
+        count[0] += event == "line"
+        return local
+
+    def calls(frame: FrameType, event: str, arg: Any) -> Any:
+        return local if frame.f_code.co_filename in filenames else None
+
+    previous = sys.gettrace()  # coverage's tracer, when it runs: put back, not dropped
+    sys.settrace(calls)
+    try:
+        yield count
+    finally:
+        sys.settrace(previous)

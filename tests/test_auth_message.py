@@ -21,10 +21,12 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flask_clerk_security import ClerkSecurity, TokenVerificationError, current_auth
+from flask_clerk_security import ClerkSecurity, TokenVerificationError, current_auth, jsvalues, tokens, verify_token
 from flask_clerk_security.backend_api import BackendAPIError
 from flask_clerk_security.errors import MAX_AUTH_MESSAGE, auth_message_header
 from flask_clerk_security.testing import BackendAPIStandIn, ClerkTestIssuer
+
+from .conftest import lines_run
 
 DOC = {"Sec-Fetch-Dest": "document", "Accept": "text/html"}
 #: What a sent x-clerk-auth-message may hold: printable Latin-1 only, at most MAX_AUTH_MESSAGE characters.
@@ -262,3 +264,49 @@ def test_hostile_machine_jwts_never_raise_nor_leak(
     header = {"alg": "RS256", "kid": issuer.kid, "typ": "at+jwt" if kind == "oauth" else "JWT"}
     token = _token(issuer, header, claims)
     _sent_safely(app.test_client().get("/any", headers={"Authorization": f"Bearer {token}"}), token, issuer)
+
+
+# ----------------------------------------------------------------------------------------- cost of quoting
+def _unsigned(header: str, claims: str = "{}") -> str:
+    """A token whose header and claims are these raw JSON texts, with no signature (none is checked first)."""
+    encode = lambda text: base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")  # noqa: E731
+    return f"{encode(header)}.{encode(claims)}.AAAA"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        '{"alg":[' + ",".join(["7"] * 5900) + "]}",  # 5,900 numbers: each written as JavaScript writes it
+        '{"alg":"RS256","typ":[' + ",".join(["1e-7"] * 2400) + "]}",
+        '{"alg":[' + ",".join(["[]"] * 4000) + "]}",  # 4,000 arrays
+        '{"alg":{' + ",".join(f'"{i}":0' for i in range(1200)) + "}}",  # 1,200 keys, array indices sorted first
+        '{"alg":"' + "\\u0001" * 2000 + '"}',  # 2,000 characters escaped
+    ],
+    ids=["numbers", "floats", "arrays", "keys", "escapes"],
+)
+def test_quoting_a_huge_value_costs_what_the_header_can_show(
+    live_issuer: ClerkTestIssuer, header: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 16 KB token needs no key to have its ``alg``/``typ`` quoted: written whole, one refusal cost 10 to 30 ms
+    of CPU (a garbage token: 0.5 ms). Only the first MAX_AUTH_MESSAGE characters can ever be sent, so quoting
+    stops a little past them (the message says ``...``): the header sent is the same, the work bounded (counted
+    as the lines of jsvalues.py run: a clock would make the test as flaky as the machine it runs on)."""
+    token = _unsigned(header)
+    assert len(token) <= 16384
+    app, _ = _app(live_issuer)
+    client = app.test_client()
+    with lines_run(jsvalues.__file__) as lines:
+        response = client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+    message = response.headers["x-clerk-auth-message"]
+    assert response.status_code == 401 and SENDABLE.fullmatch(message) and "..." in message
+    assert message.startswith("Invalid JWT ") and message.endswith("token-carrier=header)")
+    with pytest.raises(TokenVerificationError) as refused:
+        verify_token(token, jwt_key=live_issuer.public_pem)
+    assert len(refused.value.message) <= 2 * MAX_AUTH_MESSAGE
+    # The header is the one the whole message gives: what is cut is never sent.
+    monkeypatch.setattr(tokens, "QUOTE_LIMIT", None)
+    with pytest.raises(TokenVerificationError) as whole:
+        verify_token(token, jwt_key=live_issuer.public_pem)
+    assert len(whole.value.message) > 3 * MAX_AUTH_MESSAGE
+    assert auth_message_header(whole.value.full_message("header")) == message
+    assert lines[0] <= 40 * MAX_AUTH_MESSAGE, lines  # written whole: 53,000 to 153,000 lines

@@ -118,6 +118,37 @@ def test_bad_values_name_the_key(clerk_issuer: ClerkTestIssuer, key: str, value:
     assert key in error_for({**clerk_issuer.config, key: value})
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("CLERK_MAX_BODY_BYTES", float("inf")),
+        ("CLERK_TOKEN_CACHE_SIZE", float("inf")),
+        ("CLERK_PUBLISHABLE_KEY", 5),
+        ("CLERK_JWT_KEY", 5),
+        ("CLERK_PUBLIC_ROUTES", 0),
+        ("CLERK_PROXY_URL", "http://[::1/__clerk"),
+        ("CLERK_DOMAIN", "satellite.test:99999"),
+        ("CLERK_DOMAIN", "satellite.test:" + "9" * 5000),
+    ],
+    ids=["inf-bytes", "inf-cache", "int-publishable-key", "int-jwt-key", "int-routes", "ipv6-open", "port", "digits"],
+)
+def test_values_of_the_wrong_type_or_range_name_the_key(clerk_issuer: ClerkTestIssuer, key: str, value: Any) -> None:
+    """A ConfigurationError naming the key, never an OverflowError, TypeError or ValueError from deeper down (an
+    infinite size, a number where a string goes, an IPv6 URL without its closing bracket, a port past 65535)."""
+    satellite = {"CLERK_IS_SATELLITE": True, "CLERK_SIGN_IN_URL": "https://primary.test/sign-in"}
+    config = {**clerk_issuer.config, **(satellite if key == "CLERK_DOMAIN" else {})}
+    assert key in error_for({**config, key: value})
+
+
+def test_api_url_with_credentials_is_refused_without_showing_them(clerk_issuer: ClerkTestIssuer) -> None:
+    """``https://user:password@host``: requests would send them as Basic auth instead of the secret key's Bearer
+    (fetch refuses such a URL outright in Clerk's SDK), and every JWKS failure message, sent in
+    x-clerk-auth-message and logged, would quote them."""
+    message = error_for({**clerk_issuer.config, "CLERK_API_URL": "https://proxy:hunter2@api.clerk.com"})
+    assert message.startswith("CLERK_API_URL must not hold a user name or password") and "Fix:" in message
+    assert "hunter2" not in message
+
+
 def test_options_win_over_config_which_wins_over_environment(
     clerk_issuer: ClerkTestIssuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -392,6 +423,7 @@ def test_pem_jwt_key_keeps_its_trailing_newline_but_not_quotes() -> None:
         ("CLERK_WEBHOOK_STORE_URI", "redis://:hunter2@127.0.0.1:6379/zero", "its database"),
         ("CLERK_MACHINE_TOKEN_CACHE_URI", "redis://user:hunter2/0", "its port is not a number"),
         ("CLERK_MACHINE_TOKEN_CACHE_URI", "rediss://:6379/0", "it has no host"),
+        ("CLERK_RATELIMIT_STORAGE_URI", "redis://:hunter2@[::1:6379/0", "its host is not a host"),
     ],
 )
 def test_bad_redis_uri_names_the_key(key: str, uri: str, problem: str) -> None:

@@ -279,6 +279,12 @@ def _build_cases(live: Instance, dev: Instance) -> list[Case]:
              cookies=refresh_ok),
         Case("prod-header-refresh-protected", "live", "signed-in", path="/p/dashboard",
              headers=bearer, cookies=refresh_ok),
+        # The session cookie next to an expired header token is never verified: a sid that is a dot segment
+        # (encoded, or after a backslash) would move the POST to another path; Clerk's joinPaths throws, no call.
+        *(Case(f"prod-header-refresh-dot-sid-{name}", "live", "signed-out", headers=bearer,
+               cookies={"__session": forger.sign(forger.session_claims(extra_claims={"sid": sid})), **refresh_ok})
+          for name, sid in [("dotdot", ".."), ("dot", "."), ("encoded", "%2E%2e"), ("backslash", "a\\.."),
+                            ("nested", "a/../.."), ("too-many-layers", "%" + "25" * 11 + "2e")]),
         # Satellite domains: a signed-out satellite page syncs with the primary (Frontend API handshake in
         # production, the primary's sign-in page in development) when auto-sync is on or __clerk_synced=false;
         # a development primary sends the browser back (primary-responds-to-syncing).
@@ -523,7 +529,9 @@ CASE_IDS = [
     "prod-header-refresh-plain-cookie", "prod-header-refresh-post", "prod-header-refresh-unknown",
     "prod-header-refresh-forged-answer", "prod-header-refresh-no-sid", "prod-header-not-yet-valid",
     "prod-header-forged", "prod-header-expired-document", "prod-header-refresh-document",
-    "prod-header-refresh-protected",
+    "prod-header-refresh-protected", "prod-header-refresh-dot-sid-dotdot", "prod-header-refresh-dot-sid-dot",
+    "prod-header-refresh-dot-sid-encoded", "prod-header-refresh-dot-sid-backslash",
+    "prod-header-refresh-dot-sid-nested", "prod-header-refresh-dot-sid-too-many-layers",
     "sat-prod-no-cookies", "sat-prod-no-cookies-auto-sync", "sat-prod-needs-sync", "sat-prod-sync-completed",
     "sat-prod-fetch-auto-sync", "sat-prod-fresh", "sat-prod-fresh-cross-site", "sat-prod-expired",
     "sat-prod-protected-signed-out", "sat-dev-no-cookies", "sat-dev-needs-sync", "dev-primary-responds-to-syncing",

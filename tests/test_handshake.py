@@ -6,6 +6,8 @@ pointed at them with CLERK_PROXY_URL and CLERK_API_URL.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -599,6 +601,86 @@ def test_refresh_without_a_secret_key_reports_clerks_missing_api_client(live: En
     response = _client(app, _refresh_cookies(live, "rt_1")).get("/dashboard", headers=DOC)
     assert response.headers["x-clerk-auth-reason"] == "session-token-expired-refresh-missing-api-client"
     assert live.backend.count("POST", "/v1/sessions/sess_123/refresh") == 0
+
+
+def test_authorization_token_refreshes_share_the_nonce_budget(live: Env) -> None:
+    """An expired token of one's own plus any ``__refresh`` value buys a Backend API call: one client gets
+    CLERK_HANDSHAKE_NONCE_RATE of them, refreshes and handshake nonces together; past it, Clerk's fetch-error."""
+    app = live.app(CLERK_HANDSHAKE_NONCE_RATE="3 per minute")
+    suffix = cookie_suffix(live.issuer.publishable_key)
+    expired = live.stale_cookies()["__session"]
+    client = _client(app, {f"__refresh_{suffix}": "rt_unknown"})
+    reasons = [
+        client.get("/api/me", headers={"Authorization": f"Bearer {expired}"}, environ_base=CLIENT).headers[
+            "x-clerk-auth-reason"
+        ]
+        for _ in range(5)
+    ]
+    assert reasons == 3 * ["session-token-expired-refresh-refresh_token_invalid"] + 2 * [
+        "session-token-expired-refresh-fetch-error"
+    ]
+    assert sum(call.path.endswith("/refresh") for call in live.backend.calls) == 3
+    _nonce_get(app, "n_after_refreshes")
+    assert live.backend.count("GET", "/v1/clients/handshake_payload") == 0
+    other = client.get("/api/me", headers={"Authorization": f"Bearer {expired}"}, environ_base=OTHER_CLIENT)
+    assert other.headers["x-clerk-auth-reason"] == "session-token-expired-refresh-refresh_token_invalid"
+
+
+CLIENT = {"REMOTE_ADDR": "203.0.113.7"}
+OTHER_CLIENT = {"REMOTE_ADDR": "203.0.113.8"}
+
+
+@pytest.mark.parametrize(
+    "sid",
+    ["..", ".", "%2e%2e", "%252E.", "a/../..", "a\\..", "x/%2E", "%" + "25" * 11 + "2e"],
+)
+def test_a_refresh_never_calls_the_backend_api_on_another_path(live: Env, sid: str) -> None:
+    """The session id of the exchange comes from the session cookie when there is one, and with an expired token
+    of one's own in the Authorization header that cookie is never verified: anyone can put any ``sid`` there.
+    One that is a dot segment (however often percent-encoded, or after a backslash) would move the secret-key
+    POST to another Backend API path (``/v1/refresh``); Clerk's ``joinPaths`` throws there, no call is made and
+    the refresh fails with ``unexpected-bapi-error``."""
+    forger = ClerkTestIssuer(kid=live.issuer.kid, frontend_api=live.issuer.frontend_api, instance="live")
+    forged = forger.sign(forger.session_claims(extra_claims={"sid": sid}))
+    suffix = cookie_suffix(live.issuer.publishable_key)
+    client = _client(live.app(), {"__session": forged, f"__refresh_{suffix}": "rt_1"})
+    expired = live.stale_cookies()["__session"]
+    response = client.get("/api/me", headers={"Authorization": f"Bearer {expired}"})
+    assert response.status_code == 401
+    assert response.headers["x-clerk-auth-reason"] == "session-token-expired-refresh-unexpected-bapi-error"
+    assert [call.path for call in live.backend.calls if call.method == "POST"] == []
+
+
+def test_a_refresh_quotes_the_session_id_as_javascript_writes_it(live: Env) -> None:
+    """A ``sid`` that is no string is written into the path as Clerk's ``joinPaths`` writes it (``String()``),
+    never as Python's ``str()`` (``1.0``, ``True``, ``{'a': 1}``), and encoded so it stays one path segment."""
+    forger = ClerkTestIssuer(kid=live.issuer.kid, frontend_api=live.issuer.frontend_api, instance="live")
+    suffix = cookie_suffix(live.issuer.publishable_key)
+    expired = live.stale_cookies()["__session"]
+    for sid, segment in [(1.0, "1"), (True, "true"), ({"a": 1}, "%5Bobject%20Object%5D"), (["a", "b"], "a%2Cb")]:
+        forged = forger.sign(forger.session_claims(extra_claims={"sid": sid}))
+        client = _client(live.app(), {"__session": forged, f"__refresh_{suffix}": "rt_1"})
+        client.get("/api/me", headers={"Authorization": f"Bearer {expired}"})
+        assert live.backend.count("POST", f"/v1/sessions/{segment}/refresh") == 1, live.backend.calls[-1].path
+
+
+def test_a_session_id_with_a_lone_surrogate_is_no_server_error(live: Env) -> None:
+    """JSON's ``"\\ud800"`` is a lone surrogate, which UTF-8 cannot encode: quoting it into the path raised (a 500).
+    It goes out as WHATWG's URL writes it, U+FFFD."""
+    forged_claims = {**live.issuer.session_claims(), "sid": "s\ud800"}
+    forged = f"{_segment({'alg': 'RS256'})}.{_segment(forged_claims)}.AAAA"
+    suffix = cookie_suffix(live.issuer.publishable_key)
+    client = _client(live.app(), {"__session": forged, f"__refresh_{suffix}": "rt_1"})
+    expired = live.stale_cookies()["__session"]
+    response = client.get("/api/me", headers={"Authorization": f"Bearer {expired}"})
+    assert response.status_code == 401
+    assert response.headers["x-clerk-auth-reason"] == "session-token-expired-refresh-refresh_token_invalid"
+    assert live.backend.count("POST", "/v1/sessions/s%EF%BF%BD/refresh") == 1
+
+
+def _segment(value: Any) -> str:
+    """A JWT segment of ``value`` as JSON with its escapes (a lone surrogate stays ``\\ud800``)."""
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
 
 
 # --------------------------------------------------------------------------------------------- satellite domains

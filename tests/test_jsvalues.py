@@ -27,6 +27,8 @@ TEXTS = [
     '{"b":1,"a":2,"10":3,"2":4,"01":5,"4294967294":6,"4294967295":7,"-1":8,"\\u0661":9}', '{"__proto__":1}',
     '{"a":1,"a":2,"b":3}', '{"a":{"b":[1,"x",{"c":null}]}}', "[1e400,-0,0.5]", "[" * 900 + "]" * 900,
     '["RS256","JWT"]', '"https://clerk.example.com"', '"\\u00ff\\u0100"',
+    "9007199254740992", "-9007199254740992", "9007199254740993", "9007199254740994", "18014398509481984", "-0.0",
+    "1e15", "100", "2.0", "-3",
 ]  # fmt: skip
 #: Times (ms) around the edges of JavaScript's dates: the epoch, year 0 and before, leap days, the ±8.64e15 limit.
 DATES = [
@@ -94,3 +96,11 @@ def test_any_time_is_written_without_an_exception(ms: float) -> None:
 @pytest.mark.parametrize(("ms", "expected"), [(0, "Thu, 01 Jan 1970 00:00:00 GMT"), (math.nan, "Invalid Date")])
 def test_utc_strings_without_node(ms: float, expected: str) -> None:
     assert js_utc_string(ms) == expected
+
+
+@given(JSON_VALUES, st.integers(min_value=0, max_value=40))
+def test_a_limit_cuts_the_same_text_and_says_so(value: Any, limit: int) -> None:
+    """``limit``: the first ``limit`` characters of the whole text, then ``...``; the whole text when it fits."""
+    for write in (js_json, js_string):
+        whole, cut = write(value), write(value, limit)
+        assert cut == (whole if len(whole) <= limit else whole[:limit] + "...")
