@@ -124,10 +124,13 @@ def _header_settings(read: ConfigReader) -> dict[str, Any]:
     domain = read.get("CLERK_DOMAIN")
     if domain is not None:
         host = re.sub(r"^https?://", "", str(domain)).rstrip("/")
-        if not (re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:[0-9]{1,5})?", host) and _parses_as_url(f"http://{host}")):
+        # One label is a host too: Clerk's satellite guide develops on localhost:3001.
+        if not (
+            re.fullmatch(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?", host) and _parses_as_url(f"http://{host}")
+        ):
             raise ConfigurationError(
                 f"CLERK_DOMAIN must be a host name, got {domain!r}. Fix: set it to your satellite's domain, "
-                "e.g. satellite.example.com."
+                "e.g. satellite.example.com (localhost:3001 in development)."
             )
         domain = host
     report_uri = read.get("CLERK_CSP_REPORT_URI")

@@ -733,6 +733,25 @@ def test_a_satellite_sign_in_url_on_another_port_is_another_origin(dev_issuer: C
     ClerkSecurity(app)
 
 
+@pytest.mark.parametrize("domain", ["localhost:3001", "http://localhost:3001", "localhost"])
+def test_a_local_development_satellite_is_accepted(dev_issuer: ClerkTestIssuer, domain: str) -> None:
+    """Clerk's satellite guide develops on localhost: the primary on ``localhost:3000``, the satellite's domain
+    ``localhost:3001`` (a development domain "can contain the port"). A one-label host is a host too."""
+    app = Flask("satellite")
+    app.config.update(
+        **dev_issuer.config,
+        CLERK_IS_SATELLITE=True,
+        CLERK_DOMAIN=domain,
+        CLERK_SIGN_IN_URL="http://localhost:3000/sign-in",
+    )
+    ClerkSecurity(app)
+    assert app.extensions["clerk_security"].settings.domain == domain.removeprefix("http://")
+    same = Flask("satellite")
+    same.config.update(app.config, CLERK_SIGN_IN_URL="http://localhost:3001/sign-in", CLERK_DOMAIN="localhost:3001")
+    with pytest.raises(ConfigurationError, match="own origin"):
+        ClerkSecurity(same)
+
+
 def test_a_satellite_request_on_its_sign_in_urls_origin_is_not_synced_with_itself(
     dev: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
