@@ -645,14 +645,27 @@ def _compile_with_keys(pattern: str, kind: str) -> tuple[re.Pattern[str], tuple[
     if not isinstance(pattern, str):
         raise ConfigurationError(f"CLERK_ORGANIZATION_SYNC {kind} pattern {pattern!r} must be a string")
     try:
+        _check_reachable(pattern)
         tokens = _parse(_to_code_units(pattern))
         keys = tuple(token.name for token in tokens if isinstance(token, _Key) and token.pattern)
         regex = re.compile(_translate(_compile_js(_to_code_units(pattern))), _FLAGS)
     except (_PatternError, re.error) as exc:
+        try:
+            suggestion = _suggestion(pattern)
+        except _PatternError:
+            suggestion = None
+        fix = f"write {suggestion!r} ({_FIX})" if suggestion else _FIX
+        problem = "can never match" if isinstance(exc, _Unreachable) else "is not a valid Clerk route pattern"
         raise ConfigurationError(
-            f"CLERK_ORGANIZATION_SYNC {kind} pattern {pattern!r} is not a valid Clerk route pattern ({exc}). "
-            f"Fix: {_FIX}"
+            f"CLERK_ORGANIZATION_SYNC {kind} pattern {pattern!r} {problem} ({exc}). Fix: {fix}"
         ) from None
+    if kind == "organization" and not {"id", "slug"} & set(keys):
+        # Clerk's matcher finds no organization in such a match and says nothing: the setting would do nothing.
+        raise ConfigurationError(
+            f"CLERK_ORGANIZATION_SYNC organization pattern {pattern!r} has no :slug or :id parameter, so the "
+            "URLs it matches name no organization and activate none. Fix: name the organization's segment "
+            "':slug' or ':id', e.g. '/orgs/:slug' or '/orgs/:slug/(.*)'."
+        )
     repeated = [t.name for t in tokens if isinstance(t, _Key) and t.name in ("id", "slug") and t.modifier in ("+", "*")]
     if repeated and kind == "organization":
         # Clerk's match() gives a list there, which never equals the session's organization: a handshake on every

@@ -822,6 +822,15 @@ def test_a_primary_answers_redirect_urls_for_listed_ipv6_origins(dev: Env, party
         # Clerk's match() gives a list for a repeated :slug/:id, which never equals the session's organization.
         ({"organization_patterns": ["/orgs/:slug+"]}, r"repeats :slug \('\+' or '\*'\)"),
         ({"organization_patterns": ["/o/:id*"]}, "names no single organization"),
+        # A pattern that matches but names no :slug or :id activates nothing: Clerk ignores such a match silently.
+        ({"organization_patterns": ["/orgs/:slugs"]}, r"'/orgs/:slugs' has no :slug or :id"),
+        ({"organization_patterns": ["/orgs/[slug]"]}, "has no :slug or :id"),
+        ({"organization_patterns": ["/orgs/{slug}"]}, "has no :slug or :id"),
+        ({"organization_patterns": ["/orgs/(.*)"]}, "has no :slug or :id"),
+        # A pattern that can never match a path, or a glob, is refused with the pattern Clerk's syntax expects.
+        ({"organization_patterns": ["orgs/:slug"]}, r"can never match .*Fix: write '/orgs/:slug'"),
+        ({"personal_account_patterns": ["me"]}, r"personal account pattern 'me' can never match .*'/me'"),
+        ({"organization_patterns": ["/orgs/:slug/*"]}, r"Fix: write '/orgs/:slug/\(\.\*\)'"),
     ],
 )
 def test_organization_sync_patterns_are_checked_at_init(live: Env, value: Any, message: str) -> None:
