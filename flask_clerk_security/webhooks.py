@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+import flask
 from flask import Blueprint, Flask, Request, current_app, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import BadRequest, Conflict, InternalServerError, RequestEntityTooLarge, ServiceUnavailable
@@ -216,7 +217,7 @@ def _parse_event(body: bytes, headers: dict[str, str]) -> WebhookEvent:
 _DEFAULT_MAX_BYTES = 1_048_576
 
 
-def verify_webhook(req: Request | None = None, *, signing_secret: str | None = None) -> WebhookEvent:
+def verify_webhook(request: Request | None = None, *, signing_secret: str | None = None) -> WebhookEvent:
     """Clerk's ``verifyWebhook(request, {signingSecret})``: the verified :class:`WebhookEvent` of a Svix-signed
     request (the current one by default), for a view of your own instead of the ``clerk.webhooks`` blueprint.
 
@@ -226,7 +227,7 @@ def verify_webhook(req: Request | None = None, *, signing_secret: str | None = N
     :class:`WebhookTooLarge` (413); no secret :class:`WebhookFailed` (500, logged). Unlike the blueprint it
     keeps no record of delivery ids: a replayed delivery verifies again, as with Clerk's function.
     """
-    req = req if req is not None else request
+    req = request if request is not None else flask.request
     state = current_app.extensions.get(EXTENSION_KEY)
     webhooks = getattr(state, "webhooks", None)
     secret = signing_secret or reveal(webhooks.secret if webhooks is not None else None)

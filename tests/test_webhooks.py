@@ -628,6 +628,17 @@ def test_verify_webhook_in_a_view_of_your_own(app_factory: Any, clerk_issuer: Cl
     assert rejected == [{"reason": "missing_headers"}, {"reason": "invalid_signature"}, {"reason": "invalid_payload"}]
 
 
+def test_verify_webhook_takes_the_request_by_its_documented_name(
+    app_factory: Any, clerk_issuer: ClerkTestIssuer
+) -> None:
+    """docs/api.md and docs/webhooks.md: ``verify_webhook(request=None, *, signing_secret=None)``."""
+    from flask import request
+
+    app = _own_view_app(app_factory, {"CLERK_WEBHOOK_SIGNING_SECRET": clerk_issuer.webhook_secret}, request=request)
+    signed = clerk_issuer.sign_webhook(clerk_event("user.created", {"id": "user_7"}))
+    assert post(app.test_client(), signed, "/hooks/clerk").get_json()["type"] == "user.created"
+
+
 def test_verify_webhook_secret_sources(
     app_factory: Any, clerk_issuer: ClerkTestIssuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
