@@ -100,6 +100,20 @@ def _user_cache_uri(read: ConfigReader, ratelimit_uri: str) -> str:
     return ratelimit_uri if ratelimit_uri.startswith(_STORE_SCHEMES) else "memory://"
 
 
+def _api_url(read: ConfigReader) -> tuple[str, str]:
+    """``CLERK_API_URL`` (its trailing slash removed) and ``CLERK_API_VERSION``, which every call's path starts
+    with: a URL already ending in the version would call ``/v1/v1/jwks``."""
+    api_url = check_url("CLERK_API_URL", str(read.get("CLERK_API_URL", DEFAULT_API_URL)))
+    api_version = str(read.get("CLERK_API_VERSION", DEFAULT_API_VERSION))
+    base, _, last = api_url.rpartition("/")
+    if last == api_version and urlsplit(api_url).path not in ("", "/"):
+        raise ConfigurationError(
+            f"CLERK_API_URL ends with the API version ({api_url}), which is added to every call ({api_url}/"
+            f"{api_version}/jwks). Fix: set it to {base}."
+        )
+    return api_url, api_version
+
+
 def _parses_as_url(url: str) -> bool:
     """Whether ``url``'s host and port parse (``http://[::1`` and ``http://a:99999`` do not)."""
     try:
@@ -270,6 +284,7 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
     )
     webhook_store_uri = _webhook_store_uri(read, ratelimit_storage_uri, webhook_secret)
     machine_secret_key = read.get("CLERK_MACHINE_SECRET_KEY")
+    api_url, api_version = _api_url(read)
 
     settings = ClerkSettings(
         secret_key=Secret(secret_key) if secret_key else None,
@@ -283,8 +298,8 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         ),
         audience=read.parse("CLERK_AUDIENCE", split_list, (), "use one audience or a comma-separated list"),
         issuer=read.parse("CLERK_ISSUER", split_list, (), "use one issuer URL or a comma-separated list"),
-        api_url=check_url("CLERK_API_URL", str(read.get("CLERK_API_URL", DEFAULT_API_URL))),
-        api_version=str(read.get("CLERK_API_VERSION", DEFAULT_API_VERSION)),
+        api_url=api_url,
+        api_version=api_version,
         clock_skew=read.parse("CLERK_CLOCK_SKEW", non_negative_float, 5.0, "use seconds, e.g. 5"),
         public_routes=tuple(public_routes),
         sign_in_url=sign_in_url,

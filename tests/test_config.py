@@ -149,6 +149,29 @@ def test_api_url_with_credentials_is_refused_without_showing_them(clerk_issuer: 
     assert "hunter2" not in message
 
 
+@pytest.mark.parametrize(
+    ("config", "fix"),
+    [
+        ({"CLERK_API_URL": "https://api.clerk.com/v1"}, "https://api.clerk.com"),
+        ({"CLERK_API_URL": "https://api.clerk.com/v1/"}, "https://api.clerk.com"),
+        ({"CLERK_API_URL": "https://proxy.example/clerk/v2", "CLERK_API_VERSION": "v2"}, "https://proxy.example/clerk"),
+    ],
+)
+def test_api_url_ending_in_the_api_version_is_refused(
+    clerk_issuer: ClerkTestIssuer, config: dict[str, str], fix: str
+) -> None:
+    """The version is added to every call: ``https://api.clerk.com/v1`` would fetch ``/v1/v1/jwks`` (a 404, so
+    every request a 503) instead of failing at start-up."""
+    message = error_for({**clerk_issuer.config, **config})
+    assert message.startswith("CLERK_API_URL ends with the API version") and f"Fix: set it to {fix}" in message
+
+
+def test_api_url_with_a_trailing_slash_or_a_proxy_path_is_kept(clerk_issuer: ClerkTestIssuer) -> None:
+    for url, kept in [("https://api.clerk.com/", "https://api.clerk.com"), ("https://p.example/clerk", None)]:
+        app = init({**clerk_issuer.config, "CLERK_API_URL": url})
+        assert app.extensions["clerk_security"].settings.api_url == (kept or url)
+
+
 def test_options_win_over_config_which_wins_over_environment(
     clerk_issuer: ClerkTestIssuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
