@@ -122,6 +122,18 @@ def origins(value: Any) -> tuple[str, ...]:
     return listed
 
 
+def issuers(value: Any) -> tuple[str, ...]:
+    """``CLERK_ISSUER``: a session token's ``iss`` is its Frontend API URL (``https://clerk.example.com``), compared
+    exactly, so a bare host or a trailing slash would refuse every token."""
+    listed = split_list(value)
+    for issuer in listed:
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", issuer):
+            raise ValueError(f"has {issuer!r}, which is not an http(s) URL")
+        if issuer.endswith("/"):
+            raise ValueError(f"has {issuer!r}, which ends with '/' (a token's iss never does)")
+    return listed
+
+
 def positive_int(value: Any) -> int:
     number = int(value)
     if number <= 0:

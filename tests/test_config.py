@@ -172,6 +172,21 @@ def test_api_url_with_a_trailing_slash_or_a_proxy_path_is_kept(clerk_issuer: Cle
         assert app.extensions["clerk_security"].settings.api_url == (kept or url)
 
 
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("clerk.example.com", "'clerk.example.com', which is not an http(s) URL"),
+        ("https://clerk.example.com/", "'https://clerk.example.com/', which ends with '/'"),
+        ("https://a.example, b.example", "'b.example', which is not an http(s) URL"),
+    ],
+)
+def test_issuer_that_no_clerk_token_carries_is_refused(clerk_issuer: ClerkTestIssuer, value: str, problem: str) -> None:
+    """A session token's ``iss`` is its Frontend API URL (``https://clerk.example.com``, no trailing slash): a bare
+    host or a trailing slash refused every token at run time (``token-invalid-issuer``)."""
+    message = error_for({**clerk_issuer.config, "CLERK_ISSUER": value})
+    assert message.startswith(f"CLERK_ISSUER has {problem}") and "Fix: " in message
+
+
 def test_options_win_over_config_which_wins_over_environment(
     clerk_issuer: ClerkTestIssuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
