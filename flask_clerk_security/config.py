@@ -45,8 +45,14 @@ _STORE_SCHEMES = ("memory://", "redis://", "rediss://", "unix://")
 def _page_url(read: ConfigReader, key: str, example: str) -> str | None:
     """A sign-in or sign-up page setting: a path (the app's own page) or an absolute http(s) URL."""
     url = read.get(key)
-    if url is not None and not (isinstance(url, str) and (url.startswith("/") or url.startswith("http"))):
-        raise ConfigurationError(f"{key} must be a path ('{example}') or an absolute http(s) URL.")
+    if url is not None and not (
+        isinstance(url, str)
+        and (url.startswith("/") or (re.fullmatch(r"https?://[^\s/?#]+([/?#]\S*)?", url) and _parses_as_url(url)))
+    ):
+        raise ConfigurationError(
+            f"{key} must be a path ('{example}') or an absolute http(s) URL, got {url!r}. Fix: e.g. '{example}' "
+            f"or 'https://accounts.example.com{example}'."
+        )
     return url
 
 

@@ -112,6 +112,11 @@ def test_webhook_secret_format(clerk_issuer: ClerkTestIssuer) -> None:
         ("CLERK_TOKEN_CACHE_SIZE", "-5"),
         ("CLERK_SIGN_IN_URL", "sign-in"),
         ("CLERK_SIGN_UP_URL", "sign-up"),
+        # Not a path, and not an absolute URL either (they started with "http", which was the whole check).
+        ("CLERK_SIGN_IN_URL", "https:///sign-in"),
+        ("CLERK_SIGN_IN_URL", "http:/primary.example.com/sign-in"),
+        ("CLERK_SIGN_IN_URL", "httpfoo"),
+        ("CLERK_SIGN_UP_URL", "https://[::1/sign-up"),
     ],
 )
 def test_bad_values_name_the_key(clerk_issuer: ClerkTestIssuer, key: str, value: str) -> None:
