@@ -24,8 +24,9 @@ from werkzeug.routing import Rule
 
 from . import __version__
 from .clerk_keys import instance_type
-from .config import load_settings
+from .config import load_settings, settings_warnings
 from .config_values import split_list
+from .config_warnings import CHANGED_AFTER_INIT_FIX, changed_keys, unknown_keys
 from .errors import ConfigurationError
 from .headers import frontend_api_source
 from .protection import policy_of
@@ -251,13 +252,24 @@ def check_repository(root: Path, ignore: Iterable[str] = ()) -> list[Finding]:
     return found
 
 
+def check_config_warnings(app: Flask, settings: ClerkSettings, at_init: Any) -> list[Finding]:
+    """The warnings ``init_app`` logs (to a logger that shows nothing until the app configures logging) and the
+    one the first request would log: ignored keys, keys changed after ``init_app``, settings that do nothing."""
+    problems = [*unknown_keys(app.config), *settings_warnings(settings)]
+    found = [Finding("warning", "config", problem.message, problem.fix) for problem in problems]
+    for key in changed_keys(app.config, at_init) if at_init is not None else []:
+        message = f"{key} changed in app.config after ClerkSecurity.init_app read it: no effect."
+        found.append(Finding("warning", "config", message, CHANGED_AFTER_INIT_FIX))
+    return found
+
+
 def audit_app(app: Flask, root: Path, ignore: Iterable[str] = ()) -> list[Finding]:
     """Every finding for ``app`` and the repository around ``root`` (``ignore``: paths the secrets scan skips)."""
     state = app.extensions.get("clerk_security")
     if state is not None:
         settings: ClerkSettings = state.settings
         csp = state.content_security_policy if state.talisman is not None else None
-        found = check_settings(app, settings, csp)
+        found = check_settings(app, settings, csp) + check_config_warnings(app, settings, state.config_at_init)
     else:
         found = [
             Finding(

@@ -31,7 +31,7 @@ from .config_values import (
     replay_ttl,
     split_list,
 )
-from .config_warnings import warn_once, warn_unknown_keys
+from .config_warnings import ConfigWarning, warn_once, warn_unknown_keys
 from .errors import ConfigurationError
 from .header_options import check_talisman_options, parse_csp_directives
 from .secret_values import Secret, SecretURI, mask_secret
@@ -220,6 +220,20 @@ def _check_satellite(settings: ClerkSettings) -> None:
         )
 
 
+def settings_warnings(settings: ClerkSettings) -> list[ConfigWarning]:
+    """Settings that are valid but do nothing in this combination (logged at init, findings of the check)."""
+    found = []
+    if settings.satellite_auto_sync and not settings.is_satellite:
+        found.append(
+            ConfigWarning(
+                "CLERK_SATELLITE_AUTO_SYNC",
+                "CLERK_SATELLITE_AUTO_SYNC is on but CLERK_IS_SATELLITE is not: it has no effect.",
+                "set CLERK_IS_SATELLITE=true on a satellite app, or remove CLERK_SATELLITE_AUTO_SYNC",
+            )
+        )
+    return found
+
+
 def _same_origin_as_domain(url: str, domain: str) -> bool:
     """Whether the absolute ``url`` is on ``domain`` (``host[:port]``, the port defaulting to the URL scheme's)."""
     try:
@@ -386,6 +400,8 @@ def load_settings(config: Mapping[str, Any], options: Mapping[str, Any]) -> Cler
         user_cache_uri=SecretURI(_user_cache_uri(read, ratelimit_storage_uri)),
     )
     _check_satellite(settings)
+    for problem in settings_warnings(settings):
+        warn_once(problem.key, "%s Fix: %s.", problem.message, problem.fix)
     for item in fields(settings):
         value = getattr(settings, item.name)
         if isinstance(value, SecretURI):

@@ -8,6 +8,7 @@ import os
 import re
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .settings import KNOWN_KEYS
@@ -34,12 +35,23 @@ def _did_you_mean(key: str) -> str | None:
     return known[close[0]] if close else None
 
 
-def warn_unknown_keys(config: Mapping[str, Any]) -> None:
-    """Warn (once per key) about ``CLERK_*`` keys nothing reads: misspelled keys are otherwise silently ignored.
+@dataclass(frozen=True)
+class ConfigWarning:
+    """A configuration mistake that is no error (the app works, the setting does nothing): the key it is about,
+    what is wrong and the fix. Logged once at init; ``flask clerk check`` reports it as a finding."""
 
-    Every unknown key in ``app.config`` warns; in the environment, which also holds other tools' ``CLERK_*``
+    key: str
+    message: str
+    fix: str
+
+
+def unknown_keys(config: Mapping[str, Any]) -> list[ConfigWarning]:
+    """``CLERK_*`` keys nothing reads: misspelled keys are otherwise silently ignored.
+
+    Every unknown key in ``app.config`` counts; in the environment, which also holds other tools' ``CLERK_*``
     variables (Clerk's JavaScript SDKs, CI), only a near miss of a known key does.
     """
+    found = []
     for source, names in (("app.config", config), ("the environment", os.environ)):
         for key in names:
             if not isinstance(key, str) or not re.fullmatch(r"CLERK_[A-Za-z0-9_]+", key) or key in KNOWN_KEYS:
@@ -47,8 +59,16 @@ def warn_unknown_keys(config: Mapping[str, Any]) -> None:
             guess = _did_you_mean(key)
             if guess is None and source == "the environment":
                 continue
-            hint = f" Did you mean {guess}?" if guess else ""
-            warn_once(key, "%s in %s is not a flask-clerk-security setting and is ignored.%s", key, source, hint)
+            message = f"{key} in {source} is not a flask-clerk-security setting and is ignored."
+            found.append(ConfigWarning(key, message, f"rename it to {guess}" if guess else "remove it"))
+    return found
+
+
+def warn_unknown_keys(config: Mapping[str, Any]) -> None:
+    """Warn (once per key) about the keys :func:`unknown_keys` finds, with the key each most likely meant."""
+    for problem in unknown_keys(config):
+        hint = f" Did you mean {problem.fix.removeprefix('rename it to ')}?" if problem.fix != "remove it" else ""
+        warn_once(problem.key, "%s%s", problem.message, hint)
 
 
 def clerk_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -60,14 +80,25 @@ def clerk_config(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+#: The fix for a ``CLERK_*`` key changed after ``init_app`` read it.
+CHANGED_AFTER_INIT_FIX = (
+    "set CLERK_* keys before ClerkSecurity(app) / clerk.init_app(app) (in the app factory, before init_app)"
+)
+
+
+def changed_keys(config: Mapping[str, Any], at_init: Mapping[str, Any]) -> list[str]:
+    """The ``CLERK_*`` keys of ``config`` that differ from what ``init_app`` read (``at_init``), sorted."""
+    now = clerk_config(config)
+    return sorted(key for key in at_init.keys() | now.keys() if at_init.get(key) != now.get(key))
+
+
 def warn_if_config_changed(config: Mapping[str, Any], at_init: Mapping[str, Any]) -> None:
     """Warn, naming the keys (never their values), when ``CLERK_*`` keys changed after ``init_app`` read them:
     the extension reads its settings once, so such a change does nothing."""
-    now = clerk_config(config)
-    changed = sorted(key for key in at_init.keys() | now.keys() if at_init.get(key) != now.get(key))
+    changed = changed_keys(config, at_init)
     if changed:
         logger.warning(
-            "%s changed in app.config after ClerkSecurity.init_app read it, so the change has no effect. Fix: set "
-            "CLERK_* keys before ClerkSecurity(app) / clerk.init_app(app) (in the app factory, before init_app)",
+            "%s changed in app.config after ClerkSecurity.init_app read it, so the change has no effect. Fix: %s",
             ", ".join(changed),
+            CHANGED_AFTER_INIT_FIX,
         )

@@ -55,6 +55,14 @@ def app_factory(clerk_issuer: ClerkTestIssuer) -> AppFactory:
 
 
 @pytest.fixture
+def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget which keys this process already warned about, so each test sees its own first warning."""
+    from flask_clerk_security import config_warnings
+
+    monkeypatch.setattr(config_warnings, "_warned_keys", set())
+
+
+@pytest.fixture
 def app(app_factory: AppFactory) -> Flask:
     return app_factory()[0]
 

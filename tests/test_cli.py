@@ -123,6 +123,28 @@ def test_csp_without_frontend_api_host(clerk_issuer: ClerkTestIssuer, repo: Path
     assert levels(findings(wildcard, repo)[1], "csp") == ["ok"]
 
 
+def test_configuration_warnings_are_findings(
+    clerk_issuer: ClerkTestIssuer, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The warnings init_app logs go to the package logger, which only has a NullHandler: an app that has not
+    configured logging never shows them. The check reports each one, with its fix."""
+    monkeypatch.setenv("CLERK_SATELITE_AUTO_SYNC", "true")  # a near miss in the environment
+    app = make_app(clerk_issuer, CLERK_SIGNIN_URL="/sign-in", CLERK_SATELLITE_AUTO_SYNC=True)
+    app.config["CLERK_SIGN_IN_URL"] = "/login"  # set after init_app read the configuration: no effect
+    code, by_check = findings(app, repo)
+    assert code == 0
+    config = {finding["message"]: finding for finding in by_check["config"]}
+    assert all(finding["level"] == "warning" for finding in config.values())
+    signin = config["CLERK_SIGNIN_URL in app.config is not a flask-clerk-security setting and is ignored."]
+    assert signin["fix"] == "rename it to CLERK_SIGN_IN_URL"
+    near = config["CLERK_SATELITE_AUTO_SYNC in the environment is not a flask-clerk-security setting and is ignored."]
+    assert near["fix"] == "rename it to CLERK_SATELLITE_AUTO_SYNC"
+    changed = config["CLERK_SIGN_IN_URL changed in app.config after ClerkSecurity.init_app read it: no effect."]
+    assert "before ClerkSecurity(app) / clerk.init_app(app)" in changed["fix"]
+    auto = config["CLERK_SATELLITE_AUTO_SYNC is on but CLERK_IS_SATELLITE is not: it has no effect."]
+    assert "CLERK_IS_SATELLITE" in auto["fix"]
+
+
 def test_repository_checks(clerk_issuer: ClerkTestIssuer, repo: Path) -> None:
     app = make_app(clerk_issuer)
     (repo / ".gitignore").write_text("*.pyc\n")

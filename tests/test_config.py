@@ -210,6 +210,17 @@ def test_environment_is_the_fallback(clerk_issuer: ClerkTestIssuer, monkeypatch:
     assert settings.authorized_parties == ("https://a.example", "https://b.example")
 
 
+def test_satellite_auto_sync_without_a_satellite_warns(
+    clerk_issuer: ClerkTestIssuer, caplog: pytest.LogCaptureFixture, fresh_warnings: None
+) -> None:
+    """Clerk reads ``satelliteAutoSync`` only on a satellite: without CLERK_IS_SATELLITE it does nothing."""
+    init({**clerk_issuer.config, "CLERK_SATELLITE_AUTO_SYNC": "true"})
+    assert "CLERK_SATELLITE_AUTO_SYNC is on but CLERK_IS_SATELLITE is not: it has no effect." in caplog.text
+    caplog.clear()
+    init({**clerk_issuer.config, "CLERK_SATELLITE_AUTO_SYNC": "false"})
+    assert "CLERK_SATELLITE_AUTO_SYNC" not in caplog.text
+
+
 def test_missing_authorized_parties_warns(
     clerk_issuer: ClerkTestIssuer, caplog: pytest.LogCaptureFixture, fresh_warnings: None
 ) -> None:
@@ -361,14 +372,6 @@ def test_secret_holds_its_value_behind_reveal() -> None:
 
 
 # --------------------------------------------------------------------------------------------- issue 14 §1
-@pytest.fixture
-def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Forget which keys this process already warned about, so each test sees its own first warning."""
-    from flask_clerk_security import config_warnings
-
-    monkeypatch.setattr(config_warnings, "_warned_keys", set())
-
-
 @pytest.mark.parametrize(
     ("typo", "known"),
     [
