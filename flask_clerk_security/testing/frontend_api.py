@@ -23,14 +23,19 @@ class FrontendAPIStandIn(_LoopbackServer):
     ``__clerk_handshake_nonce`` (stored in ``backend_api.handshake_payloads`` for the Backend API's
     ``/v1/clients/handshake_payload``) when asked for ``format=nonce`` and a Backend API stand-in is attached,
     else with a ``__clerk_handshake`` token signed by the issuer. On a development instance (``pk_test_``) it
-    also issues the dev-browser token (``__clerk_db_jwt``), as Clerk's does. Point an app at it with
-    ``CLERK_PROXY_URL=stand_in.url``. ``calls`` records the query of every handshake request.
+    also issues the dev-browser token (``__clerk_db_jwt``), as Clerk's does. A handshake's ``organization_id``
+    (organization sync) activates one of ``memberships``. Point an app at it with ``CLERK_PROXY_URL=stand_in.url``.
+    ``calls`` records the query of every handshake request.
     """
 
     def __init__(self, issuer: ClerkTestIssuer, *, backend_api: BackendAPIStandIn | None = None) -> None:
         self.issuer = issuer
         self.backend_api = backend_api
         self.signed_in_as: Mapping[str, Any] | None = {}
+        #: Organizations the signed-in user belongs to (``org`` options of the issuer: ``{"id", "slug", "role",
+        #: "permissions"}``). A handshake's ``organization_id`` (organization sync) activates the one it names by
+        #: id or slug; an empty one the personal account; one not listed changes nothing, as in Clerk.
+        self.memberships: list[Mapping[str, Any]] = []
         self.use_nonce = True
         self.dev_browser_token = f"dvb_{secrets.token_hex(12)}"
         self.calls: list[dict[str, str]] = []
@@ -60,6 +65,16 @@ class FrontendAPIStandIn(_LoopbackServer):
                 out.append(f"{cookie}={values[name]}; Path=/; SameSite=Lax{attributes.get(name, '')}")
         return out
 
+    def _activate(self, organization: str) -> None:
+        """Make the organization a handshake names (id or slug; ``""``: the personal account) the active one."""
+        if organization == "":
+            self.signed_in_as = {**(self.signed_in_as or {}), "org": None}
+            return
+        for membership in self.memberships:
+            if organization in (membership.get("id"), membership.get("slug")):
+                self.signed_in_as = {**(self.signed_in_as or {}), "org": membership}
+                return
+
     def _answer(self, query: dict[str, str]) -> tuple[int, dict[str, str]]:
         self.calls.append(query)
         redirect_url = query.get("redirect_url", "")
@@ -68,6 +83,8 @@ class FrontendAPIStandIn(_LoopbackServer):
             return 400, {}
         if query.get("__clerk_db_jwt"):
             self.dev_browser_token = query["__clerk_db_jwt"]
+        if "organization_id" in query and self.signed_in_as is not None:
+            self._activate(query["organization_id"])
         directives = self.directives(suffixed=query.get("suffixed_cookies") == "true")
         params = parse_qsl(parts.query, keep_blank_values=True)
         if self.use_nonce and query.get("format") == "nonce" and self.backend_api is not None:

@@ -178,23 +178,37 @@ class ClerkTestIssuer:
         """
         return self._cookies(self.session_claims(**options), self.publishable_key, suffixed=suffixed)
 
-    def sign_in(self, client: FlaskClient, **options: Unpack[SessionOptions]) -> dict[str, Any]:
+    def sign_in(
+        self,
+        client: FlaskClient,
+        *,
+        refresh_token: str | None = None,
+        domain: str = "localhost",
+        **options: Unpack[SessionOptions],
+    ) -> dict[str, Any]:
         """Sign a Flask test client in with one session's cookies, plain and suffixed with the app's publishable
         key, as ClerkJS sets them. Takes the options of :meth:`session_claims`; returns the session's claims.
+
+        ``refresh_token`` also sets Clerk's ``__refresh_<suffix>`` cookie (register it with the Backend API
+        stand-in's ``add_refresh_token``); ``domain`` is the host the cookies are for (Flask's default
+        ``localhost``; a satellite's or a primary's own host in multi-domain tests).
         """
         claims = self.session_claims(**options)
         publishable_key = self._app_publishable_key(client)
         for suffixed in (False, True):
             for name, value in self._cookies(claims, publishable_key, suffixed=suffixed).items():
-                client.set_cookie(name, value)
+                client.set_cookie(name, value, domain=domain)
+        if refresh_token is not None:
+            client.set_cookie(f"__refresh_{cookie_suffix(publishable_key)}", refresh_token, domain=domain)
         return claims
 
-    def sign_out(self, client: FlaskClient) -> None:
-        """Remove the cookies :meth:`sign_in` set from a Flask test client."""
+    def sign_out(self, client: FlaskClient, *, domain: str = "localhost") -> None:
+        """Remove the cookies :meth:`sign_in` set (for ``domain``) from a Flask test client."""
         suffix = cookie_suffix(self._app_publishable_key(client))
         for name in ("__session", "__client_uat", "__clerk_db_jwt"):
-            client.delete_cookie(name)
-            client.delete_cookie(f"{name}_{suffix}")
+            client.delete_cookie(name, domain=domain)
+            client.delete_cookie(f"{name}_{suffix}", domain=domain)
+        client.delete_cookie(f"__refresh_{suffix}", domain=domain)
 
     def _app_publishable_key(self, client: FlaskClient) -> str:
         from ..state import get_state
