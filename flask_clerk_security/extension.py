@@ -24,7 +24,7 @@ from .jwks import KeySource, PemKeySource, remote_key_source
 from .leakguard import LeakGuard
 from .machine import MachineVerifier
 from .machine import authenticate as authenticate_request
-from .oauth_resource import metadata_blueprint
+from .oauth_resource import check_registered_metadata, metadata_blueprint
 from .protection import (
     Requirement,
     check_view_callable,
@@ -210,6 +210,7 @@ class ClerkSecurity:
                 "once per app (share one ClerkSecurity instance between modules)."
             )
         settings = load_settings(app.config, self._options)
+        check_registered_metadata(app, settings.frontend_api)
         state = _build_state(settings)
         state.authenticate = _authenticate
         state.webhooks = WebhookState(settings)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from flask import Blueprint, Request, Response, jsonify, request
+from flask import Blueprint, Flask, Request, Response, jsonify, request
 
 from .errors import ConfigurationError
 from .state import EXTENSION_KEY, get_state, mark_public
@@ -97,11 +97,27 @@ def metadata_blueprint(
 
     def check_configured(setup: Any) -> None:
         state = setup.app.extensions.get(EXTENSION_KEY)
-        if state is not None and not state.settings.frontend_api:
-            raise ConfigurationError(
-                "The OAuth protected resource metadata names Clerk's Frontend API, which comes from "
-                "CLERK_PUBLISHABLE_KEY. Fix: set CLERK_PUBLISHABLE_KEY (pk_test_... / pk_live_...)."
-            )
+        if state is not None:  # registered before init_app: init_app checks it (check_registered_metadata)
+            _check_frontend_api(state.settings.frontend_api)
 
     blueprint.record(check_configured)
+    setattr(blueprint, _NEEDS_FRONTEND_API, True)
     return blueprint
+
+
+#: Marks the metadata blueprint, so that ``init_app`` finds one an app factory registered before it.
+_NEEDS_FRONTEND_API = "_clerk_needs_frontend_api"
+
+
+def _check_frontend_api(frontend_api: str | None) -> None:
+    if not frontend_api:
+        raise ConfigurationError(
+            "The OAuth protected resource metadata names Clerk's Frontend API, which comes from "
+            "CLERK_PUBLISHABLE_KEY. Fix: set CLERK_PUBLISHABLE_KEY (pk_test_... / pk_live_...)."
+        )
+
+
+def check_registered_metadata(app: Flask, frontend_api: str | None) -> None:
+    """For ``init_app``: a metadata blueprint registered before it needs the Frontend API as one registered after."""
+    if any(getattr(blueprint, _NEEDS_FRONTEND_API, False) for blueprint in app.blueprints.values()):
+        _check_frontend_api(frontend_api)

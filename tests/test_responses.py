@@ -115,6 +115,17 @@ def test_protected_resource_metadata_needs_the_publishable_key(clerk_issuer: Cle
         app.register_blueprint(clerk.oauth_protected_resource())
 
 
+def test_protected_resource_metadata_registered_before_init_needs_the_key_too(clerk_issuer: ClerkTestIssuer) -> None:
+    """An app factory registers its blueprints before ``clerk.init_app(app)`` as often as after: the missing key is
+    refused at init then, never a 500 on the first MCP client's request."""
+    clerk = ClerkSecurity()
+    app = Flask("no_pk_factory")
+    app.config.update(TESTING=True, CLERK_JWT_KEY=clerk_issuer.public_pem)
+    app.register_blueprint(clerk.oauth_protected_resource(), name="metadata")
+    with pytest.raises(ConfigurationError, match="CLERK_PUBLISHABLE_KEY"):
+        clerk.init_app(app)
+
+
 def test_unauthenticated_and_unauthorized_urls_for_pages() -> None:
     """Clerk's ``auth.protect({unauthenticatedUrl, unauthorizedUrl})``, for page navigations."""
     issuer = ClerkTestIssuer(instance="live")  # no dev-browser handshake in the way
