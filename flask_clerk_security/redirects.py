@@ -170,7 +170,19 @@ def primary_sync_return_url(settings: ClerkSettings, ctx: CookieContext) -> str 
         return None
     origin = _origin(target)
     allowed = {_origin(party) for party in settings.authorized_parties} | {_origin(ctx.clerk_url)}
-    if origin is None or origin not in allowed:
+    if origin is None:
+        return None
+    if origin not in allowed:
+        # Silent, a satellite whose origin is not listed would never sync; anyone can send the parameter, so the
+        # log says it once per process.
+        warn_once(
+            "primary-sync-unlisted-origin",
+            "A __clerk_redirect_url to %r was ignored: a primary answers a satellite's sync only for an origin in "
+            "CLERK_AUTHORIZED_PARTIES. Fix: if it is your satellite, add %r to CLERK_AUTHORIZED_PARTIES "
+            "(this message is logged once per process).",
+            origin,
+            origin,
+        )
         return None
     if ctx.dev_browser_token:
         target = _with_param(target, DEV_BROWSER, ctx.dev_browser_token, replace=False)

@@ -793,6 +793,20 @@ def test_a_primary_answers_redirect_urls_only_for_listed_origins(dev: Env, targe
     assert listed.headers["Location"] == "http://satellite.test:3000/x?__clerk_db_jwt=dvb_1&__clerk_synced=true"
 
 
+def test_a_primary_says_once_why_it_ignores_an_unlisted_satellite(
+    dev: Env, caplog: pytest.LogCaptureFixture, fresh_warnings: None
+) -> None:
+    """A development primary without CLERK_AUTHORIZED_PARTIES (the default) never answers a satellite's sync:
+    the log names the setting and the origin to list, once per process (anyone can send the parameter)."""
+    client = _client(dev.app(), {**dev.fresh_cookies(), "__clerk_db_jwt": "dvb_1"})
+    with caplog.at_level(logging.WARNING, logger="flask_clerk_security"):
+        for target in ("http://localhost:3001/x", "https://evil.example/"):
+            response = client.get("/dashboard", query_string={"__clerk_redirect_url": target}, headers=DOC)
+            assert response.status_code == 200
+    assert caplog.text.count("__clerk_redirect_url") == 1
+    assert "add 'http://localhost:3001' to CLERK_AUTHORIZED_PARTIES" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("party", "target"),
     [
