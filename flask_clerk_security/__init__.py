@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 #: The release; pyproject.toml reads it from here, and ``flask clerk --version`` shows it.
 __version__ = "0.2.0"
 
-# A library never writes to stderr by itself: without this, Python's last-resort handler prints warnings (and
-# audit records) when the app has not configured logging. The app decides where the records go.
+# Records go where the app's logging sends them: without this, Python's last-resort handler would print audit
+# records and outage lines when the app has not configured logging. Configuration warnings are the exception:
+# then they are Python warnings (config_warnings.warn_once), so a newcomer sees them.
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 

@@ -253,8 +253,8 @@ def check_repository(root: Path, ignore: Iterable[str] = ()) -> list[Finding]:
 
 
 def check_config_warnings(app: Flask, settings: ClerkSettings, at_init: Any) -> list[Finding]:
-    """The warnings ``init_app`` logs (to a logger that shows nothing until the app configures logging) and the
-    one the first request would log: ignored keys, keys changed after ``init_app``, settings that do nothing."""
+    """The warnings ``init_app`` gives (once per process, so perhaps not in this one) and the one the first
+    request would give: ignored keys, keys changed after ``init_app``, settings that do nothing."""
     problems = [*unknown_keys(app.config), *settings_warnings(settings)]
     found = [Finding("warning", "config", problem.message, problem.fix) for problem in problems]
     for key in changed_keys(app.config, at_init) if at_init is not None else []:

@@ -1,4 +1,4 @@
-"""Configuration warnings, logged once: ``CLERK_*`` keys nothing reads, and keys changed after ``init_app``."""
+"""Configuration warnings, once each: ``CLERK_*`` keys nothing reads, and keys changed after ``init_app``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,12 +21,29 @@ _warned_lock = threading.Lock()
 
 
 def warn_once(key: str, message: str, *args: Any) -> None:
-    """Log a configuration warning once per ``key`` per process (tests build hundreds of apps)."""
+    """A configuration warning, once per ``key`` per process (tests build hundreds of apps): logged where logging
+    is configured, else a :class:`UserWarning`, which Python prints (a ``flask run`` without logging set up would
+    otherwise show nothing: the package logger has only a ``NullHandler``)."""
     with _warned_lock:
         if key in _warned_keys:
             return
         _warned_keys.add(key)
-    logger.warning(message, *args)
+    if _logging_configured():
+        logger.warning(message, *args)
+    else:
+        warnings.warn(f"flask-clerk-security: {message % args if args else message}", UserWarning, stacklevel=2)
+
+
+def _logging_configured() -> bool:
+    """Whether a record of the package logger reaches a handler other than a ``NullHandler``."""
+    current: logging.Logger | None = logger
+    while current is not None:
+        if any(not isinstance(handler, logging.NullHandler) for handler in current.handlers):
+            return True
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False
 
 
 def _did_you_mean(key: str) -> str | None:

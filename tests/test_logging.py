@@ -1,4 +1,5 @@
-"""Logging as a library should: one warning per process, one meaning of ``route=``, nothing on stderr unasked."""
+"""Logging as a library should: one warning per process, one meaning of ``route=``, nothing on stderr unasked
+but configuration warnings (Python warnings when the app has not configured logging, so a newcomer sees them)."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def test_rate_limit_audit_record_route_is_the_path(
     assert all("route=/items/" in r.getMessage() for r in caplog.records if r.name.endswith(".audit"))
 
 
-def test_nothing_reaches_stderr_unless_logging_is_configured(tmp_path: Path) -> None:
+def test_only_configuration_warnings_reach_stderr_unless_logging_is_configured(tmp_path: Path) -> None:
     program = textwrap.dedent(
         """
         import logging
@@ -94,7 +95,11 @@ def test_nothing_reaches_stderr_unless_logging_is_configured(tmp_path: Path) -> 
         [sys.executable, "-c", program], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60, check=False
     )
     assert done.stdout == "ran\n", done.stderr
-    assert done.stderr == ""
+    warned = [line for line in done.stderr.splitlines() if "UserWarning: flask-clerk-security: " in line]
+    assert len(warned) == 2, done.stderr
+    assert "Did you mean CLERK_SIGN_IN_URL?" in warned[0] or "Did you mean CLERK_SIGN_IN_URL?" in warned[1]
+    assert any("CLERK_AUTHORIZED_PARTIES is not set" in line for line in warned)
+    assert "audit" not in done.stderr and "authorization-denied" not in done.stderr  # records stay unasked
 
 
 def test_configured_logging_gets_the_warnings(tmp_path: Path) -> None:
