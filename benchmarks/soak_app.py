@@ -61,11 +61,13 @@ def malloc_figures() -> dict[str, int]:
     }
 
 
-def memory_figures(frames: int, baseline: dict[str, tuple[int, int]], rebase: bool) -> dict[str, Any]:
+def memory_figures(frames: int, baseline: dict[str, tuple[int, int]], snapshot: str) -> dict[str, Any]:
     """RSS, threads and malloc figures after a full garbage collection (what is left is reachable). With
     ``frames``, the first call starts tracemalloc (what the worker allocates from then on is traced, its start-up
-    is not), and every call adds the Python memory traced, the part allocated with this package on the stack and
-    the file:line sizes that grew most since ``baseline`` (the sizes at the last call asked to ``rebase``)."""
+    is not) and every call adds the Python memory traced. ``snapshot`` ``"base"`` or ``"diff"`` also takes a
+    snapshot (its garbage ratchets RSS up a little: the soak takes few) and adds the part allocated with this
+    package on the stack; ``"base"`` keeps its file:line sizes as ``baseline``, ``"diff"`` adds the lines that
+    grew most since."""
     gc.collect()
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
     figures: dict[str, Any] = {
@@ -79,22 +81,22 @@ def memory_figures(frames: int, baseline: dict[str, tuple[int, int]], rebase: bo
         return figures
     if not tracemalloc.is_tracing():
         tracemalloc.start(frames)
-    snapshot = tracemalloc.take_snapshot().filter_traces(  # without this probe's own figures
+    figures.update(traced=tracemalloc.get_traced_memory()[0], tracemalloc_overhead=tracemalloc.get_tracemalloc_memory())
+    if not snapshot:
+        return figures
+    taken = tracemalloc.take_snapshot().filter_traces(  # without this probe's own figures
         [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, __file__)]
     )
+    ours = taken.filter_traces([tracemalloc.Filter(True, OURS, all_frames=True)])
+    figures["ours"] = sum(stat.size for stat in ours.statistics("filename"))
     lines = {
         f"{stat.traceback[0].filename}:{stat.traceback[0].lineno}": (stat.size, stat.count)
-        for stat in snapshot.statistics("lineno")
+        for stat in taken.statistics("lineno")
     }
-    ours = snapshot.filter_traces([tracemalloc.Filter(True, OURS, all_frames=True)])
-    figures.update(
-        traced=sum(size for size, _ in lines.values()),
-        ours=sum(stat.size for stat in ours.statistics("filename")),
-        tracemalloc_overhead=tracemalloc.get_tracemalloc_memory(),
-    )
-    if rebase:
+    if snapshot == "base":
         baseline.clear()
         baseline.update(lines)
+        return figures
     growth = [
         (where, size - baseline.get(where, (0, 0))[0], count - baseline.get(where, (0, 0))[1])
         for where, (size, count) in lines.items()
@@ -106,8 +108,8 @@ def memory_figures(frames: int, baseline: dict[str, tuple[int, int]], rebase: bo
 
 
 def add_memory_probe(app: Flask, clerk: ClerkSecurity) -> None:
-    """``GET /_soak/memory?round=R[&rebase=1]``: :func:`memory_figures` once per round (the soak asks until every
-    worker has answered a round, so a worker asked twice answers the same figures)."""
+    """``GET /_soak/memory?round=R[&snapshot=base|diff]``: :func:`memory_figures` once per round (the soak asks
+    until every worker has answered a round, so a worker asked twice answers the same figures)."""
     frames = int(os.environ.get("SOAK_TRACEMALLOC", "0"))
     baseline: dict[str, tuple[int, int]] = {}
     answered: dict[str, dict[str, Any]] = {}
@@ -120,7 +122,7 @@ def add_memory_probe(app: Flask, clerk: ClerkSecurity) -> None:
         with lock:
             if label not in answered:
                 answered.clear()
-                answered[label] = memory_figures(frames, baseline, request.args.get("rebase") == "1")
+                answered[label] = memory_figures(frames, baseline, request.args.get("snapshot", ""))
             return answered[label]
 
 
