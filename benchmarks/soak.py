@@ -2,6 +2,7 @@
 
     python benchmarks/soak.py                  # short form, about 15 s of load (CI)
     python benchmarks/soak.py --duration 300   # long form: the fault cycle repeats every 30 s
+    python benchmarks/soak.py --duration 300 --no-faults --tracemalloc 0 --malloc-arena-max 2   # controls
 
 Everything runs on 127.0.0.1 and is started by this script: its own ``redis-server`` on a free port (append-only
 file, fsync always, so a kill + restart keeps its data), the Backend API stand-in of the test kit behind a small
@@ -26,11 +27,20 @@ promise for that request at that moment:
 Thresholds (exit 1 when one fails): no 5xx outside those 503s, no wrong decision, no transport error, no worker
 restart, every delivered webhook id run at least once by the end, none run twice unless the app logged that it
 could not remember it (Redis lost the write). Speed is printed, never judged: the figures vary with the machine.
+
+Memory: before the load every worker has answered each kind of request once (so lazy imports are done); each
+worker's RSS is sampled every 5 s and printed with its growth rate, and every minute the app's
+``/_soak/memory`` route reports the worker's threads, glibc arenas and malloc figures. From ``--duration 120``
+on (the long form) the workers also trace Python allocations from the start of the load (tracemalloc, 1 frame)
+and the run fails when the memory this package allocated and still holds (after a full collection) grew more
+than ``OURS_BOUND`` in a worker from the first minute's figures to the end; the lines that grew most are
+printed. RSS itself is printed, never judged: it wanders with glibc's arenas (docs/deployment.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -45,9 +55,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 import requests
@@ -66,6 +78,16 @@ API_SLACK = 1.0  # a machine-token 503 may end this long after a Backend API fau
 #: A machine-token 503 that took this long may be the verification deadline cut short by a loaded machine:
 #: documented (the Backend API did not answer within CLERK_HTTP_TIMEOUT), whatever the schedule says.
 DEADLINE_SPENT = HTTP_TIMEOUT - 0.5
+WARM_UP_TRIES = 50  # rounds of one kind per server until every worker has answered one
+PROBE_TRIES = 200  # requests per server and memory round until every worker has answered
+RSS_EVERY = 5.0  # seconds between worker RSS samples
+PROBE_EVERY = 60.0  # seconds between the workers' memory figures (tracemalloc snapshots when tracing)
+#: From this --duration on (the long form), workers trace Python allocations (tracemalloc, 1 frame) unless told
+#: otherwise, and the run fails when the memory this package's code allocated and still holds grew more than
+#: OURS_BOUND bytes in a worker from the figures a minute into the load to the last ones. Seen: +4 to +14 KiB
+#: (docs/deployment.md, "Worker memory"); a leak of 40 bytes a request crosses it in a 300 s run here.
+LONG_FORM = 120.0
+OURS_BOUND = 256 << 10
 
 
 def free_port() -> int:
@@ -259,14 +281,16 @@ class Gunicorn:
                     found[int(entry.name)] = int(fields["VmRSS"].split()[0])
         return found
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+
+    def wait(self) -> None:
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 @dataclass
@@ -312,7 +336,7 @@ class Shared:
 class Fixture:
     """Everything the load talks to, started and stopped together."""
 
-    def __init__(self, workdir: Path, workers: int) -> None:
+    def __init__(self, workdir: Path, workers: int, worker_env: dict[str, str]) -> None:
         self.workdir = workdir
         self.issuer = ClerkTestIssuer()
         self.api = BackendAPIStandIn(self.issuer).start()
@@ -340,6 +364,7 @@ class Fixture:
             "CLERK_WEBHOOK_RATE_LIMIT": "6000 per minute",
             "CLERK_STORE_KEY_PREFIX": prefix,
             "SOAK_RUNS_FILE": str(self.runs_file),
+            **worker_env,
         }
         self.servers = [
             Gunicorn("sync", "sync", workers, env, workdir / "sync.log"),
@@ -349,8 +374,10 @@ class Fixture:
             server.wait_ready()
 
     def close(self) -> None:
+        for server in self.servers:  # all at once: each takes a second or two
+            server.terminate()
         for server in self.servers:
-            server.stop()
+            server.wait()
         self.redis.kill()
         self.switch.down()
         self.api.stop()
@@ -383,9 +410,9 @@ class Traffic:
             ("unknown_api_key", 1),
         ]
 
-    def request(self, kind: str) -> tuple[str, dict[str, str], str | None]:
-        """Path, headers and the user id a 200 must name."""
-        user = random.choice(self.users)
+    def request(self, kind: str, user: str | None = None) -> tuple[str, dict[str, str], str | None]:
+        """Path, headers and the user id a 200 must name (``user``: that user's token, else a random user's)."""
+        user = user or random.choice(self.users)
         if kind == "public":
             return "/public", {}, None
         if kind == "anonymous":
@@ -422,87 +449,91 @@ def client_headers() -> dict[str, str]:
 
 
 def load_thread(fixture: Fixture, traffic: Traffic, shared: Shared, deadline: float, budget: Iterator[int]) -> None:
-    session = requests.Session()
-    names = [k for k, _ in traffic.kinds]
-    weights = [w for _, w in traffic.kinds]
-    while time.monotonic() < deadline and not shared.stop_load.is_set() and next(budget, None) is not None:
-        kind = random.choices(names, weights)[0]
-        server = random.choice(fixture.servers)
-        path, headers, user = traffic.request(kind)
-        start = time.monotonic()
-        status, error, pid, ok_body = 0, "", 0, False
-        try:
-            response = session.get(server.url + path, headers={**client_headers(), **headers}, timeout=REQUEST_TIMEOUT)
-            status = response.status_code
-            pid = int(response.headers.get("X-Soak-Pid", "0"))
-            body = response.json() if response.headers.get("Content-Type", "").startswith("application/json") else {}
-            error = str(body.get("error", "")) if isinstance(body, dict) else ""
-            ok_body = user is None or (isinstance(body, dict) and body.get("user_id") == user)
-        except requests.RequestException as exc:
-            error = type(exc).__name__
-        with shared.lock:
-            shared.results.append(Result(kind, server.name, start, time.monotonic(), status, error, pid, ok_body))
+    with requests.Session() as session:  # closed at the end: gunicorn stops sooner
+        names = [k for k, _ in traffic.kinds]
+        weights = [w for _, w in traffic.kinds]
+        while time.monotonic() < deadline and not shared.stop_load.is_set() and next(budget, None) is not None:
+            kind = random.choices(names, weights)[0]
+            server = random.choice(fixture.servers)
+            path, headers, user = traffic.request(kind)
+            start = time.monotonic()
+            status, error, pid, ok_body = 0, "", 0, False
+            try:
+                response = session.get(
+                    server.url + path, headers={**client_headers(), **headers}, timeout=REQUEST_TIMEOUT
+                )
+                status = response.status_code
+                pid = int(response.headers.get("X-Soak-Pid", "0"))
+                body = (
+                    response.json() if response.headers.get("Content-Type", "").startswith("application/json") else {}
+                )
+                error = str(body.get("error", "")) if isinstance(body, dict) else ""
+                ok_body = user is None or (isinstance(body, dict) and body.get("user_id") == user)
+            except requests.RequestException as exc:
+                error = type(exc).__name__
+            with shared.lock:
+                shared.results.append(Result(kind, server.name, start, time.monotonic(), status, error, pid, ok_body))
 
 
 def webhook_thread(fixture: Fixture, shared: Shared, deadline: float, drain_deadline: float) -> None:
     """Svix-like: new deliveries, retries of non-2xx answers with backoff, replays of acknowledged ids, forgeries."""
-    session = requests.Session()
-    svix_address = {"X-Forwarded-Proto": "https", "X-Forwarded-For": f"192.0.2.{random.randint(1, 9)}"}
-    while True:
-        now = time.monotonic()
-        loading = now < deadline and not shared.stop_load.is_set()
-        with shared.lock:
-            due = [d for d in shared.deliveries.values() if not d.acked and d.next_try <= now]
-            pending = any(not d.acked for d in shared.deliveries.values())
-            replayable = [d for d in shared.deliveries.values() if d.acked and not d.replayed]
-        if not loading and (not pending or now > drain_deadline):
-            return
-        kind = "webhook_retry"
-        if due:
-            delivery = random.choice(due)
-        elif not loading:
-            time.sleep(0.05)
-            continue
-        elif replayable and random.random() < 0.3:
-            delivery, kind = random.choice(replayable), "webhook_replay"
-            delivery.replayed = True
-        elif random.random() < 0.1:
-            kind, delivery = "webhook_forged", Delivery(f"msg_{secrets.token_hex(12)}")
-        else:
-            kind, delivery = "webhook_new", Delivery(f"msg_{secrets.token_hex(12)}")
+    with requests.Session() as session:  # closed at the end: gunicorn stops sooner
+        svix_address = {"X-Forwarded-Proto": "https", "X-Forwarded-For": f"192.0.2.{random.randint(1, 9)}"}
+        while True:
+            now = time.monotonic()
+            loading = now < deadline and not shared.stop_load.is_set()
             with shared.lock:
-                shared.deliveries[delivery.msg_id] = delivery
-        body, headers = fixture.issuer.sign_webhook(
-            clerk_event("user.created", {"id": f"user_{delivery.msg_id}"}), msg_id=delivery.msg_id
-        )
-        if kind == "webhook_forged":
-            headers["svix-signature"] = "v1," + secrets.token_urlsafe(32)
-        server = random.choice(fixture.servers)
-        start = time.monotonic()
-        status, error, pid = 0, "", 0
-        delivery.attempts += 1
-        try:
-            response = session.post(
-                f"{server.url}/api/webhooks/clerk",
-                data=body,
-                headers={**svix_address, **headers},
-                timeout=REQUEST_TIMEOUT,
+                due = [d for d in shared.deliveries.values() if not d.acked and d.next_try <= now]
+                pending = any(not d.acked for d in shared.deliveries.values())
+                replayable = [d for d in shared.deliveries.values() if d.acked and not d.replayed]
+            if not loading and (not pending or now > drain_deadline):
+                return
+            kind = "webhook_retry"
+            if due:
+                delivery = random.choice(due)
+            elif not loading:
+                time.sleep(0.05)
+                continue
+            elif replayable and random.random() < 0.3:
+                delivery, kind = random.choice(replayable), "webhook_replay"
+                delivery.replayed = True
+            elif random.random() < 0.1:
+                kind, delivery = "webhook_forged", Delivery(f"msg_{secrets.token_hex(12)}")
+            else:
+                kind, delivery = "webhook_new", Delivery(f"msg_{secrets.token_hex(12)}")
+                with shared.lock:
+                    shared.deliveries[delivery.msg_id] = delivery
+            body, headers = fixture.issuer.sign_webhook(
+                clerk_event("user.created", {"id": f"user_{delivery.msg_id}"}), msg_id=delivery.msg_id
             )
-            status = response.status_code
-            pid = int(response.headers.get("X-Soak-Pid", "0"))
-            with suppress(ValueError):
-                error = str(response.json().get("error", ""))
-        except requests.RequestException as exc:
-            error = type(exc).__name__
-        if kind != "webhook_forged":
+            if kind == "webhook_forged":
+                headers["svix-signature"] = "v1," + secrets.token_urlsafe(32)
+            server = random.choice(fixture.servers)
+            start = time.monotonic()
+            status, error, pid = 0, "", 0
+            delivery.attempts += 1
+            try:
+                response = session.post(
+                    f"{server.url}/api/webhooks/clerk",
+                    data=body,
+                    headers={**svix_address, **headers},
+                    timeout=REQUEST_TIMEOUT,
+                )
+                status = response.status_code
+                pid = int(response.headers.get("X-Soak-Pid", "0"))
+                with suppress(ValueError):
+                    error = str(response.json().get("error", ""))
+            except requests.RequestException as exc:
+                error = type(exc).__name__
+            if kind != "webhook_forged":
+                with shared.lock:
+                    if 200 <= status < 300:
+                        delivery.acked = True
+                    else:  # Svix retries every non-2xx, here compressed to 0.25 s doubling up to 2 s
+                        delivery.acked = False
+                        delivery.next_try = time.monotonic() + min(2.0, 0.25 * 2 ** min(delivery.attempts, 4))
             with shared.lock:
-                if 200 <= status < 300:
-                    delivery.acked = True
-                else:  # Svix retries every non-2xx, here compressed to 0.25 s doubling up to 2 s
-                    delivery.acked = False
-                    delivery.next_try = time.monotonic() + min(2.0, 0.25 * 2 ** min(delivery.attempts, 4))
-        with shared.lock:
-            shared.results.append(Result(kind, server.name, start, time.monotonic(), status, error, pid, True))
+                shared.results.append(Result(kind, server.name, start, time.monotonic(), status, error, pid, True))
 
 
 def schedule(fixture: Fixture, shared: Shared, start: float, duration: float) -> None:
@@ -625,6 +656,93 @@ def allowed(result: Result, warm_since: dict[int, float], windows: list[Window])
     return 200 <= status < 300 or documented, documented and status == 503
 
 
+def mib(size: float) -> str:
+    return f"{size / (1 << 20):.1f}"
+
+
+def short_path(where: str) -> str:
+    """``file:line`` of the package or a library, without the machine's prefixes."""
+    where = where.replace(f"{ROOT}/", "")
+    return re.sub(r"^.*/(?:site-packages|lib/python3\.\d+)/", "", where)
+
+
+def memory_report(args: argparse.Namespace, memory: Memory) -> list[str]:
+    """Print each worker's RSS over the run (and the workers' own figures); return the memory check's failures."""
+    tracing = args.tracemalloc > 0
+    print(
+        f"memory: RSS every {RSS_EVERY:.0f} s, MALLOC_ARENA_MAX {args.malloc_arena_max or 'unset'}, tracemalloc "
+        + (f"{args.tracemalloc} frame(s) (its own memory counts in RSS)" if tracing else "off")
+    )
+    (t0, first), (t1, last) = memory.rss[0], memory.rss[-1]
+    middle = min(memory.rss, key=lambda sample: abs(sample[0] - t1 / 2))
+    minutes = max(t1 - t0, 1.0) / 60
+    for name in first:
+        for pid, end in sorted(last[name].items()):
+            start, half = first[name].get(pid, end), middle[1][name].get(pid, end)
+            peak = max(sample[name].get(pid, 0) for _, sample in memory.rss)
+            print(
+                f"  {name} worker {pid}: RSS {mib(start * 1024)} -> {mib(end * 1024)} MiB "
+                f"({(end - start) / 1024 / minutes:+.2f} MiB/min; second half "
+                f"{(end - half) / 1024 / max(t1 - middle[0], 1.0) * 60:+.2f} MiB/min), peak {mib(peak * 1024)} MiB"
+            )
+        step = max(1, len(memory.rss) // 10)
+        print(
+            f"  {name} RSS of all workers, MiB: "
+            + ", ".join(
+                f"{at:.0f} s {mib(sum(sample[name].values()) * 1024)}"
+                for at, sample in [*memory.rss[::step], memory.rss[-1]]
+            )
+        )
+    failures: list[str] = []
+    (since, opening), (_, closing) = memory.probes[memory.baseline], memory.probes[-1]
+    for name in opening:
+        growth: Counter[str] = Counter()
+        blocks: Counter[str] = Counter()
+        for pid, final in sorted(closing[name].items()):
+            times = [at for at, rounds in memory.probes if pid in rounds[name]]
+            series = [rounds[name][pid] for _, rounds in memory.probes if pid in rounds[name]]
+            print(
+                f"  {name} worker {pid} at {'/'.join(f'{at:.0f}' for at in times)} s: anonymous RSS "
+                f"{'/'.join(mib(f['rss_anon']) for f in series)} MiB, threads "
+                f"{'/'.join(str(f['threads']) for f in series)}; glibc arenas "
+                f"{'/'.join(str(f.get('arenas', '?')) for f in series)}, malloc in use "
+                f"{'/'.join(mib(f.get('malloc_in_use', 0)) for f in series)} MiB, free in its heaps "
+                f"{'/'.join(mib(f.get('malloc_free', 0)) for f in series)} MiB"
+                + (
+                    f"; traced {'/'.join(mib(f['traced']) for f in series)} MiB (tracemalloc's own "
+                    f"{mib(final['tracemalloc_overhead'])} MiB), this package's "
+                    f"{opening[name].get(pid, {}).get('ours', 0) / 1024:.0f} KiB at {since:.0f} s, "
+                    f"{final['ours'] / 1024:.0f} KiB at the end (bound: {OURS_BOUND / 1024:.0f} KiB more)"
+                    if tracing
+                    else ""
+                )
+            )
+            if not tracing:
+                continue
+            if pid not in opening[name]:
+                failures.append(f"no memory figures from {name} worker {pid} at {since:.0f} s")
+                continue
+            grew = final["ours"] - opening[name][pid]["ours"]
+            if grew > OURS_BOUND:
+                failures.append(
+                    f"{name} worker {pid}: this package's traced memory grew {grew / 1024:.0f} KiB "
+                    f"(bound {OURS_BOUND / 1024:.0f} KiB)"
+                )
+            for where, (size, count) in {
+                w: (s, c) for w, s, c in final["top_growth"] + final["top_growth_ours"]
+            }.items():
+                growth[where] += size
+                blocks[where] += count
+        if tracing:
+            print(f"  {name}, lines whose traced memory grew most from {since:.0f} s to the end (workers summed):")
+            for where, size in growth.most_common(8):
+                print(f"    {size / 1024:+9.1f} KiB {blocks[where]:+7d} blocks  {short_path(where)}")
+        missing = set(closing[name]) ^ set(memory.rss[-1][1][name])
+        if tracing and missing:
+            failures.append(f"no memory figures from {name} workers {sorted(missing)} at the end")
+    return failures
+
+
 def log_templates(logs: str) -> Counter[str]:
     """The extension's WARNING/ERROR lines (not its audit trail) with numbers and ids blanked, counted."""
     found: Counter[str] = Counter()
@@ -639,11 +757,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 @contextmanager
-def running(workers: int) -> Iterator[Fixture]:
+def running(workers: int, worker_env: dict[str, str]) -> Iterator[Fixture]:
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         fixture: Fixture | None = None
         try:
-            fixture = Fixture(Path(tmp), workers)
+            fixture = Fixture(Path(tmp), workers, worker_env)
             yield fixture
         finally:
             if fixture is not None:
@@ -651,28 +769,98 @@ def running(workers: int) -> Iterator[Fixture]:
 
 
 def warm_up(fixture: Fixture, traffic: Traffic) -> dict[int, float]:
-    """A few requests of each kind per server, so "RSS before" counts what the workers import lazily (svix on the
-    first webhook, the Backend API SDK on the first ``current_user``) and the change shows what the load added.
-    Returns the workers that answered a session token (they hold keys from then on) and when."""
-    session = requests.Session()
+    """Each kind of request until every worker has answered it, so "RSS before" counts what the workers import
+    lazily (svix on the first webhook, the Backend API SDK on the first ``current_user``) and the change shows
+    what the load added. Each request on a new connection (a kept-alive one would warm one gthread worker only),
+    as many at once per server as it has workers. Returns the workers that answered a session token (they hold
+    keys from then on) and when."""
     warm: dict[int, float] = {}
-    for server in fixture.servers:
-        for _ in range(4):
-            for kind in ("public", "valid", "api_key", "profile"):
-                path, headers, _ = traffic.request(kind)
-                response = session.get(
-                    server.url + path, headers={**client_headers(), **headers}, timeout=REQUEST_TIMEOUT
-                )
-                if kind == "valid" and response.status_code == 200:
-                    warm.setdefault(int(response.headers["X-Soak-Pid"]), time.monotonic())
+    # A user another worker fetched is in the Redis cache: the next worker's first current_user would not load
+    # the SDK. Each warm-up request of current_user names a user not asked for yet.
+    users = itertools.cycle(traffic.users)
+
+    def send(server: Gunicorn, kind: str) -> int:
+        if kind == "webhook":
             body, headers = fixture.issuer.sign_webhook(clerk_event("session.created"))  # no handler: ignored
-            session.post(
+            response = requests.post(
                 f"{server.url}/api/webhooks/clerk",
                 data=body,
-                headers={**client_headers(), **headers},
+                headers={**client_headers(), **headers, "Connection": "close"},
                 timeout=REQUEST_TIMEOUT,
             )
+        else:
+            path, headers, _ = traffic.request(kind, next(users) if kind == "profile" else None)
+            response = requests.get(
+                server.url + path,
+                headers={**client_headers(), **headers, "Connection": "close"},
+                timeout=REQUEST_TIMEOUT,
+            )
+        pid = int(response.headers["X-Soak-Pid"])
+        if kind == "valid" and response.status_code == 200:
+            warm.setdefault(pid, time.monotonic())
+        return pid
+
+    with ThreadPoolExecutor(max_workers=2 * len(fixture.servers)) as pool:
+        for kind in ("public", "valid", "api_key", "profile", "webhook"):
+            answered: dict[str, set[int]] = {server.name: set() for server in fixture.servers}
+            for _ in range(WARM_UP_TRIES):
+                todo = [s for s in fixture.servers if not set(s.workers()) <= answered[s.name]]
+                if not todo:
+                    break
+                asked = [server for server in todo for _ in server.workers()]
+                for server, pid in zip(asked, pool.map(send, asked, [kind] * len(asked)), strict=True):
+                    answered[server.name].add(pid)
     return warm
+
+
+def probe(server: Gunicorn, label: str, snapshot: str) -> dict[int, dict[str, Any]]:
+    """Every worker's ``/_soak/memory`` figures for round ``label``, asked on new connections until each worker
+    has answered (a worker asked twice in a round answers the same figures); ``snapshot``: ``"base"``,
+    ``"diff"`` or ``""`` (benchmarks/soak_app.py)."""
+    wanted = set(server.workers())
+    found: dict[int, dict[str, Any]] = {}
+    for _ in range(PROBE_TRIES):
+        if wanted <= set(found):
+            break
+        with suppress(requests.RequestException, ValueError, KeyError):
+            answer = requests.get(
+                f"{server.url}/_soak/memory",
+                params={"round": label, "snapshot": snapshot},
+                headers={"X-Forwarded-Proto": "https", "Connection": "close"},
+                timeout=REQUEST_TIMEOUT,
+            ).json()
+            found[int(answer["pid"])] = answer
+    return found
+
+
+@dataclass
+class Memory:
+    """Worker RSS every ``RSS_EVERY`` seconds and the workers' memory figures every ``PROBE_EVERY`` seconds (and
+    at the start and end of the load), per server; times in seconds from the start of the load."""
+
+    rss: list[tuple[float, dict[str, dict[int, int]]]] = field(default_factory=list)
+    probes: list[tuple[float, dict[str, dict[int, dict[str, Any]]]]] = field(default_factory=list)
+    baseline: int = 0  # the round whose tracemalloc snapshot growth counts from
+
+    def sample(self, fixture: Fixture, at: float, probing: bool, last: bool = False) -> None:
+        if probing:  # first: RSS then counts what a tracemalloc snapshot leaves behind
+            # Round 0 starts tracing; round 1 (a minute into the load, past the first fault cycle) is the
+            # baseline unless it is the last; the last one is compared with it. No snapshot in between.
+            rounds = len(self.probes)
+            snapshot = "diff" if last else "base" if rounds <= 1 else ""
+            if snapshot == "base":
+                self.baseline = rounds
+            self.probes.append((at, {s.name: probe(s, str(rounds), snapshot) for s in fixture.servers}))
+        self.rss.append((at, {s.name: s.workers() for s in fixture.servers}))
+
+
+def watch_memory(fixture: Fixture, memory: Memory, start: float, stop: threading.Event) -> None:
+    next_probe = start + PROBE_EVERY
+    while not stop.wait(RSS_EVERY):
+        now = time.monotonic()
+        memory.sample(fixture, now - start, now >= next_probe)
+        if now >= next_probe:
+            next_probe += PROBE_EVERY
 
 
 def main() -> int:
@@ -683,12 +871,26 @@ def main() -> int:
     parser.add_argument("--max-requests", type=int, default=2_000_000, help="request budget of the load threads")
     parser.add_argument("--log-lines", type=int, default=0, help="print the N most frequent log lines")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON line too")
+    parser.add_argument("--no-faults", action="store_true", help="the same load with every dependency healthy")
+    parser.add_argument("--malloc-arena-max", type=int, help="MALLOC_ARENA_MAX of the workers (glibc)")
+    parser.add_argument(
+        "--tracemalloc",
+        type=int,
+        metavar="FRAMES",
+        help=f"frames the workers' tracemalloc keeps, 0: off (default 1 from --duration {LONG_FORM:.0f} on, else 0)",
+    )
     args = parser.parse_args()
+    if args.tracemalloc is None:
+        args.tracemalloc = 1 if args.duration >= LONG_FORM else 0
+    worker_env = {"SOAK_TRACEMALLOC": str(args.tracemalloc)}
+    if args.malloc_arena_max is not None:
+        worker_env["MALLOC_ARENA_MAX"] = str(args.malloc_arena_max)
     began = time.monotonic()
-    with running(args.workers) as fixture:
+    with running(args.workers, worker_env) as fixture:
         traffic = Traffic(fixture)
         warm_since = warm_up(fixture, traffic)
-        rss_before = {s.name: s.workers() for s in fixture.servers}
+        memory = Memory()
+        memory.sample(fixture, 0.0, probing=True)
         shared = Shared()
         start = time.monotonic()
         phases = {"start-up": start - began}
@@ -702,23 +904,28 @@ def main() -> int:
             threading.Thread(target=webhook_thread, args=(fixture, shared, deadline, deadline + DRAIN_LIMIT))
             for _ in range(2)
         ]
+        watching = threading.Event()
+        threads.append(threading.Thread(target=watch_memory, args=(fixture, memory, start, watching), daemon=True))
         for thread in threads:
             thread.start()
         try:
-            schedule(fixture, shared, start, args.duration)
-            for thread in threads:
+            if not args.no_faults:
+                schedule(fixture, shared, start, args.duration)
+            for thread in threads[:-1]:
                 thread.join()
         finally:
             shared.stop_load.set()
+            watching.set()
+        threads[-1].join()
         phases["load + drain"] = time.monotonic() - start
-        rss_after = {s.name: s.workers() for s in fixture.servers}
+        memory.sample(fixture, time.monotonic() - start, probing=True, last=True)
         logs = "".join(s.log.read_text(errors="replace") for s in fixture.servers)
         runs = Counter(line.split()[0] for line in fixture.runs_file.read_text().splitlines() if line.strip())
         api_calls = len(fixture.api.calls)
         teardown = time.monotonic()
     phases["teardown"] = time.monotonic() - teardown
     phases["wall"] = time.monotonic() - began
-    return report(args, shared, warm_since, runs, logs, rss_before, rss_after, api_calls, phases)
+    return report(args, shared, warm_since, runs, logs, memory, api_calls, phases)
 
 
 def report(
@@ -727,11 +934,11 @@ def report(
     warm_since: dict[int, float],
     runs: Counter[str],
     logs: str,
-    rss_before: dict[str, dict[int, int]],
-    rss_after: dict[str, dict[int, int]],
+    memory: Memory,
     api_calls: int,
     phases: dict[str, float],
 ) -> int:
+    rss_before, rss_after = memory.rss[0][1], memory.rss[-1][1]
     results = sorted(shared.results, key=lambda r: r.end)
     for r in results:
         if r.kind in ("valid", "limited", "profile") and r.status == 200:
@@ -755,7 +962,10 @@ def report(
     twice_unexcused = [i for i in twice if i not in not_remembered]
     unacked = [i for i, d in shared.deliveries.items() if not d.acked]
     strangers = set(runs) - set(delivered)  # a run of an id never delivered: impossible unless the count is wrong
-    restarts = {name: sorted(set(rss_before[name]) - set(rss_after[name])) for name in rss_before}
+    restarts = {
+        name: sorted({pid for _, sample in memory.rss for pid in sample[name]} - set(rss_after[name]))
+        for name in rss_before
+    }
     latencies = [(r.end - r.start) * 1000 for r in results]
     kinds = Counter(r.kind for r in results)
     statuses = Counter(r.status for r in results)
@@ -771,7 +981,9 @@ def report(
         + ")"
     )
     print(
-        "faults: "
+        "faults: none (--no-faults)"
+        if args.no_faults
+        else "faults: "
         + "; ".join(
             f"{w.target} {w.name} at {w.start - results[0].start:.1f} s for {w.end - w.start:.1f} s"
             for w in shared.windows[:7]
@@ -803,6 +1015,7 @@ def report(
             f"worker RSS {name}: before {sum(before.values()) / 1024:.1f} MiB, after "
             f"{sum(after.values()) / 1024:.1f} MiB ({len(after)} workers); restarted: {len(restarts[name])}"
         )
+    memory_failures = memory_report(args, memory)
     print(
         f"Backend API calls: {api_calls}; extension log lines (audit trail aside): "
         + ", ".join(f"{k} {v}" for k, v in sorted(levels.items()))
@@ -819,6 +1032,7 @@ def report(
         f"{len(unacked)} webhook ids never acknowledged" if unacked else "",
         f"{len(strangers)} runs of ids never delivered" if strangers else "",
         f"worker restarts: {restarts}" if any(restarts.values()) else "",
+        *memory_failures,
     ]
     failures = [f for f in failures if f]
     if args.json:
