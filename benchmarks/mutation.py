@@ -45,6 +45,7 @@ TESTS: dict[str, list[str]] = {
         "tests/test_protection.py", "tests/test_handshake.py", "tests/test_conformance.py",
         "tests/test_leakguard_audit.py",
     ],
+    "jsvalues": ["tests/test_jsvalues.py", "tests/test_auth_message.py"],
     "extension": [
         "tests/test_protection.py", "tests/test_require.py", "tests/test_machine_tokens.py", "tests/test_jwks.py",
         "tests/test_leakguard_audit.py", "tests/test_webhooks.py", "tests/test_protection_shapes.py",

@@ -49,8 +49,6 @@ def js_number_string(number: float) -> str:
         return "NaN"
     if math.isinf(number):
         return "Infinity" if number > 0 else "-Infinity"
-    if number == 0:
-        return "0"
     if number < 0:
         return "-" + js_number_string(-number)
     _, shortest, exponent = Decimal(repr(number)).normalize().as_tuple()

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flask_clerk_security.jsvalues import UNDEFINED, js_json, js_string, js_utc_string
+from flask_clerk_security.jsvalues import UNDEFINED, js_json, js_number_string, js_string, js_utc_string
 
 from .oracle import run_node_raw
 
@@ -28,7 +28,7 @@ TEXTS = [
     '{"a":1,"a":2,"b":3}', '{"a":{"b":[1,"x",{"c":null}]}}', "[1e400,-0,0.5]", "[" * 900 + "]" * 900,
     '["RS256","JWT"]', '"https://clerk.example.com"', '"\\u00ff\\u0100"',
     "9007199254740992", "-9007199254740992", "9007199254740993", "9007199254740994", "18014398509481984", "-0.0",
-    "1e15", "100", "2.0", "-3",
+    "1e15", "100", "2.0", "-3", '" \\u00a0~\\u007f"', '"\\ud7ff\\ue000\\uffff"', '{"1":1,"0":2,"00":3,"b":4}',
 ]  # fmt: skip
 #: Times (ms) around the edges of JavaScript's dates: the epoch, year 0 and before, leap days, the ±8.64e15 limit.
 DATES = [
@@ -53,6 +53,13 @@ def test_values_are_written_as_node_writes_them(conformance_node: str) -> None:
         assert (js_json(value), js_string(value)) == (stringified, string), text[:80]
     for ms, utc in zip(dates, theirs["dates"], strict=True):
         assert js_utc_string(ms) == utc, ms
+
+
+def test_numbers_json_cannot_hold_are_written_as_javascript_writes_them() -> None:
+    """``String(NaN)``, ``String(Infinity)``: what a cookie's number arithmetic can give (``Number("x") + 1``)."""
+    assert [js_number_string(n) for n in (math.nan, math.inf, -math.inf, -0.0, -2.5e-7)] == [
+        "NaN", "Infinity", "-Infinity", "0", "-2.5e-7",
+    ]
 
 
 def test_undefined_as_a_template_literal_writes_it() -> None:
