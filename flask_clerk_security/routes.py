@@ -416,14 +416,20 @@ def pattern_to_regex(pattern: str) -> str:
         source = _translate(_compile_js(_to_code_units(pattern)))
         re.compile(source, _FLAGS)
     except (_PatternError, re.error) as exc:
-        try:
-            suggestion = _suggestion(pattern)
-        except _PatternError:
-            suggestion = None
-        fix = f"write {suggestion!r} ({_FIX})" if suggestion else _FIX
-        problem = "can never match" if isinstance(exc, _Unreachable) else "is not a valid Clerk route pattern"
-        raise ConfigurationError(f"CLERK_PUBLIC_ROUTES pattern {pattern!r} {problem} ({exc}). Fix: {fix}") from None
+        raise _refusal("CLERK_PUBLIC_ROUTES", pattern, exc) from None
     return source
+
+
+def _refusal(setting: str, pattern: str, exc: Exception) -> ConfigurationError:
+    """The error for a ``setting`` pattern Clerk refuses or that can never match, with the pattern Clerk's syntax
+    expects when there is an obvious one."""
+    try:
+        suggestion = _suggestion(pattern)
+    except _PatternError:
+        suggestion = None
+    fix = f"write {suggestion!r} ({_FIX})" if suggestion else _FIX
+    problem = "can never match" if isinstance(exc, _Unreachable) else "is not a valid Clerk route pattern"
+    return ConfigurationError(f"{setting} pattern {pattern!r} {problem} ({exc}). Fix: {fix}")
 
 
 # --------------------------------------------------------------------------------------------- request path
@@ -650,15 +656,7 @@ def _compile_with_keys(pattern: str, kind: str) -> tuple[re.Pattern[str], tuple[
         keys = tuple(token.name for token in tokens if isinstance(token, _Key) and token.pattern)
         regex = re.compile(_translate(_compile_js(_to_code_units(pattern))), _FLAGS)
     except (_PatternError, re.error) as exc:
-        try:
-            suggestion = _suggestion(pattern)
-        except _PatternError:
-            suggestion = None
-        fix = f"write {suggestion!r} ({_FIX})" if suggestion else _FIX
-        problem = "can never match" if isinstance(exc, _Unreachable) else "is not a valid Clerk route pattern"
-        raise ConfigurationError(
-            f"CLERK_ORGANIZATION_SYNC {kind} pattern {pattern!r} {problem} ({exc}). Fix: {fix}"
-        ) from None
+        raise _refusal(f"CLERK_ORGANIZATION_SYNC {kind}", pattern, exc) from None
     if kind == "organization" and not {"id", "slug"} & set(keys):
         # Clerk's matcher finds no organization in such a match and says nothing: the setting would do nothing.
         raise ConfigurationError(
